@@ -1,0 +1,254 @@
+"""Argument parsing shared by every public function: one place, one set of messages.
+
+Everything that can fail happens here or in the wrappers (``conv.py``,
+``pool.py``), before any compiled kernel runs.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+import os
+
+import numpy as np
+
+from cyconv import _openmp
+
+__all__ = [
+    "as_float_array",
+    "conv_output_size",
+    "parse_pair",
+    "parse_padding",
+    "resolve_num_threads",
+    "result_dtype",
+]
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def parse_pair(value, name, minimum=1):
+    """Parse an int or a pair of ints (height, width), each >= ``minimum``.
+
+    Parameters
+    ----------
+    value : int or (int, int)
+    name : str
+        Argument name, used in error messages.
+    minimum : int
+        Smallest value allowed.
+
+    Returns
+    -------
+    (int, int)
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is neither an int nor a pair of ints.
+    ValueError
+        If a value is below ``minimum``.
+    """
+    if _is_int(value):
+        pair = (int(value), int(value))
+    elif (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(_is_int(v) for v in value)):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints (height, width), "
+                        f"got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum} on both axes, got {value!r}")
+    return pair
+
+
+def _same_padding(n, f, s):
+    # TensorFlow/Keras: out = ceil(n / s); the total is split with the extra
+    # pixel (if any) at the end.
+    out = -(-n // s)
+    total = max((out - 1) * s + f - n, 0)
+    return (total // 2, total - total // 2)
+
+
+def parse_padding(padding, n_hw, f_hw, s_hw):
+    """Normalise ``padding`` to ``((top, bottom), (left, right))``.
+
+    Parameters
+    ----------
+    padding : int, (int, int), ((int, int), (int, int)), "valid" or "same"
+        ``(p_h, p_w)`` pads both sides of each axis; ``"same"`` follows
+        TensorFlow/Keras (``out = ceil(n / s)``, any odd pixel at the end).
+    n_hw, f_hw, s_hw : (int, int)
+        Input size, window size and stride, for ``"same"``.
+
+    Returns
+    -------
+    ((int, int), (int, int))
+
+    Raises
+    ------
+    TypeError
+        If ``padding`` has none of the forms above.
+    ValueError
+        For an unknown string or a negative amount.
+    """
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return ((0, 0), (0, 0))
+        if mode == "same":
+            return (_same_padding(n_hw[0], f_hw[0], s_hw[0]),
+                    _same_padding(n_hw[1], f_hw[1], s_hw[1]))
+        raise ValueError(f"padding must be 'valid' or 'same' when a string, got {padding!r}")
+    if _is_int(padding):
+        p = int(padding)
+        pads = ((p, p), (p, p))
+    elif isinstance(padding, (tuple, list)) and len(padding) == 2:
+        if all(_is_int(v) for v in padding):
+            pads = ((int(padding[0]),) * 2, (int(padding[1]),) * 2)
+        elif all(isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(u) for u in v)
+                 for v in padding):
+            pads = tuple((int(v[0]), int(v[1])) for v in padding)
+        else:
+            pads = None
+    else:
+        pads = None
+    if pads is None:
+        raise TypeError("padding must be an int, (p_h, p_w), ((top, bottom), (left, right)), "
+                        f"'valid' or 'same', got {padding!r}")
+    if min(pads[0] + pads[1]) < 0:
+        raise ValueError(f"padding must be >= 0 on every side, got {padding!r}")
+    return pads
+
+
+def conv_output_size(n, f, pad, s, axis, op):
+    """Output size ``floor((n + pad[0] + pad[1] - f) / s) + 1`` of one axis.
+
+    Raises
+    ------
+    ValueError
+        If the window does not fit in the padded input (output size < 1),
+        naming the axis and the sizes involved.
+    """
+    padded = n + pad[0] + pad[1]
+    if padded < f:
+        raise ValueError(
+            f"{op}: the window is larger than the padded input along {axis}: "
+            f"input {n} + padding {pad[0]}+{pad[1]} = {padded} < window {f}")
+    return (padded - f) // s + 1
+
+
+_FLOAT_KINDS = "fiub"
+
+
+def result_dtype(**arrays):
+    """The computation dtype for the named arrays: float32 or float64.
+
+    NumPy promotion of the float inputs (float32 with float64 gives
+    float64); integer and bool inputs promote to float64; float16 computes
+    in float32.
+
+    Raises
+    ------
+    TypeError
+        For complex, object, string or other non-real dtypes, naming the
+        argument.
+    """
+    dtypes = []
+    for name, a in arrays.items():
+        dt = a.dtype
+        if dt.kind not in _FLOAT_KINDS:
+            raise TypeError(f"{name} must hold real numbers (float, int or bool), "
+                            f"got dtype {dt}")
+        dtypes.append(dt if dt.kind == "f" else np.dtype(np.float64))
+    dt = np.result_type(*dtypes)
+    if dt == np.float32 or dt == np.float16:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def as_array(a, name, ndim=None):
+    """``np.asarray(a)`` with an error naming the argument and its ndim.
+
+    Raises
+    ------
+    TypeError
+        If ``a`` cannot be turned into a numeric array.
+    ValueError
+        If the array does not have ``ndim`` dimensions.
+    """
+    if not isinstance(a, np.ndarray):
+        try:
+            a = np.asarray(a)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} must be array-like, got {type(a).__name__}") from exc
+    if a.dtype.kind not in _FLOAT_KINDS:
+        raise TypeError(f"{name} must hold real numbers (float, int or bool), got dtype {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got {a.ndim}-D with shape {a.shape}")
+    return a
+
+
+def as_float_array(a, dtype):
+    """C-contiguous array of ``dtype``; copies only if needed, never in place."""
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _usable_cpus():
+    # CPUs this process may run on: its affinity mask, then any cgroup quota
+    # (containers often give fewer CPUs than the machine shows).
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:
+        n = os.cpu_count() or 1
+    quota = None
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:  # cgroup v2
+            q, period = f.read().split()[:2]
+            if q != "max":
+                quota = int(q) / int(period)
+    except (OSError, ValueError):
+        try:  # cgroup v1
+            with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+                q = int(f.read())
+            with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+                period = int(f.read())
+            if q > 0 and period > 0:
+                quota = q / period
+        except (OSError, ValueError):
+            pass
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, n)
+
+
+def effective_num_threads():
+    """Threads used when ``num_threads=None``.
+
+    ``OMP_NUM_THREADS`` (if set) and ``threadpoolctl.threadpool_limits``
+    decide through the OpenMP runtime; otherwise every usable core (the
+    process's CPU affinity and cgroup CPU quota).
+    """
+    n = _openmp.openmp_max_threads()
+    if "OMP_NUM_THREADS" not in os.environ:
+        n = min(n, _usable_cpus())
+    return max(1, n)
+
+
+def resolve_num_threads(num_threads):
+    """Validate ``num_threads`` (None or an int >= 1) and resolve None.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a non-integer or a value < 1.
+    """
+    if num_threads is None:
+        return effective_num_threads()
+    if not _is_int(num_threads):
+        raise TypeError(f"num_threads must be None or an int >= 1, got {num_threads!r}")
+    if num_threads < 1:
+        raise ValueError(f"num_threads must be None or an int >= 1, got {num_threads!r}")
+    return int(num_threads)

@@ -1,0 +1,207 @@
+"""2-D convolution, forward and backward: validate -> allocate -> call ``_conv``."""
+from __future__ import annotations
+
+import numpy as np
+
+from cyconv import _conv
+from cyconv._args import (
+    as_array,
+    as_float_array,
+    conv_output_size,
+    parse_pair,
+    parse_padding,
+    resolve_num_threads,
+    result_dtype,
+)
+
+__all__ = ["conv2d", "conv2d_backward"]
+
+
+def _geometry(op, x_shape, w_shape, stride, padding):
+    # Shared by forward and backward: (stride, pads, (o_h, o_w)).
+    m, n_h, n_w, c_in = x_shape
+    f_h, f_w, w_c_in, c_out = w_shape
+    if w_c_in != c_in:
+        raise ValueError(f"{op}: w has {w_c_in} input channels (w.shape[2]) but x has "
+                         f"{c_in} (x.shape[3]); w must be (f_h, f_w, C_in, C_out)")
+    if f_h < 1 or f_w < 1:
+        raise ValueError(f"{op}: w must have a kernel of at least 1x1, got shape {w_shape}")
+    s = parse_pair(stride, "stride")
+    pads = parse_padding(padding, (n_h, n_w), (f_h, f_w), s)
+    o_h = conv_output_size(n_h, f_h, pads[0], s[0], "height (axis 1)", op)
+    o_w = conv_output_size(n_w, f_w, pads[1], s[1], "width (axis 2)", op)
+    return s, pads, (o_h, o_w)
+
+
+def _bias(b, c_out, dtype):
+    if b is None:
+        return np.zeros(c_out, dtype=dtype)
+    b = as_array(b, "b")
+    if b.shape not in ((c_out,), (1, 1, 1, c_out)):
+        raise ValueError(f"b must have shape ({c_out},) or (1, 1, 1, {c_out}) to match "
+                         f"w's C_out={c_out}, got {b.shape}")
+    return as_float_array(b.reshape(c_out), dtype)
+
+
+def conv2d(x, w, b=None, *, stride=1, padding=0, out=None, num_threads=None):
+    """2-D convolution (cross-correlation, as in CNNs) of NHWC data.
+
+    Parameters
+    ----------
+    x : array_like, shape (m, n_H, n_W, C_in)
+        Input activations. Any memory layout; never modified.
+    w : array_like, shape (f_h, f_w, C_in, C_out)
+        Filters.
+    b : array_like, shape (C_out,) or (1, 1, 1, C_out), optional
+        Bias; none if omitted.
+    stride : int or (int, int), default 1
+        Step of the window along height and width, each >= 1.
+    padding : int, (int, int), ((int, int), (int, int)), "valid" or "same", default 0
+        Zero padding: on all sides, per axis ``(p_h, p_w)``, or explicitly
+        ``((top, bottom), (left, right))``. ``"same"`` follows TensorFlow/Keras:
+        ``out = ceil(n / s)``, odd totals put the extra pixel at the end.
+    out : ndarray, shape (m, n_H_out, n_W_out, C_out), optional
+        C-contiguous, writeable array of the result dtype to write into. It
+        must not share memory with any input (ValueError otherwise).
+    num_threads : int, optional
+        OpenMP threads; default every usable core (``OMP_NUM_THREADS``,
+        CPU affinity, cgroup quota and ``threadpoolctl`` limits honoured).
+
+    Returns
+    -------
+    z : ndarray, shape (m, n_H_out, n_W_out, C_out)
+        ``n_out = floor((n + p_begin + p_end - f) / s) + 1`` per axis. dtype
+        is the promotion of the inputs' float dtypes (float32 or float64;
+        integer and bool inputs compute in float64).
+
+    Raises
+    ------
+    TypeError
+        Non-numeric or complex input, bad ``stride``/``padding`` types.
+    ValueError
+        Wrong ndim, channel mismatch, window larger than the padded input,
+        stride < 1, negative padding, wrong bias length, bad ``out``.
+
+    Notes
+    -----
+    ``z[i, h, w, co] = sum_{kh, kw, ci} xpad[i, h*s_h + kh, w*s_w + kw, ci]
+    * w[kh, kw, ci, co] + b[co]``.
+
+    Examples
+    --------
+    >>> import numpy as np, cyconv
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> w = np.ones((3, 3, 1, 2))
+    >>> cyconv.conv2d(x, w, padding="same").shape
+    (1, 4, 4, 2)
+    >>> cyconv.conv2d(x, w)[0, :, :, 0]
+    array([[45., 54.],
+           [81., 90.]])
+    """
+    x = as_array(x, "x", 4)
+    w = as_array(w, "w", 4)
+    b_arr = None if b is None else as_array(b, "b")
+    dtype = result_dtype(x=x, w=w) if b_arr is None else result_dtype(x=x, w=w, b=b_arr)
+    s, pads, (o_h, o_w) = _geometry("conv2d", x.shape, w.shape, stride, padding)
+    m, c_out = x.shape[0], w.shape[3]
+    bias = _bias(b_arr, c_out, dtype)
+    shape = (m, o_h, o_w, c_out)
+    n_threads = resolve_num_threads(num_threads)
+    if out is None:
+        z = np.empty(shape, dtype=dtype)
+    else:
+        z = _check_out(out, shape, dtype, x=x, w=w, b=b_arr)
+    if z.size == 0:
+        return z
+    if x.size == 0:  # no input channels, or every window lies in the padding
+        z[...] = bias
+        return z
+    _conv.conv2d_forward(as_float_array(x, dtype), as_float_array(w, dtype), bias, z,
+                         s[0], s[1], pads[0][0], pads[1][0], n_threads)
+    return z
+
+
+def _check_out(out, shape, dtype, **inputs):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out must have shape {shape} and dtype {dtype}, "
+                         f"got shape {out.shape} and dtype {out.dtype}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be C-contiguous and writeable")
+    for name, a in inputs.items():
+        if a is not None and np.may_share_memory(out, a):
+            raise ValueError(f"out must not share memory with the input {name}")
+    return out
+
+
+def conv2d_backward(dz, x, w, *, stride=1, padding=0, num_threads=None):
+    """Gradients of :func:`conv2d` with respect to its input, filters and bias.
+
+    Parameters
+    ----------
+    dz : array_like, shape (m, n_H_out, n_W_out, C_out)
+        Gradient of the loss with respect to ``conv2d(x, w, b, ...)``.
+    x : array_like, shape (m, n_H, n_W, C_in)
+        The forward input.
+    w : array_like, shape (f_h, f_w, C_in, C_out)
+        The forward filters.
+    stride, padding, num_threads
+        As given to :func:`conv2d`.
+
+    Returns
+    -------
+    dx : ndarray, shape (m, n_H, n_W, C_in)
+    dw : ndarray, shape (f_h, f_w, C_in, C_out)
+    db : ndarray, shape (C_out,)
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d`; also if ``dz`` does not have the forward output's shape.
+
+    Notes
+    -----
+    ``dx[i, h*s_h + kh - p_t, w*s_w + kw - p_l, ci] += w[kh, kw, ci, co] * dz[i, h, w, co]``,
+    ``dw[kh, kw, ci, co] = sum_{i, h, w} xpad[i, h*s_h + kh, w*s_w + kw, ci] * dz[i, h, w, co]``,
+    ``db[co] = sum_{i, h, w} dz[i, h, w, co]``. Results are bitwise identical
+    for any ``num_threads``: the reductions run in an order fixed by the shapes.
+
+    Examples
+    --------
+    >>> import numpy as np, cyconv
+    >>> x, w = np.ones((2, 5, 5, 3)), np.ones((3, 3, 3, 4))
+    >>> dz = np.ones((2, 3, 3, 4))
+    >>> dx, dw, db = cyconv.conv2d_backward(dz, x, w)
+    >>> dx.shape, dw.shape, db.tolist()
+    ((2, 5, 5, 3), (3, 3, 3, 4), [18.0, 18.0, 18.0, 18.0])
+    """
+    dz = as_array(dz, "dz", 4)
+    x = as_array(x, "x", 4)
+    w = as_array(w, "w", 4)
+    dtype = result_dtype(dz=dz, x=x, w=w)
+    s, pads, (o_h, o_w) = _geometry("conv2d_backward", x.shape, w.shape, stride, padding)
+    m, c_out = x.shape[0], w.shape[3]
+    if dz.shape != (m, o_h, o_w, c_out):
+        raise ValueError(f"dz must have the forward output's shape {(m, o_h, o_w, c_out)}, "
+                         f"got {dz.shape}")
+    n_threads = resolve_num_threads(num_threads)
+    dx = np.zeros(x.shape, dtype=dtype)
+    dw = np.zeros(w.shape, dtype=dtype)
+    db = np.zeros(c_out, dtype=dtype)
+    if dz.size == 0 or x.size == 0:
+        if dz.size:  # C_in == 0: only db is non-trivial
+            db[:] = dz.sum(axis=(0, 1, 2), dtype=dtype)
+        return dx, dw, db
+    dz_c = as_float_array(dz, dtype)
+    x_c = as_float_array(x, dtype)
+    w_c = as_float_array(w, dtype)
+    # dx runs over input channels innermost: repack w once as (f_h, f_w, C_out, C_in).
+    wt = np.ascontiguousarray(w_c.transpose(0, 1, 3, 2))
+    _conv.conv2d_backward_dx(dz_c, wt, dx, s[0], s[1], pads[0][0], pads[1][0], n_threads)
+    chunks = _conv.dw_chunks(m * o_h)
+    dw_part = np.zeros((chunks,) + w.shape, dtype=dtype)
+    db_part = np.zeros((chunks, c_out), dtype=dtype)
+    _conv.conv2d_backward_dw(x_c, dz_c, dw_part, db_part, dw, db,
+                             s[0], s[1], pads[0][0], pads[1][0], n_threads)
+    return dx, dw, db

@@ -1,0 +1,241 @@
+"""Max and average pooling, forward and backward: validate -> allocate -> call ``_pool``."""
+from __future__ import annotations
+
+import numpy as np
+
+from cyconv import _pool
+from cyconv._args import (
+    as_array,
+    as_float_array,
+    conv_output_size,
+    parse_pair,
+    parse_padding,
+    resolve_num_threads,
+    result_dtype,
+)
+
+__all__ = [
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+]
+
+
+def _geometry(op, x_shape, pool_size, stride, padding):
+    # (pool (f_h, f_w), stride, pads, output shape) for an NHWC input shape.
+    m, n_h, n_w, c = x_shape
+    f = parse_pair(pool_size, "pool_size")
+    s = f if stride is None else parse_pair(stride, "stride")
+    pads = parse_padding(padding, (n_h, n_w), f, s)
+    o_h = conv_output_size(n_h, f[0], pads[0], s[0], "height (axis 1)", op)
+    o_w = conv_output_size(n_w, f[1], pads[1], s[1], "width (axis 2)", op)
+    return f, s, pads, (m, o_h, o_w, c)
+
+
+def _check_dp(dp, shape):
+    if dp.shape != shape:
+        raise ValueError(f"dp must have the forward output's shape {shape}, got {dp.shape}")
+
+
+def max_pool2d(x, pool_size, *, stride=None, padding=0, num_threads=None):
+    """Max pooling of NHWC data.
+
+    Parameters
+    ----------
+    x : array_like, shape (m, n_H, n_W, C)
+        Input. Any memory layout; never modified.
+    pool_size : int or (int, int)
+        Window height and width.
+    stride : int or (int, int), optional
+        Step of the window; defaults to ``pool_size``.
+    padding : int, (int, int), ((int, int), (int, int)), "valid" or "same", default 0
+        As for :func:`cyconv.conv2d`; padded positions count as -inf.
+    num_threads : int, optional
+        OpenMP threads; default every usable core.
+
+    Returns
+    -------
+    p : ndarray, shape (m, n_H_out, n_W_out, C)
+        float32 for float32 (and float16) input, float64 otherwise.
+
+    Notes
+    -----
+    ``p[i, h, w, c] = max_{kh, kw} xpad[i, h*s_h + kh, w*s_w + kw, c]``. A
+    window holding a NaN gives NaN. A window lying wholly in the padding
+    (only possible with padding >= pool_size) gives -inf.
+
+    Examples
+    --------
+    >>> import numpy as np, cyconv
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> cyconv.max_pool2d(x, 2)[0, :, :, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    x = as_array(x, "x", 4)
+    dtype = result_dtype(x=x)
+    f, s, pads, shape = _geometry("max_pool2d", x.shape, pool_size, stride, padding)
+    n_threads = resolve_num_threads(num_threads)
+    p = np.empty(shape, dtype=dtype)
+    if x.size == 0:  # every window lies in the padding (or there are none)
+        p.fill(-np.inf)
+    elif p.size:
+        _pool.max_pool2d_forward(as_float_array(x, dtype), p, f[0], f[1], s[0], s[1],
+                                 pads[0][0], pads[1][0], n_threads)
+    return p
+
+
+def max_pool2d_backward(dp, x, pool_size, *, stride=None, padding=0, num_threads=None):
+    """Gradient of :func:`max_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    dp : array_like, shape (m, n_H_out, n_W_out, C)
+        Gradient of the loss with respect to the pooled output.
+    x : array_like, shape (m, n_H, n_W, C)
+        The forward input (windows are recomputed from it).
+    pool_size, stride, padding, num_threads
+        As given to :func:`max_pool2d`.
+
+    Returns
+    -------
+    dx : ndarray, shape (m, n_H, n_W, C)
+
+    Notes
+    -----
+    Each window's gradient goes whole to its FIRST maximum in row-major
+    window order (as PyTorch and TensorFlow do), or to its first NaN if it
+    holds one. The notes' mask ``A == max(A)`` would instead give the full
+    gradient to every tied maximum (e.g. to all zeros of a window after a
+    ReLU); :mod:`cyconv.compat` keeps that rule for course code.
+
+    Examples
+    --------
+    >>> import numpy as np, cyconv
+    >>> x = np.zeros((1, 2, 2, 1))
+    >>> cyconv.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)[0, :, :, 0]
+    array([[1., 0.],
+           [0., 0.]])
+    """
+    return _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_ties=False)
+
+
+def _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_ties):
+    # all_ties=True gives the course's mask rule (used by cyconv.compat).
+    dp = as_array(dp, "dp", 4)
+    x = as_array(x, "x", 4)
+    dtype = result_dtype(dp=dp, x=x)
+    f, s, pads, shape = _geometry("max_pool2d_backward", x.shape, pool_size, stride, padding)
+    _check_dp(dp, shape)
+    n_threads = resolve_num_threads(num_threads)
+    dx = np.zeros(x.shape, dtype=dtype)
+    if dp.size and x.size:
+        c = x.shape[3]
+        best = np.empty((n_threads, c), dtype=dtype)
+        arg = np.empty((n_threads, c), dtype=np.intp)
+        _pool.max_pool2d_backward(as_float_array(x, dtype), as_float_array(dp, dtype), dx,
+                                  best, arg, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                  all_ties, n_threads)
+    return dx
+
+
+def avg_pool2d(x, pool_size, *, stride=None, padding=0, count_include_pad=True,
+               num_threads=None):
+    """Average pooling of NHWC data.
+
+    Parameters
+    ----------
+    x : array_like, shape (m, n_H, n_W, C)
+        Input. Any memory layout; never modified.
+    pool_size : int or (int, int)
+        Window height and width.
+    stride : int or (int, int), optional
+        Step of the window; defaults to ``pool_size``.
+    padding : int, (int, int), ((int, int), (int, int)), "valid" or "same", default 0
+        As for :func:`cyconv.conv2d`; padded positions are zeros.
+    count_include_pad : bool, default True
+        Divide by ``f_h * f_w`` (padding zeros count, as in PyTorch), or, if
+        False, by the number of input elements in the window (a window with
+        none gives 0).
+    num_threads : int, optional
+        OpenMP threads; default every usable core.
+
+    Returns
+    -------
+    p : ndarray, shape (m, n_H_out, n_W_out, C)
+
+    Notes
+    -----
+    ``p[i, h, w, c] = sum_{kh, kw} xpad[i, h*s_h + kh, w*s_w + kw, c] / count``.
+
+    Examples
+    --------
+    >>> import numpy as np, cyconv
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> cyconv.avg_pool2d(x, 2)[0, :, :, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
+    x = as_array(x, "x", 4)
+    dtype = result_dtype(x=x)
+    f, s, pads, shape = _geometry("avg_pool2d", x.shape, pool_size, stride, padding)
+    n_threads = resolve_num_threads(num_threads)
+    p = np.zeros(shape, dtype=dtype)
+    if p.size and x.size:
+        _pool.avg_pool2d_forward(as_float_array(x, dtype), p, f[0], f[1], s[0], s[1],
+                                 pads[0][0], pads[1][0], bool(count_include_pad), n_threads)
+    return p
+
+
+def _check_shape(x_shape):
+    try:
+        shape = tuple(int(v) for v in x_shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"x_shape must be a tuple of 4 ints, got {x_shape!r}") from None
+    if len(shape) != 4 or min(shape) < 0:
+        raise ValueError(f"x_shape must be 4 non-negative ints (m, n_H, n_W, C), got {x_shape!r}")
+    return shape
+
+
+def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
+                        count_include_pad=True, num_threads=None):
+    """Gradient of :func:`avg_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    dp : array_like, shape (m, n_H_out, n_W_out, C)
+        Gradient of the loss with respect to the pooled output.
+    x_shape : tuple of 4 ints
+        Shape ``(m, n_H, n_W, C)`` of the forward input.
+    pool_size, stride, padding, count_include_pad, num_threads
+        As given to :func:`avg_pool2d`.
+
+    Returns
+    -------
+    dx : ndarray, shape x_shape
+        dtype of ``dp`` (float32 or float64).
+
+    Notes
+    -----
+    Each window spreads ``dp / count`` evenly over its input elements.
+
+    Examples
+    --------
+    >>> import numpy as np, cyconv
+    >>> cyconv.avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 2, 2, 1), 2)[0, :, :, 0]
+    array([[0.25, 0.25],
+           [0.25, 0.25]])
+    """
+    dp = as_array(dp, "dp", 4)
+    dtype = result_dtype(dp=dp)
+    x_shape = _check_shape(x_shape)
+    f, s, pads, shape = _geometry("avg_pool2d_backward", x_shape, pool_size, stride, padding)
+    _check_dp(dp, shape)
+    n_threads = resolve_num_threads(num_threads)
+    if dp.size == 0 or 0 in x_shape:
+        return np.zeros(x_shape, dtype=dtype)
+    dx = np.empty(x_shape, dtype=dtype)
+    _pool.avg_pool2d_backward(as_float_array(dp, dtype), dx, f[0], f[1], s[0], s[1],
+                              pads[0][0], pads[1][0], bool(count_include_pad), n_threads)
+    return dx
