@@ -1,0 +1,580 @@
+"""Plain NumPy convolution and pooling: the definition of truth.
+
+The loops follow the course notes (Deep Learning Notes C4W1): one Python loop
+per batch element ``i``, output row ``h`` and output column ``w`` (``oh`` and
+``ow`` in the code, as ``w`` names the filters), with NumPy doing the channel
+arithmetic inside the loop. Nothing here is fast; everything here is meant to
+be obviously right. The compiled kernels are tested against these functions.
+
+This module imports nothing from the ``cyconv`` package, so a bug in the
+package's argument parsing cannot hide itself by also appearing here.
+
+Conventions
+-----------
+* Activations are NHWC, ``(m, n_H, n_W, n_C)``; filters are
+  ``(f_h, f_w, C_in, C_out)``; biases are ``(C_out,)`` or ``(1, 1, 1, C_out)``.
+* ``stride`` and ``pool_size`` are an int or a pair ``(h, w)``; a pool's
+  ``stride=None`` means ``stride = pool_size``.
+* ``padding`` is an int ``p`` (all sides), ``(p_h, p_w)``,
+  ``((top, bottom), (left, right))``, ``"valid"`` or ``"same"`` (the
+  TensorFlow rule: ``out = ceil(n / s)``, the extra pixel goes at the end).
+* Per spatial axis the output size is
+  ``floor((n + p_begin + p_end - f) / s) + 1``.
+* Results have the ``np.result_type`` of the inputs; integer and bool inputs
+  are computed in float64.
+"""
+
+import operator
+
+import numpy as np
+
+__all__ = [
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+]
+
+
+# --------------------------------------------------------------------------
+# Argument parsing (deliberately a separate copy of the package's rules)
+# --------------------------------------------------------------------------
+
+def _int(value, name):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _pair(value, name):
+    """An int or an ``(h, w)`` pair of positive ints -> ``(h, w)``."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
+        pair = (_int(value[0], name), _int(value[1], name))
+    else:
+        pair = (_int(value, name),) * 2
+    if min(pair) < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return pair
+
+
+def _padding(padding, n_H, n_W, f_h, f_w, s_h, s_w):
+    """Any accepted padding form -> ``((top, bottom), (left, right))``."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            return (_same(n_H, f_h, s_h), _same(n_W, f_w, s_w))
+        raise ValueError(f"padding must be 'valid' or 'same' when a string, got {padding!r}")
+    if isinstance(padding, (tuple, list)):
+        if len(padding) != 2:
+            raise ValueError(f"padding must have 2 entries (height, width), got {padding!r}")
+        if all(isinstance(p, (tuple, list)) for p in padding):
+            if any(len(p) != 2 for p in padding):
+                raise ValueError(
+                    f"padding must be ((top, bottom), (left, right)), got {padding!r}")
+            pads = tuple((_int(p[0], "padding"), _int(p[1], "padding")) for p in padding)
+        else:
+            p_h, p_w = (_int(p, "padding") for p in padding)
+            pads = ((p_h, p_h), (p_w, p_w))
+    else:
+        p = _int(padding, "padding")
+        pads = ((p, p), (p, p))
+    if min(pads[0] + pads[1]) < 0:
+        raise ValueError(f"padding must be >= 0 on every side, got {padding!r}")
+    return pads
+
+
+def _same(n, f, s):
+    """TensorFlow/Keras 'same' padding of one axis -> ``(begin, end)``."""
+    out = -(-n // s)  # ceil(n / s)
+    total = max((out - 1) * s + f - n, 0)
+    return total // 2, total - total // 2
+
+
+def _out_size(n, f, s, pads, axis):
+    begin, end = pads
+    if n + begin + end < f:
+        raise ValueError(
+            f"the padded input {axis} ({n} + {begin} + {end}) is smaller than the window ({f})")
+    return (n + begin + end - f) // s + 1
+
+
+def _dtype(*arrays):
+    """Common float dtype of the inputs; integers and bools compute in float64."""
+    dtype = np.result_type(*arrays)
+    if dtype.kind in "biu":
+        return np.dtype(np.float64)
+    return dtype
+
+
+def _as_4d(a, name):
+    a = np.asarray(a)
+    if a.ndim != 4:
+        raise ValueError(f"{name} must be 4-D, got shape {a.shape}")
+    return a
+
+
+def _geometry(x_shape, f_h, f_w, stride, padding):
+    """Shared shape logic: returns ``(s_h, s_w), pads, (n_H_out, n_W_out)``."""
+    _, n_H, n_W, _ = x_shape
+    s_h, s_w = _pair(stride, "stride")
+    pads = _padding(padding, n_H, n_W, f_h, f_w, s_h, s_w)
+    out = (_out_size(n_H, f_h, s_h, pads[0], "height"),
+           _out_size(n_W, f_w, s_w, pads[1], "width"))
+    return (s_h, s_w), pads, out
+
+
+def _check_grad_shape(g, expected, name):
+    if g.shape != expected:
+        raise ValueError(f"{name} must have the forward output's shape {expected}, got {g.shape}")
+
+
+# --------------------------------------------------------------------------
+# Convolution
+# --------------------------------------------------------------------------
+
+def conv2d(x, w, b=None, *, stride=1, padding=0):
+    r"""2-D convolution (cross-correlation, as in the notes) of NHWC input.
+
+    Parameters
+    ----------
+    x : array_like, shape (m, n_H_prev, n_W_prev, C_in)
+        Input activations.
+    w : array_like, shape (f_h, f_w, C_in, C_out)
+        Filters.
+    b : array_like, shape (C_out,) or (1, 1, 1, C_out), optional
+        Bias added to every output position; ``None`` means no bias.
+    stride : int or (int, int), default 1
+        Step ``(s_h, s_w)`` of the window.
+    padding : int, (int, int), ((int, int), (int, int)), 'valid' or 'same'
+        Zero padding: ``p`` on all sides, ``(p_h, p_w)`` on both sides of each
+        axis, ``((top, bottom), (left, right))``, none, or TensorFlow's 'same'.
+
+    Returns
+    -------
+    z : ndarray, shape (m, n_H, n_W, C_out)
+        ``n_H = floor((n_H_prev + top + bottom - f_h) / s_h) + 1``, likewise
+        ``n_W``. The dtype is the result type of ``x``, ``w`` and ``b``
+        (float64 for integer inputs).
+
+    Raises
+    ------
+    ValueError
+        If shapes disagree, stride < 1, padding < 0, or the window is larger
+        than the padded input.
+
+    Notes
+    -----
+    With ``xpad`` the zero-padded input,
+
+    .. math::
+
+        z[i, h, w, c_o] = \sum_{k_h, k_w, c_i}
+            xpad[i, h s_h + k_h, w s_w + k_w, c_i] \, w[k_h, k_w, c_i, c_o] + b[c_o]
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> w = np.ones((2, 2, 1, 1))
+    >>> conv2d(x, w, stride=2)[0, :, :, 0]
+    array([[10., 18.],
+           [42., 50.]])
+    """
+    x = _as_4d(x, "x")
+    w = _as_4d(w, "w")
+    m, n_H_prev, n_W_prev, C_in = x.shape
+    f_h, f_w, w_C_in, C_out = w.shape
+    if w_C_in != C_in:
+        raise ValueError(f"w must have C_in = x.shape[3] = {C_in} input channels, got {w_C_in}")
+    arrays = (x, w)
+    if b is not None:
+        b = np.asarray(b)
+        if b.shape not in ((C_out,), (1, 1, 1, C_out)):
+            raise ValueError(f"b must have shape ({C_out},) or (1, 1, 1, {C_out}), got {b.shape}")
+        arrays += (b,)
+    dtype = _dtype(*arrays)
+    (s_h, s_w), pads, (n_H, n_W) = _geometry(x.shape, f_h, f_w, stride, padding)
+
+    x_pad = np.pad(x.astype(dtype, copy=False), ((0, 0),) + pads + ((0, 0),))
+    w = w.astype(dtype, copy=False)
+    z = np.zeros((m, n_H, n_W, C_out), dtype=dtype)
+    for i in range(m):
+        for oh in range(n_H):
+            for ow in range(n_W):
+                hs, ws = oh * s_h, ow * s_w
+                a_slice = x_pad[i, hs:hs + f_h, ws:ws + f_w, :]
+                z[i, oh, ow, :] = np.tensordot(a_slice, w, axes=3)
+    if b is not None:
+        z += b.reshape(C_out).astype(dtype, copy=False)
+    return z
+
+
+def conv2d_backward(dz, x, w, *, stride=1, padding=0):
+    r"""Gradients of :func:`conv2d` with respect to its input, filters and bias.
+
+    Parameters
+    ----------
+    dz : array_like, shape (m, n_H, n_W, C_out)
+        Gradient of the loss with respect to the output ``z``.
+    x : array_like, shape (m, n_H_prev, n_W_prev, C_in)
+        The forward input.
+    w : array_like, shape (f_h, f_w, C_in, C_out)
+        The forward filters.
+    stride, padding
+        As in :func:`conv2d`.
+
+    Returns
+    -------
+    dx : ndarray, shape (m, n_H_prev, n_W_prev, C_in)
+    dw : ndarray, shape (f_h, f_w, C_in, C_out)
+    db : ndarray, shape (C_out,)
+        All three have the result type of ``dz``, ``x`` and ``w`` (float64 for
+        integer inputs).
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv2d`, or if ``dz`` does not have the forward output shape.
+
+    Notes
+    -----
+    Every output position scatters back through the window it read:
+
+    .. math::
+
+        dxpad[i, h s_h + k_h, w s_w + k_w, c_i] \mathrel{+}=
+            \sum_{c_o} w[k_h, k_w, c_i, c_o] \, dz[i, h, w, c_o]
+
+        dw[k_h, k_w, c_i, c_o] = \sum_{i, h, w}
+            xpad[i, h s_h + k_h, w s_w + k_w, c_i] \, dz[i, h, w, c_o]
+
+        db[c_o] = \sum_{i, h, w} dz[i, h, w, c_o]
+
+    and ``dx`` is ``dxpad`` with the padding cut off.
+
+    Examples
+    --------
+    >>> x = np.arange(9.0).reshape(1, 3, 3, 1)
+    >>> w = np.ones((2, 2, 1, 1))
+    >>> dx, dw, db = conv2d_backward(np.ones((1, 2, 2, 1)), x, w)
+    >>> dx[0, :, :, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    >>> dw[:, :, 0, 0], db
+    (array([[ 8., 12.],
+           [20., 24.]]), array([4.]))
+    """
+    dz = _as_4d(dz, "dz")
+    x = _as_4d(x, "x")
+    w = _as_4d(w, "w")
+    m, n_H_prev, n_W_prev, C_in = x.shape
+    f_h, f_w, w_C_in, C_out = w.shape
+    if w_C_in != C_in:
+        raise ValueError(f"w must have C_in = x.shape[3] = {C_in} input channels, got {w_C_in}")
+    dtype = _dtype(dz, x, w)
+    (s_h, s_w), pads, (n_H, n_W) = _geometry(x.shape, f_h, f_w, stride, padding)
+    _check_grad_shape(dz, (m, n_H, n_W, C_out), "dz")
+
+    dz = dz.astype(dtype, copy=False)
+    w = w.astype(dtype, copy=False)
+    x_pad = np.pad(x.astype(dtype, copy=False), ((0, 0),) + pads + ((0, 0),))
+    dx_pad = np.zeros_like(x_pad)
+    dw = np.zeros((f_h, f_w, C_in, C_out), dtype=dtype)
+    for i in range(m):
+        for oh in range(n_H):
+            for ow in range(n_W):
+                hs, ws = oh * s_h, ow * s_w
+                g = dz[i, oh, ow, :]
+                dx_pad[i, hs:hs + f_h, ws:ws + f_w, :] += w @ g
+                dw += x_pad[i, hs:hs + f_h, ws:ws + f_w, :, None] * g
+    db = dz.sum(axis=(0, 1, 2))
+    (top, _), (left, _) = pads
+    dx = dx_pad[:, top:top + n_H_prev, left:left + n_W_prev, :].copy()
+    return dx, dw, db
+
+
+# --------------------------------------------------------------------------
+# Max pooling
+# --------------------------------------------------------------------------
+
+def max_pool2d(x, pool_size, *, stride=None, padding=0):
+    r"""2-D max pooling of NHWC input, each channel separately.
+
+    Parameters
+    ----------
+    x : array_like, shape (m, n_H_prev, n_W_prev, n_C)
+        Input activations.
+    pool_size : int or (int, int)
+        Window size ``(f_h, f_w)``.
+    stride : int or (int, int), optional
+        Step of the window; ``None`` (default) means ``pool_size``.
+    padding : int, (int, int), ((int, int), (int, int)), 'valid' or 'same'
+        As in :func:`conv2d`; padded positions count as ``-inf``.
+
+    Returns
+    -------
+    p : ndarray, shape (m, n_H, n_W, n_C)
+        Window maxima, with the result type of ``x`` (float64 for integer
+        input). A window holding a NaN gives NaN; a window lying entirely in
+        the padding gives ``-inf``.
+
+    Raises
+    ------
+    ValueError
+        If pool_size or stride < 1, padding < 0, or the window is larger than
+        the padded input.
+
+    Notes
+    -----
+    .. math::
+
+        p[i, h, w, c] = \max_{k_h, k_w} xpad[i, h s_h + k_h, w s_w + k_w, c]
+
+    with ``xpad`` padded by ``-inf``, so padding is never selected over a real
+    value.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 3.0, 2.0, 9.0, 5.0, 4.0]).reshape(1, 1, 6, 1)
+    >>> max_pool2d(x, (1, 2))[0, 0, :, 0]
+    array([3., 9., 5.])
+    """
+    x = _as_4d(x, "x")
+    dtype = _dtype(x)
+    x = x.astype(dtype, copy=False)
+    p = np.empty(_pool_output_shape(x.shape, pool_size, stride, padding), dtype=dtype)
+    for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding):
+        a_slice = x[i, rows, cols, :].reshape(-1, x.shape[3])
+        if a_slice.shape[0] == 0:
+            p[i, oh, ow, :] = -np.inf
+        else:
+            p[i, oh, ow, :] = a_slice[np.argmax(a_slice, axis=0), np.arange(x.shape[3])]
+    return p
+
+
+def max_pool2d_backward(dp, x, pool_size, *, stride=None, padding=0):
+    """Gradient of :func:`max_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    dp : array_like, shape (m, n_H, n_W, n_C)
+        Gradient of the loss with respect to the pooled output.
+    x : array_like, shape (m, n_H_prev, n_W_prev, n_C)
+        The forward input.
+    pool_size, stride, padding
+        As in :func:`max_pool2d`.
+
+    Returns
+    -------
+    dx : ndarray, shape (m, n_H_prev, n_W_prev, n_C)
+        With the result type of ``dp`` and ``x`` (float64 for integer inputs).
+
+    Raises
+    ------
+    ValueError
+        As :func:`max_pool2d`, or if ``dp`` does not have the forward output
+        shape.
+
+    Notes
+    -----
+    Each ``dp[i, h, w, c]`` goes to exactly one input element: the first
+    maximum, in row-major window order, among the window's real (non-padding)
+    elements, or the first NaN if the window holds one (``np.argmax`` over the
+    flattened window), as in PyTorch and TensorFlow. A window lying entirely
+    in the padding passes no gradient. Unlike the notes' mask
+    ``A == max(A)``, tied maxima do not all receive the gradient.
+
+    Examples
+    --------
+    >>> x = np.zeros((1, 2, 2, 1))
+    >>> max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)[0, :, :, 0]
+    array([[1., 0.],
+           [0., 0.]])
+    """
+    dp = _as_4d(dp, "dp")
+    x = _as_4d(x, "x")
+    dtype = _dtype(dp, x)
+    _check_grad_shape(dp, _pool_output_shape(x.shape, pool_size, stride, padding), "dp")
+    dp = dp.astype(dtype, copy=False)
+    n_C = x.shape[3]
+    channels = np.arange(n_C)
+    dx = np.zeros(x.shape, dtype=dtype)
+    for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding):
+        a_slice = x[i, rows, cols, :]
+        n_rows, n_cols = a_slice.shape[:2]
+        if n_rows * n_cols == 0:
+            continue
+        k = np.argmax(a_slice.reshape(-1, n_C), axis=0)
+        # Accumulate: with overlapping windows one element can be the max of several.
+        dx[i, rows.start + k // n_cols, cols.start + k % n_cols, channels] += dp[i, oh, ow, :]
+    return dx
+
+
+# --------------------------------------------------------------------------
+# Average pooling
+# --------------------------------------------------------------------------
+
+def avg_pool2d(x, pool_size, *, stride=None, padding=0, count_include_pad=True):
+    r"""2-D average pooling of NHWC input, each channel separately.
+
+    Parameters
+    ----------
+    x : array_like, shape (m, n_H_prev, n_W_prev, n_C)
+        Input activations.
+    pool_size : int or (int, int)
+        Window size ``(f_h, f_w)``.
+    stride : int or (int, int), optional
+        Step of the window; ``None`` (default) means ``pool_size``.
+    padding : int, (int, int), ((int, int), (int, int)), 'valid' or 'same'
+        As in :func:`conv2d`; padded positions count as zero.
+    count_include_pad : bool, default True
+        Divide by ``f_h * f_w`` (True) or by the number of real, non-padding
+        elements in the window (False).
+
+    Returns
+    -------
+    p : ndarray, shape (m, n_H, n_W, n_C)
+        Window means, with the result type of ``x`` (float64 for integer
+        input). With ``count_include_pad=False`` a window lying entirely in
+        the padding gives 0.
+
+    Raises
+    ------
+    ValueError
+        If pool_size or stride < 1, padding < 0, or the window is larger than
+        the padded input.
+
+    Notes
+    -----
+    .. math::
+
+        p[i, h, w, c] = \frac{1}{N_{hw}} \sum_{k_h, k_w}
+            xpad[i, h s_h + k_h, w s_w + k_w, c]
+
+    with ``xpad`` zero-padded and ``N_hw = f_h f_w`` or the number of real
+    elements in window ``(h, w)``.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 4, 1)
+    >>> avg_pool2d(x, (1, 2), padding=(0, 1))[0, 0, :, 0]
+    array([0.5, 2.5, 2. ])
+    >>> avg_pool2d(x, (1, 2), padding=(0, 1), count_include_pad=False)[0, 0, :, 0]
+    array([1. , 2.5, 4. ])
+    """
+    x = _as_4d(x, "x")
+    dtype = _dtype(x)
+    x = x.astype(dtype, copy=False)
+    p = np.zeros(_pool_output_shape(x.shape, pool_size, stride, padding), dtype=dtype)
+    f_h, f_w = _pair(pool_size, "pool_size")
+    for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding):
+        a_slice = x[i, rows, cols, :]
+        count = f_h * f_w if count_include_pad else a_slice.shape[0] * a_slice.shape[1]
+        if count > 0:
+            p[i, oh, ow, :] = a_slice.sum(axis=(0, 1)) / count
+    return p
+
+
+def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
+                        count_include_pad=True):
+    r"""Gradient of :func:`avg_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    dp : array_like, shape (m, n_H, n_W, n_C)
+        Gradient of the loss with respect to the pooled output.
+    x_shape : tuple of 4 ints
+        Shape ``(m, n_H_prev, n_W_prev, n_C)`` of the forward input (its
+        values are not needed).
+    pool_size, stride, padding, count_include_pad
+        As in :func:`avg_pool2d`.
+
+    Returns
+    -------
+    dx : ndarray, shape x_shape
+        With the result type of ``dp`` (float64 for integer input).
+
+    Raises
+    ------
+    ValueError
+        As :func:`avg_pool2d`, or if ``x_shape`` is not 4 ints or ``dp`` does
+        not have the forward output shape.
+
+    Notes
+    -----
+    Each window spreads its gradient evenly over its real elements:
+
+    .. math::
+
+        dx[i, h s_h + k_h - top, w s_w + k_w - left, c] \mathrel{+}=
+            \frac{dp[i, h, w, c]}{N_{hw}}
+
+    for every ``(k_h, k_w)`` that lands on a real element; the share of the
+    padded positions is dropped.
+
+    Examples
+    --------
+    >>> dp = np.ones((1, 1, 3, 1))
+    >>> avg_pool2d_backward(dp, (1, 1, 4, 1), (1, 2), padding=(0, 1))[0, 0, :, 0]
+    array([0.5, 0.5, 0.5, 0.5])
+    """
+    dp = _as_4d(dp, "dp")
+    x_shape = tuple(_int(n, "x_shape") for n in x_shape)
+    if len(x_shape) != 4:
+        raise ValueError(f"x_shape must be (m, n_H_prev, n_W_prev, n_C), got {x_shape}")
+    dtype = _dtype(dp)
+    _check_grad_shape(dp, _pool_output_shape(x_shape, pool_size, stride, padding), "dp")
+    dp = dp.astype(dtype, copy=False)
+    f_h, f_w = _pair(pool_size, "pool_size")
+    dx = np.zeros(x_shape, dtype=dtype)
+    for i, oh, ow, rows, cols in _pool_windows(x_shape, pool_size, stride, padding):
+        n_rows = rows.stop - rows.start
+        n_cols = cols.stop - cols.start
+        count = f_h * f_w if count_include_pad else n_rows * n_cols
+        if n_rows > 0 and n_cols > 0:
+            dx[i, rows, cols, :] += dp[i, oh, ow, :] / count
+    return dx
+
+
+# --------------------------------------------------------------------------
+# Pooling helpers
+# --------------------------------------------------------------------------
+
+def _pool_geometry(x_shape, pool_size, stride, padding):
+    f_h, f_w = _pair(pool_size, "pool_size")
+    strides, pads, out = _geometry(x_shape, f_h, f_w,
+                                   (f_h, f_w) if stride is None else stride, padding)
+    return (f_h, f_w), strides, pads, out
+
+
+def _pool_output_shape(x_shape, pool_size, stride, padding):
+    _, _, _, (n_H, n_W) = _pool_geometry(x_shape, pool_size, stride, padding)
+    return (x_shape[0], n_H, n_W, x_shape[3])
+
+
+def _pool_windows(x_shape, pool_size, stride, padding):
+    """Yield ``(i, oh, ow, rows, cols)`` for every output position, in order.
+
+    ``rows`` and ``cols`` slice the unpadded input: the window clipped to the
+    real elements, so padding never appears in it. They are empty
+    (``start == stop``) when the window lies entirely in the padding.
+    """
+    (f_h, f_w), (s_h, s_w), ((top, _), (left, _)), (n_H, n_W) = _pool_geometry(
+        x_shape, pool_size, stride, padding)
+    m, n_H_prev, n_W_prev, _ = x_shape
+    for i in range(m):
+        for oh in range(n_H):
+            h0 = oh * s_h - top
+            r0, r1 = min(max(h0, 0), n_H_prev), min(max(h0 + f_h, 0), n_H_prev)
+            for ow in range(n_W):
+                w0 = ow * s_w - left
+                c0, c1 = min(max(w0, 0), n_W_prev), min(max(w0 + f_w, 0), n_W_prev)
+                yield i, oh, ow, slice(r0, r1), slice(c0, c1)

@@ -1,0 +1,30 @@
+"""Shared fixtures: tolerances per dtype and the memory layouts every kernel must accept."""
+import numpy as np
+import pytest
+
+# Kernels and reference sum in different orders; these bounds allow for that
+# rounding and nothing more (relative to values of order 1-10).
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def assert_close(actual, desired, dtype):
+    assert actual.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(actual, desired, **TOL[dtype])
+
+
+def layouts(a):
+    """The same values as ``a`` in other memory layouts (name, array)."""
+    yield "fortran", np.asfortranarray(a)
+    big = np.zeros((a.shape[0] * 2,) + tuple(n * 2 for n in a.shape[1:]), dtype=a.dtype)
+    big[::2, ::2, ::2, ::2] = a
+    yield "strided", big[::2, ::2, ::2, ::2]
+    rev = np.ascontiguousarray(a[::-1, ::-1, ::-1, ::-1])
+    yield "negative-strides", rev[::-1, ::-1, ::-1, ::-1]
+    ro = a.copy()
+    ro.flags.writeable = False
+    yield "read-only", ro
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    return request.param
