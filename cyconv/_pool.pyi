@@ -1,0 +1,23 @@
+# Type stub for the compiled module cyconv._pool (see _pool.pyx for the docs).
+import numpy as np
+import numpy.typing as npt
+
+_F = np.float32 | np.float64
+
+def max_pool2d_forward(
+    x: npt.NDArray[_F], p: npt.NDArray[_F], f_h: int, f_w: int,
+    s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
+) -> None: ...
+def max_pool2d_backward(
+    x: npt.NDArray[_F], dp: npt.NDArray[_F], dx: npt.NDArray[_F],
+    best: npt.NDArray[_F], arg: npt.NDArray[np.intp], f_h: int, f_w: int,
+    s_h: int, s_w: int, p_t: int, p_l: int, all_ties: bool, num_threads: int,
+) -> None: ...
+def avg_pool2d_forward(
+    x: npt.NDArray[_F], p: npt.NDArray[_F], f_h: int, f_w: int,
+    s_h: int, s_w: int, p_t: int, p_l: int, count_include_pad: bool, num_threads: int,
+) -> None: ...
+def avg_pool2d_backward(
+    dp: npt.NDArray[_F], dx: npt.NDArray[_F], f_h: int, f_w: int,
+    s_h: int, s_w: int, p_t: int, p_l: int, count_include_pad: bool, num_threads: int,
+) -> None: ...
