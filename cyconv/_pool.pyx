@@ -1,16 +1,74 @@
 """Pooling kernels: max and average, forward and backward (NHWC).
 
 Private: ``cyconv/pool.py`` validates, allocates and passes ready,
-C-contiguous, non-empty buffers. Innermost loops run over the contiguous
-channel axis. Padding is never materialised: taps outside the input are
-skipped (max-pool padding is -inf, avg-pool padding is 0, so skipping them
-is exact; only the avg-pool divisor needs to know about them).
+C-contiguous, non-empty buffers; nothing here can fail.
+
+Speed comes from three choices:
+
+- NHWC puts channels innermost, so every window is walked tap by tap with a
+  unit-stride loop over a block of ``CB`` channels. The block's running
+  max/sum lives in a local array the compiler keeps in vector registers
+  (full blocks have a compile-time trip count; the tail block reuses the same
+  inline helper with a runtime count).
+- Padding is never materialised: only the taps inside the input are walked
+  (max-pool padding is -inf and avg-pool padding is 0, so skipping them is
+  exact; only the avg-pool divisor needs to know about them).
+- The max-pool selection is branchless (compare and blend), so it vectorises.
 """
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport prange
 from libc.math cimport INFINITY
 
-from cyconv._window cimport out_begin, out_end, tap_begin, tap_end
+from cyconv._window cimport tap_begin, tap_end
+
+
+cdef extern from "_pool_simd.h":
+    # Channels per block: full blocks go to the header's vector kernels, a
+    # shorter tail block to the scalar loops here (same results either way).
+    enum: CB "CYCONV_CB"
+    enum: VBYTES "CYCONV_VBYTES"
+
+
+cdef extern from "_pool_simd.h":
+    # Full-block (CB channels) vector micro-kernels; see the header.
+    void cy_max_block_f32(const float *xw, float *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                          Py_ssize_t row_step, Py_ssize_t col_step, int nv) noexcept nogil
+    void cy_max_block_f64(const double *xw, double *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                          Py_ssize_t row_step, Py_ssize_t col_step, int nv) noexcept nogil
+    void cy_sum_block_f32(const float *xw, float *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                          Py_ssize_t row_step, Py_ssize_t col_step, float scale, int nv) noexcept nogil
+    void cy_sum_block_f64(const double *xw, double *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                          Py_ssize_t row_step, Py_ssize_t col_step, double scale, int nv) noexcept nogil
+    void cy_argmax_block_f32(const float *xw, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                             Py_ssize_t row_step, Py_ssize_t col_step, float k_first,
+                             float f_w, float *best, float *key, int nv) noexcept nogil
+    void cy_argmax_block_f64(const double *xw, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                             Py_ssize_t row_step, Py_ssize_t col_step, double k_first,
+                             double f_w, double *best, double *key, int nv) noexcept nogil
+    void cy_route_first_block_f32(const float *dpi, const float *keyi, float *out,
+                                  Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t ow0,
+                                  Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
+                                  Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t s_h,
+                                  Py_ssize_t s_w, Py_ssize_t f_w, int nv) noexcept nogil
+    void cy_route_first_block_f64(const double *dpi, const double *keyi, double *out,
+                                  Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t ow0,
+                                  Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
+                                  Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t s_h,
+                                  Py_ssize_t s_w, Py_ssize_t f_w, int nv) noexcept nogil
+    void cy_route_ties_block_f32(const float *dpi, const float *besti, const float *xv,
+                                 float *out, Py_ssize_t oh0, Py_ssize_t oh1,
+                                 Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w,
+                                 Py_ssize_t c_n, int nv) noexcept nogil
+    void cy_route_ties_block_f64(const double *dpi, const double *besti, const double *xv,
+                                 double *out, Py_ssize_t oh0, Py_ssize_t oh1,
+                                 Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w,
+                                 Py_ssize_t c_n, int nv) noexcept nogil
+    void cy_spread_block_f32(const float *dpi, float *out, Py_ssize_t oh0, Py_ssize_t oh1,
+                             Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
+                             const float *inv_h, const float *inv_w, int nv) noexcept nogil
+    void cy_spread_block_f64(const double *dpi, double *out, Py_ssize_t oh0, Py_ssize_t oh1,
+                             Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
+                             const double *inv_h, const double *inv_w, int nv) noexcept nogil
 
 
 cdef inline bint _takes_over(floating v, floating best) noexcept nogil:
@@ -19,21 +77,136 @@ cdef inline bint _takes_over(floating v, floating best) noexcept nogil:
     return v > best or (v != v and best == best)
 
 
-def max_pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
-                       floating[:, :, :, ::1] p,         # OUT (m, o_h, o_w, c)
-                       Py_ssize_t f_h, Py_ssize_t f_w,
-                       Py_ssize_t s_h, Py_ssize_t s_w,
-                       Py_ssize_t p_t, Py_ssize_t p_l,
-                       int num_threads):
-    """p = max over each window (padding is -inf), parallel over batch x rows.
+cdef inline void _max_block(const floating *xw, floating *out,
+                            Py_ssize_t n_kh, Py_ssize_t n_kw,
+                            Py_ssize_t row_step, Py_ssize_t col_step,
+                            Py_ssize_t nc) noexcept nogil:
+    # out[c] = max over the n_kh x n_kw taps starting at xw, c < nc <= CB.
+    # Whole vectors go to the header's kernels, the last few channels (fewer
+    # than one vector) to the scalar loop, with the same results.
+    cdef floating acc[CB]
+    cdef floating v
+    cdef const floating *xp
+    cdef Py_ssize_t kh, kw, c
+    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
+    if nv:
+        if floating is float:
+            cy_max_block_f32(xw, out, n_kh, n_kw, row_step, col_step, <int>nv)
+        else:
+            cy_max_block_f64(xw, out, n_kh, n_kw, row_step, col_step, <int>nv)
+        done = nv * (VBYTES // sizeof(floating))
+        if done == nc:
+            return
+        xw += done
+        out += done
+        nc -= done
+    for c in range(nc):
+        acc[c] = -INFINITY
+    for kh in range(n_kh):
+        for kw in range(n_kw):
+            xp = xw + kh * row_step + kw * col_step
+            for c in range(nc):
+                v = xp[c]
+                acc[c] = v if _takes_over(v, acc[c]) else acc[c]
+    for c in range(nc):
+        out[c] = acc[c]
+
+
+cdef inline void _sum_block(const floating *xw, floating *out,
+                            Py_ssize_t n_kh, Py_ssize_t n_kw,
+                            Py_ssize_t row_step, Py_ssize_t col_step,
+                            floating scale, Py_ssize_t nc) noexcept nogil:
+    # out[c] = scale * sum over the n_kh x n_kw taps starting at xw.
+    cdef floating acc[CB]
+    cdef const floating *xp
+    cdef Py_ssize_t kh, kw, c
+    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
+    if nv:
+        if floating is float:
+            cy_sum_block_f32(xw, out, n_kh, n_kw, row_step, col_step, scale, <int>nv)
+        else:
+            cy_sum_block_f64(xw, out, n_kh, n_kw, row_step, col_step, scale, <int>nv)
+        done = nv * (VBYTES // sizeof(floating))
+        if done == nc:
+            return
+        xw += done
+        out += done
+        nc -= done
+    for c in range(nc):
+        acc[c] = 0
+    for kh in range(n_kh):
+        for kw in range(n_kw):
+            xp = xw + kh * row_step + kw * col_step
+            for c in range(nc):
+                acc[c] = acc[c] + xp[c]
+    for c in range(nc):
+        out[c] = acc[c] * scale
+
+
+cdef void _pool_row(const floating *x, floating *p, bint is_max,
+                    bint count_include_pad, Py_ssize_t oh,
+                    Py_ssize_t n_h, Py_ssize_t n_w, Py_ssize_t c_n,
+                    Py_ssize_t o_w, Py_ssize_t f_h, Py_ssize_t f_w,
+                    Py_ssize_t s_h, Py_ssize_t s_w,
+                    Py_ssize_t p_t, Py_ssize_t p_l) noexcept nogil:
+    # One output row (o_w, c_n) of one image x (n_h, n_w, c_n).
+    cdef Py_ssize_t kh0 = tap_begin(oh, s_h, p_t)
+    cdef Py_ssize_t kh1 = tap_end(oh, s_h, p_t, n_h, f_h)
+    cdef Py_ssize_t ow, kw0, kw1, c0, n_kh, n_kw, count
+    cdef Py_ssize_t row_step = n_w * c_n
+    cdef const floating *xw
+    cdef floating scale
+    n_kh = kh1 - kh0 if kh1 > kh0 else 0
+    for ow in range(o_w):
+        kw0 = tap_begin(ow, s_w, p_l)
+        kw1 = tap_end(ow, s_w, p_l, n_w, f_w)
+        n_kw = kw1 - kw0 if kw1 > kw0 else 0
+        if n_kh == 0 or n_kw == 0:  # window wholly in the padding
+            xw = x
+            n_kw = 0
+        else:
+            xw = x + ((oh * s_h - p_t + kh0) * n_w + ow * s_w - p_l + kw0) * c_n
+        count = f_h * f_w if count_include_pad else n_kh * n_kw
+        scale = 1
+        if count > 0:
+            scale = scale / count
+        c0 = 0
+        while c0 + CB <= c_n:
+            if is_max:
+                _max_block(xw + c0, p + ow * c_n + c0, n_kh, n_kw, row_step, c_n, CB)
+            else:
+                _sum_block(xw + c0, p + ow * c_n + c0, n_kh, n_kw, row_step, c_n, scale, CB)
+            c0 += CB
+        if c0 < c_n:
+            if is_max:
+                _max_block(xw + c0, p + ow * c_n + c0, n_kh, n_kw, row_step, c_n, c_n - c0)
+            else:
+                _sum_block(xw + c0, p + ow * c_n + c0, n_kh, n_kw, row_step, c_n, scale,
+                           c_n - c0)
+
+
+def pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
+                   floating[:, :, :, ::1] p,         # OUT (m, o_h, o_w, c)
+                   bint is_max, bint count_include_pad,
+                   Py_ssize_t f_h, Py_ssize_t f_w,
+                   Py_ssize_t s_h, Py_ssize_t s_w,
+                   Py_ssize_t p_t, Py_ssize_t p_l,
+                   int num_threads):
+    """Max or average pooling forward, parallel over batch x output rows.
 
     Parameters
     ----------
     x : C-contiguous memoryview, non-empty
         Input.
     p : C-contiguous memoryview
-        Output, fully overwritten. A window holding a NaN gives NaN; a window
-        with no input element at all gives -inf.
+        Output, fully overwritten. Max: a window holding a NaN gives NaN, a
+        window with no input element gives -inf. Average: a window with no
+        input element gives 0 when ``count_include_pad`` is False.
+    is_max : bool
+        Max pooling (else average).
+    count_include_pad : bool
+        Average only: divide by ``f_h * f_w`` (padding zeros count) or by
+        the number of input elements in the window.
     f_h, f_w, s_h, s_w : int
         Pool size and stride (>= 1).
     p_t, p_l : int
@@ -43,135 +216,83 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
     """
     cdef Py_ssize_t m = p.shape[0], o_h = p.shape[1], o_w = p.shape[2]
     cdef Py_ssize_t c_n = p.shape[3], n_h = x.shape[1], n_w = x.shape[2]
-    cdef Py_ssize_t row, i, oh, ow, kh, kw, c, kh0, kh1, kw0, kw1
-    cdef floating v
-    cdef floating *pp
-    cdef const floating *xp
+    cdef Py_ssize_t row, i, oh
     with nogil:
         for row in prange(m * o_h, num_threads=num_threads, schedule="static"):
             i = row // o_h
             oh = row % o_h
-            kh0 = tap_begin(oh, s_h, p_t)
-            kh1 = tap_end(oh, s_h, p_t, n_h, f_h)
-            for ow in range(o_w):
-                pp = &p[i, oh, ow, 0]
-                for c in range(c_n):
-                    pp[c] = -INFINITY
-                kw0 = tap_begin(ow, s_w, p_l)
-                kw1 = tap_end(ow, s_w, p_l, n_w, f_w)
-                for kh in range(kh0, kh1):
-                    for kw in range(kw0, kw1):
-                        xp = &x[i, oh * s_h - p_t + kh, ow * s_w - p_l + kw, 0]
-                        for c in range(c_n):
-                            v = xp[c]
-                            if _takes_over(v, pp[c]):
-                                pp[c] = v
+            _pool_row(&x[i, 0, 0, 0], &p[i, oh, 0, 0], is_max, count_include_pad,
+                      oh, n_h, n_w, c_n, o_w, f_h, f_w, s_h, s_w, p_t, p_l)
 
 
-def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c)
-                        const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c)
-                        floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c), zeroed
-                        floating[:, ::1] best,             # TMP (num_threads, c)
-                        Py_ssize_t[:, ::1] arg,            # TMP (num_threads, c)
-                        Py_ssize_t f_h, Py_ssize_t f_w,
-                        Py_ssize_t s_h, Py_ssize_t s_w,
-                        Py_ssize_t p_t, Py_ssize_t p_l,
-                        bint all_ties, int num_threads):
-    """Route each window's gradient to its maximum, parallel over the batch.
-
-    Windows are recomputed from ``x``: the gradient goes to the window's
-    first maximum in row-major order (its first NaN if it holds one); with
-    ``all_ties`` it goes instead, whole, to every element equal to the
-    maximum (the course's mask ``A == max(A)``). Overlapping windows add
-    into the same ``dx`` elements, so each image is one thread's work.
-
-    Parameters
-    ----------
-    x, dp : C-contiguous memoryviews, non-empty
-        Forward input and output gradient.
-    dx : C-contiguous memoryview, zero-filled
-        Input gradient, accumulated into.
-    best, arg : C-contiguous memoryviews
-        Per-thread scratch rows (running maximum and its offset).
-    f_h, f_w, s_h, s_w, p_t, p_l, num_threads : int
-        As for :func:`max_pool2d_forward`.
-    all_ties : bool
-        Give the gradient to every tied maximum instead of the first.
-    """
-    cdef Py_ssize_t m = dp.shape[0], o_h = dp.shape[1], o_w = dp.shape[2]
-    cdef Py_ssize_t c_n = dp.shape[3], n_h = x.shape[1], n_w = x.shape[2]
-    cdef Py_ssize_t i, oh, ow, kh, kw, c, kh0, kh1, kw0, kw1, off, t
-    cdef floating v
-    cdef floating *bp
-    cdef Py_ssize_t *ap
-    cdef const floating *xi
-    cdef const floating *gp
-    cdef floating *dxi
-    with nogil:
-        for i in prange(m, num_threads=num_threads, schedule="static"):
-            t = threadid()
-            bp = &best[t, 0]
-            ap = &arg[t, 0]
-            xi = &x[i, 0, 0, 0]
-            dxi = &dx[i, 0, 0, 0]
-            for oh in range(o_h):
-                kh0 = tap_begin(oh, s_h, p_t)
-                kh1 = tap_end(oh, s_h, p_t, n_h, f_h)
-                for ow in range(o_w):
-                    kw0 = tap_begin(ow, s_w, p_l)
-                    kw1 = tap_end(ow, s_w, p_l, n_w, f_w)
-                    if kh0 >= kh1 or kw0 >= kw1:
-                        continue  # window entirely in the padding: no gradient
-                    gp = &dp[i, oh, ow, 0]
-                    for c in range(c_n):
-                        ap[c] = -1
-                    for kh in range(kh0, kh1):
-                        for kw in range(kw0, kw1):
-                            off = ((oh * s_h - p_t + kh) * n_w
-                                   + ow * s_w - p_l + kw) * c_n
-                            for c in range(c_n):
-                                v = xi[off + c]
-                                if ap[c] < 0 or _takes_over(v, bp[c]):
-                                    bp[c] = v
-                                    ap[c] = off + c
-                    if not all_ties:
-                        for c in range(c_n):
-                            dxi[ap[c]] += gp[c]
-                        continue
-                    for kh in range(kh0, kh1):
-                        for kw in range(kw0, kw1):
-                            off = ((oh * s_h - p_t + kh) * n_w
-                                   + ow * s_w - p_l + kw) * c_n
-                            for c in range(c_n):
-                                if xi[off + c] == bp[c]:
-                                    dxi[off + c] += gp[c]
+cdef inline void _argmax_block(const floating *xw,
+                               Py_ssize_t n_kh, Py_ssize_t n_kw,
+                               Py_ssize_t row_step, Py_ssize_t col_step,
+                               floating k_first, floating f_w,
+                               floating *best, floating *key,
+                               Py_ssize_t nc) noexcept nogil:
+    # best[c]: the window's first maximum (or first NaN); key[c]: its tap
+    # index kh * f_w + kw in the full window, as a float of the data type
+    # (exact: pool areas are < 2**24) so the vector blend has one lane width.
+    cdef floating v, k
+    cdef const floating *xp
+    cdef Py_ssize_t kh, kw, c
+    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
+    if nv:
+        if floating is float:
+            cy_argmax_block_f32(xw, n_kh, n_kw, row_step, col_step, k_first, f_w, best, key, <int>nv)
+        else:
+            cy_argmax_block_f64(xw, n_kh, n_kw, row_step, col_step, k_first, f_w, best, key, <int>nv)
+        done = nv * (VBYTES // sizeof(floating))
+        if done == nc:
+            return
+        xw += done
+        best += done
+        key += done
+        nc -= done
+    for c in range(nc):
+        best[c] = xw[c]
+        key[c] = k_first
+    for kh in range(n_kh):
+        for kw in range(n_kw):
+            xp = xw + kh * row_step + kw * col_step
+            k = k_first + kh * f_w + kw
+            for c in range(nc):
+                v = xp[c]
+                if _takes_over(v, best[c]):
+                    best[c] = v
+                    key[c] = k
 
 
-def avg_pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
-                       floating[:, :, :, ::1] p,         # OUT (m, o_h, o_w, c)
-                       Py_ssize_t f_h, Py_ssize_t f_w,
-                       Py_ssize_t s_h, Py_ssize_t s_w,
-                       Py_ssize_t p_t, Py_ssize_t p_l,
-                       bint count_include_pad, int num_threads):
-    """p = mean over each window, parallel over batch x output rows.
+def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
+                      floating[:, :, :, ::1] p,         # OUT (m, o_h, o_w, c)
+                      floating[:, :, :, ::1] key,       # OUT (m, o_h, o_w, c)
+                      Py_ssize_t f_h, Py_ssize_t f_w,
+                      Py_ssize_t s_h, Py_ssize_t s_w,
+                      Py_ssize_t p_t, Py_ssize_t p_l,
+                      int num_threads):
+    """Max pooling that also records where each maximum is.
 
     Parameters
     ----------
     x : C-contiguous memoryview, non-empty
         Input.
     p : C-contiguous memoryview
-        Output, fully overwritten.
+        Output, as :func:`pool2d_forward` with ``is_max``.
+    key : C-contiguous memoryview
+        For each output, the tap index ``kh * f_w + kw`` (in the full
+        window, padding included) of its first maximum or first NaN; -1 for
+        a window with no input element. Stored in the data's float type.
     f_h, f_w, s_h, s_w, p_t, p_l, num_threads : int
-        As for :func:`max_pool2d_forward`.
-    count_include_pad : bool
-        Divide by ``f_h * f_w`` (padding zeros count) or by the number of
-        input elements in the window (a window with none gives 0).
+        As for :func:`pool2d_forward`; ``f_h * f_w`` must be < 2**24.
     """
     cdef Py_ssize_t m = p.shape[0], o_h = p.shape[1], o_w = p.shape[2]
     cdef Py_ssize_t c_n = p.shape[3], n_h = x.shape[1], n_w = x.shape[2]
-    cdef Py_ssize_t row, i, oh, ow, kh, kw, c, kh0, kh1, kw0, kw1, count
+    cdef Py_ssize_t row, i, oh, ow, c, c0, kh0, kh1, kw0, kw1
+    cdef Py_ssize_t row_step = n_w * c_n
+    cdef const floating *xw
     cdef floating *pp
-    cdef const floating *xp
+    cdef floating *kp
     with nogil:
         for row in prange(m * o_h, num_threads=num_threads, schedule="static"):
             i = row // o_h
@@ -179,72 +300,216 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
             kh0 = tap_begin(oh, s_h, p_t)
             kh1 = tap_end(oh, s_h, p_t, n_h, f_h)
             for ow in range(o_w):
-                pp = &p[i, oh, ow, 0]
-                for c in range(c_n):
-                    pp[c] = 0
                 kw0 = tap_begin(ow, s_w, p_l)
                 kw1 = tap_end(ow, s_w, p_l, n_w, f_w)
-                for kh in range(kh0, kh1):
-                    for kw in range(kw0, kw1):
-                        xp = &x[i, oh * s_h - p_t + kh, ow * s_w - p_l + kw, 0]
-                        for c in range(c_n):
-                            pp[c] += xp[c]
-                if count_include_pad:
-                    count = f_h * f_w
-                elif kh1 > kh0 and kw1 > kw0:
-                    count = (kh1 - kh0) * (kw1 - kw0)
-                else:
-                    continue  # no input element: the mean of nothing is 0 here
-                for c in range(c_n):
-                    pp[c] = pp[c] / count
+                pp = &p[i, oh, ow, 0]
+                kp = &key[i, oh, ow, 0]
+                if kh0 >= kh1 or kw0 >= kw1:  # window wholly in the padding
+                    for c in range(c_n):
+                        pp[c] = -INFINITY
+                        kp[c] = -1
+                    continue
+                xw = &x[i, oh * s_h - p_t + kh0, ow * s_w - p_l + kw0, 0]
+                c0 = 0
+                while c0 < c_n:
+                    _argmax_block(xw + c0, kh1 - kh0, kw1 - kw0, row_step, c_n,
+                                  <floating>(kh0 * f_w + kw0), <floating>f_w,
+                                  pp + c0, kp + c0, min(CB, c_n - c0))
+                    c0 = c0 + CB
+
+
+cdef inline void _route_block(const floating *dpi, const floating *keyi,
+                              const floating *xv, floating *out, bint all_ties,
+                              Py_ssize_t oh0, Py_ssize_t oh1,
+                              Py_ssize_t ow0, Py_ssize_t ow1,
+                              Py_ssize_t o_w, Py_ssize_t c_n,
+                              Py_ssize_t ph, Py_ssize_t pw,
+                              Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t f_w,
+                              Py_ssize_t nc) noexcept nogil:
+    # out[c] = sum of dp over the covering windows that route to this input:
+    # first-maximum rule (key = tap index) or, with all_ties, every window
+    # whose maximum (key = max) equals the input value xv[c].
+    cdef floating acc[CB]
+    cdef floating k
+    cdef Py_ssize_t oh, ow, c, at
+    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
+    if nv:
+        if all_ties:
+            if floating is float:
+                cy_route_ties_block_f32(dpi, keyi, xv, out, oh0, oh1, ow0, ow1, o_w, c_n, <int>nv)
+            else:
+                cy_route_ties_block_f64(dpi, keyi, xv, out, oh0, oh1, ow0, ow1, o_w, c_n, <int>nv)
+        elif floating is float:
+            cy_route_first_block_f32(dpi, keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
+                                     ph, pw, s_h, s_w, f_w, <int>nv)
+        else:
+            cy_route_first_block_f64(dpi, keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
+                                     ph, pw, s_h, s_w, f_w, <int>nv)
+        done = nv * (VBYTES // sizeof(floating))
+        if done == nc:
+            return
+        dpi += done
+        keyi += done
+        xv += done
+        out += done
+        nc -= done
+    for c in range(nc):
+        acc[c] = 0
+    for oh in range(oh0, oh1):
+        for ow in range(ow0, ow1):
+            at = (oh * o_w + ow) * c_n
+            k = (ph - oh * s_h) * f_w + (pw - ow * s_w)
+            for c in range(nc):
+                if (keyi[at + c] == xv[c]) if all_ties else (keyi[at + c] == k):
+                    acc[c] = acc[c] + dpi[at + c]
+    for c in range(nc):
+        out[c] = acc[c]
+
+
+def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c)
+                        const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c)
+                        const floating[:, :, :, ::1] key,  # IN  (m, o_h, o_w, c)
+                        floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c)
+                        const Py_ssize_t[:, ::1] cover_h,  # IN  (n_h, 2)
+                        const Py_ssize_t[:, ::1] cover_w,  # IN  (n_w, 2)
+                        Py_ssize_t f_w, Py_ssize_t s_h, Py_ssize_t s_w,
+                        Py_ssize_t p_t, Py_ssize_t p_l,
+                        bint all_ties, int num_threads):
+    """Route each window's gradient to its maximum, in gather form.
+
+    Every ``dx`` element sums, over the windows covering it, the gradients
+    of those that route to it, so each element is written once by one
+    thread (no zero-fill, no scatter races) and rows run in parallel over
+    batch x input rows, whatever the batch size.
+
+    Parameters
+    ----------
+    x : C-contiguous memoryview, non-empty
+        Forward input (read only with ``all_ties``).
+    dp : C-contiguous memoryview
+        Output gradient.
+    key : C-contiguous memoryview
+        From :func:`max_pool2d_argmax`: the tap index of each window's first
+        maximum, or with ``all_ties`` the window maxima ``p``.
+    dx : C-contiguous memoryview, non-empty
+        Input gradient, fully overwritten.
+    cover_h, cover_w : C-contiguous memoryviews
+        For each input row (column), the range ``[begin, end)`` of output
+        rows (columns) whose windows cover it.
+    f_w, s_h, s_w, p_t, p_l, num_threads : int
+        Pool width, strides, padding before each axis, threads.
+    all_ties : bool
+        Give each window's gradient to every element equal to its maximum
+        (the course's mask ``A == max(A)``) instead of its first maximum.
+    """
+    cdef Py_ssize_t m = dx.shape[0], n_h = dx.shape[1], n_w = dx.shape[2]
+    cdef Py_ssize_t c_n = dx.shape[3], o_w = dp.shape[2]
+    cdef Py_ssize_t row, i, ih, iw, c0
+    cdef const floating *dpi
+    cdef const floating *ki
+    cdef const floating *xv
+    cdef floating *dxp
+    with nogil:
+        for row in prange(m * n_h, num_threads=num_threads, schedule="static"):
+            i = row // n_h
+            ih = row % n_h
+            dpi = &dp[i, 0, 0, 0]
+            ki = &key[i, 0, 0, 0]
+            for iw in range(n_w):
+                dxp = &dx[i, ih, iw, 0]
+                xv = &x[i, ih, iw, 0]
+                c0 = 0
+                while c0 < c_n:
+                    _route_block(dpi + c0, ki + c0, xv + c0, dxp + c0, all_ties,
+                                 cover_h[ih, 0], cover_h[ih, 1],
+                                 cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
+                                 ih + p_t, iw + p_l, s_h, s_w, f_w,
+                                 min(CB, c_n - c0))
+                    c0 = c0 + CB
+
+
+cdef inline void _spread_block(const floating *dpi, floating *out,
+                               Py_ssize_t oh0, Py_ssize_t oh1,
+                               Py_ssize_t ow0, Py_ssize_t ow1,
+                               Py_ssize_t o_w, Py_ssize_t c_n,
+                               const floating *inv_h, const floating *inv_w,
+                               Py_ssize_t nc) noexcept nogil:
+    # out[c] = sum over covering windows (oh, ow) of dp[oh, ow, c] / count.
+    cdef floating acc[CB]
+    cdef floating scale
+    cdef const floating *gp
+    cdef Py_ssize_t oh, ow, c
+    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
+    if nv:
+        if floating is float:
+            cy_spread_block_f32(dpi, out, oh0, oh1, ow0, ow1, o_w, c_n, inv_h, inv_w, <int>nv)
+        else:
+            cy_spread_block_f64(dpi, out, oh0, oh1, ow0, ow1, o_w, c_n, inv_h, inv_w, <int>nv)
+        done = nv * (VBYTES // sizeof(floating))
+        if done == nc:
+            return
+        dpi += done
+        out += done
+        nc -= done
+    for c in range(nc):
+        acc[c] = 0
+    for oh in range(oh0, oh1):
+        for ow in range(ow0, ow1):
+            scale = inv_h[oh] * inv_w[ow]
+            gp = dpi + (oh * o_w + ow) * c_n
+            for c in range(nc):
+                acc[c] = acc[c] + gp[c] * scale
+    for c in range(nc):
+        out[c] = acc[c]
 
 
 def avg_pool2d_backward(const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c)
                         floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c)
-                        Py_ssize_t f_h, Py_ssize_t f_w,
-                        Py_ssize_t s_h, Py_ssize_t s_w,
-                        Py_ssize_t p_t, Py_ssize_t p_l,
-                        bint count_include_pad, int num_threads):
+                        const Py_ssize_t[:, ::1] cover_h,  # IN  (n_h, 2)
+                        const Py_ssize_t[:, ::1] cover_w,  # IN  (n_w, 2)
+                        const floating[::1] inv_h,         # IN  (o_h,)
+                        const floating[::1] inv_w,         # IN  (o_w,)
+                        int num_threads):
     """dx[i] = sum of dp / count over the windows covering i.
 
     Gather form: every ``dx`` element is summed by one thread over the
-    windows that cover it, so there are no write conflicts and rows run in
+    windows that cover it, so there are no write conflicts; rows run in
     parallel over batch x input rows.
 
     Parameters
     ----------
     dp : C-contiguous memoryview, non-empty
         Output gradient.
-    dx : C-contiguous memoryview
+    dx : C-contiguous memoryview, non-empty
         Input gradient, fully overwritten.
-    f_h, f_w, s_h, s_w, p_t, p_l, num_threads : int
-        As for :func:`max_pool2d_forward`.
-    count_include_pad : bool
-        As for :func:`avg_pool2d_forward`.
+    cover_h, cover_w : C-contiguous memoryviews
+        For each input row (column), the half-open range ``[begin, end)`` of
+        output rows (columns) whose windows cover it: precomputed once so the
+        per-pixel loop has no integer division.
+    inv_h, inv_w : C-contiguous memoryviews
+        Per output row (column) factors whose product is ``1 / count``.
+    num_threads : int
+        OpenMP threads (>= 1).
     """
     cdef Py_ssize_t m = dx.shape[0], n_h = dx.shape[1], n_w = dx.shape[2]
-    cdef Py_ssize_t c_n = dx.shape[3], o_h = dp.shape[1], o_w = dp.shape[2]
-    cdef Py_ssize_t row, i, ih, iw, oh, ow, c, count
-    cdef floating scale
+    cdef Py_ssize_t c_n = dx.shape[3], o_w = dp.shape[2]
+    cdef Py_ssize_t row, i, ih, iw, c0
+    cdef const floating *dpi
     cdef floating *dxp
-    cdef const floating *gp
     with nogil:
         for row in prange(m * n_h, num_threads=num_threads, schedule="static"):
             i = row // n_h
             ih = row % n_h
+            dpi = &dp[i, 0, 0, 0]
             for iw in range(n_w):
                 dxp = &dx[i, ih, iw, 0]
-                for c in range(c_n):
-                    dxp[c] = 0
-                for oh in range(out_begin(ih, s_h, p_t, f_h), out_end(ih, s_h, p_t, o_h)):
-                    for ow in range(out_begin(iw, s_w, p_l, f_w), out_end(iw, s_w, p_l, o_w)):
-                        if count_include_pad:
-                            count = f_h * f_w
-                        else:
-                            count = ((tap_end(oh, s_h, p_t, n_h, f_h) - tap_begin(oh, s_h, p_t))
-                                     * (tap_end(ow, s_w, p_l, n_w, f_w) - tap_begin(ow, s_w, p_l)))
-                        scale = 1
-                        scale = scale / count
-                        gp = &dp[i, oh, ow, 0]
-                        for c in range(c_n):
-                            dxp[c] += gp[c] * scale
+                c0 = 0
+                while c0 + CB <= c_n:
+                    _spread_block(dpi + c0, dxp + c0, cover_h[ih, 0], cover_h[ih, 1],
+                                  cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
+                                  &inv_h[0], &inv_w[0], CB)
+                    c0 = c0 + CB
+                if c0 < c_n:
+                    _spread_block(dpi + c0, dxp + c0, cover_h[ih, 0], cover_h[ih, 1],
+                                  cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
+                                  &inv_h[0], &inv_w[0], c_n - c0)

@@ -81,8 +81,8 @@ def max_pool2d(x, pool_size, *, stride=None, padding=0, num_threads=None):
     if x.size == 0:  # every window lies in the padding (or there are none)
         p.fill(-np.inf)
     elif p.size:
-        _pool.max_pool2d_forward(as_float_array(x, dtype), p, f[0], f[1], s[0], s[1],
-                                 pads[0][0], pads[1][0], n_threads)
+        _pool.pool2d_forward(as_float_array(x, dtype), p, True, False, f[0], f[1], s[0], s[1],
+                             pads[0][0], pads[1][0], n_threads)
     return p
 
 
@@ -129,14 +129,19 @@ def _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_tie
     f, s, pads, shape = _geometry("max_pool2d_backward", x.shape, pool_size, stride, padding)
     _check_dp(dp, shape)
     n_threads = resolve_num_threads(num_threads)
-    dx = np.zeros(x.shape, dtype=dtype)
-    if dp.size and x.size:
-        c = x.shape[3]
-        best = np.empty((n_threads, c), dtype=dtype)
-        arg = np.empty((n_threads, c), dtype=np.intp)
-        _pool.max_pool2d_backward(as_float_array(x, dtype), as_float_array(dp, dtype), dx,
-                                  best, arg, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                                  all_ties, n_threads)
+    if dp.size == 0 or x.size == 0:
+        return np.zeros(x.shape, dtype=dtype)
+    x_c = as_float_array(x, dtype)
+    p = np.empty(shape, dtype=dtype)
+    key = np.empty(shape, dtype=dtype)
+    _pool.max_pool2d_argmax(x_c, p, key, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                            n_threads)
+    dx = np.empty(x.shape, dtype=dtype)
+    cover = [_window_table(n, f_, s_, pad, o, True, dtype)[0]
+             for n, f_, s_, pad, o in zip(x.shape[1:3], f, s, pads, shape[1:3])]
+    _pool.max_pool2d_backward(x_c, as_float_array(dp, dtype), p if all_ties else key, dx,
+                              cover[0], cover[1], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                              all_ties, n_threads)
     return dx
 
 
@@ -183,8 +188,8 @@ def avg_pool2d(x, pool_size, *, stride=None, padding=0, count_include_pad=True,
     n_threads = resolve_num_threads(num_threads)
     p = np.zeros(shape, dtype=dtype)
     if p.size and x.size:
-        _pool.avg_pool2d_forward(as_float_array(x, dtype), p, f[0], f[1], s[0], s[1],
-                                 pads[0][0], pads[1][0], bool(count_include_pad), n_threads)
+        _pool.pool2d_forward(as_float_array(x, dtype), p, False, bool(count_include_pad),
+                             f[0], f[1], s[0], s[1], pads[0][0], pads[1][0], n_threads)
     return p
 
 
@@ -236,6 +241,27 @@ def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
     if dp.size == 0 or 0 in x_shape:
         return np.zeros(x_shape, dtype=dtype)
     dx = np.empty(x_shape, dtype=dtype)
-    _pool.avg_pool2d_backward(as_float_array(dp, dtype), dx, f[0], f[1], s[0], s[1],
-                              pads[0][0], pads[1][0], bool(count_include_pad), n_threads)
+    axes = [_window_table(n, f_, s_, pad, o, count_include_pad, dtype)
+            for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3])]
+    _pool.avg_pool2d_backward(as_float_array(dp, dtype), dx, axes[0][0], axes[1][0],
+                              axes[0][1], axes[1][1], n_threads)
     return dx
+
+
+def _window_table(n, f, s, pad, n_out, count_include_pad, dtype):
+    # One spatial axis of avg-pool backward: for each input index the range
+    # [begin, end) of outputs whose window covers it, and for each output its
+    # factor of 1 / count. Computed once per call so the kernel's per-pixel
+    # loop needs no integer division.
+    i = np.arange(n)
+    t = i + pad[0] - f + 1
+    cover = np.empty((n, 2), dtype=np.intp)
+    cover[:, 0] = np.where(t <= 0, 0, -(-t // s))
+    cover[:, 1] = np.minimum((i + pad[0]) // s + 1, n_out)
+    if count_include_pad:
+        return cover, np.full(n_out, 1.0 / f, dtype=dtype)
+    start = np.arange(n_out) * s - pad[0]
+    real = np.minimum(start + f, n) - np.maximum(start, 0)
+    inv = np.zeros(n_out, dtype=dtype)
+    np.divide(1.0, real, out=inv, where=real > 0, casting="unsafe")
+    return cover, inv

@@ -18,6 +18,9 @@ CASES = [
     ((2, 8, 6, 5), (3, 2), (2, 2), ((1, 0), (0, 1))),
     ((1, 5, 5, 2), 2, 1, ((1, 1), (1, 1))),
     ((4, 4, 4, 1), 4, None, 0),
+    # channel counts that fill whole vector blocks, and blocks plus a scalar tail
+    ((1, 6, 6, 16), 2, None, "same"),
+    ((2, 7, 9, 37), 3, 2, 1),
 ]
 IDS = [f"x{c[0]}-f{c[1]}-s{c[2]}-p{c[3]}".replace(" ", "") for c in CASES]
 
@@ -95,6 +98,27 @@ def test_max_pool2d_propagates_nan_and_routes_its_gradient_to_the_first_nan():
     assert np.isnan(p[0, 0, 0, 0]) and p[0, 0, 1, 0] == 7.0
     dx = cyconv.max_pool2d_backward(np.ones_like(p), x, 2)[0, :, :, 0]
     np.testing.assert_array_equal(dx, [[0, 1, 0, 0], [0, 0, 0, 1]])
+
+
+@pytest.mark.parametrize("c", [1, 4, 16, 21])
+def test_max_pool2d_tie_and_nan_rules_hold_in_every_channel_lane(c, dtype):
+    # Channels go through vector kernels in whole vectors and a scalar tail:
+    # every lane must apply the first-maximum and NaN rules.
+    x = np.zeros((1, 2, 4, c), dtype=dtype)
+    x[0, 1, 0, :] = 1.0          # window 0: unique max at tap (1, 0)
+    x[0, 0, 3, :] = np.nan       # window 1: NaN at tap (0, 1)
+    x[0, 1, 2, :] = np.nan       #           and a later NaN at tap (1, 0)
+    p = cyconv.max_pool2d(x, 2)
+    assert np.all(p[0, 0, 0] == 1.0) and np.all(np.isnan(p[0, 0, 1]))
+    dx = cyconv.max_pool2d_backward(np.ones_like(p), x, 2)
+    want = np.zeros_like(x)
+    want[0, 1, 0, :] = 1.0
+    want[0, 0, 3, :] = 1.0
+    np.testing.assert_array_equal(dx, want)
+    # all zeros: the whole gradient goes to the first element of the window
+    z = np.zeros((1, 2, 2, c), dtype=dtype)
+    dz = cyconv.max_pool2d_backward(np.full((1, 1, 1, c), 3.0, dtype), z, 2)
+    assert np.all(dz[0, 0, 0] == 3.0) and dz.sum() == 3.0 * c
 
 
 def test_max_pool2d_padding_counts_as_minus_infinity():

@@ -1,0 +1,191 @@
+/* Pooling micro-kernels on one block of nv vectors of contiguous channels
+ * (nv <= CYCONV_CB / lanes; the caller passes the full count for full blocks,
+ * so inlining makes the trip count a constant).
+ *
+ * GCC's auto-vectoriser does not reliably vectorise the compare-and-blend
+ * loops of max pooling (it gave scalar code for the argmax), so these few
+ * loops are written with GCC/Clang vector extensions: one source, compiled
+ * for whatever vector width the build targets (16 bytes = SSE2 at the
+ * x86-64 baseline). Loops over windows, threads and validation stay in
+ * Cython (_pool.pyx); these functions only see one window and one block.
+ *
+ * Semantics (shared with the scalar tail loops in _pool.pyx):
+ *   max:    a value takes over the running maximum if strictly greater, or
+ *           if it is the window's first NaN (ties keep the first maximum).
+ *   argmax: the tap index kh * f_w + kw of that maximum, kept as a float of
+ *           the data type (exact: pool areas are < 2**24) so the blend runs
+ *           on one lane width.
+ *   route:  max-pool backward in gather form: each input element sums the
+ *           gradients of the covering windows whose argmax names it.
+ */
+#ifndef CYCONV_POOL_SIMD_H
+#define CYCONV_POOL_SIMD_H
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#define CYCONV_CB 16          /* channels per block */
+#define CYCONV_VBYTES 16      /* vector width in bytes */
+
+#define CYCONV_DEFINE_POOL_BLOCKS(T, SUF, IT)                                        \
+typedef T cy_v##SUF __attribute__((vector_size(CYCONV_VBYTES)));                    \
+typedef IT cy_m##SUF __attribute__((vector_size(CYCONV_VBYTES)));                   \
+enum { CY_NL_##SUF = CYCONV_VBYTES / sizeof(T), CY_NV_##SUF = CYCONV_CB / CY_NL_##SUF }; \
+                                                                                     \
+static inline cy_v##SUF cy_load_##SUF(const T *p) {                                 \
+    cy_v##SUF v; memcpy(&v, p, sizeof v); return v;                                  \
+}                                                                                    \
+static inline void cy_store_##SUF(T *p, cy_v##SUF v) { memcpy(p, &v, sizeof v); }   \
+static inline cy_v##SUF cy_blend_##SUF(cy_m##SUF take, cy_v##SUF a, cy_v##SUF b) {  \
+    /* take ? a : b, lane by lane */                                                 \
+    return (cy_v##SUF)((take & (cy_m##SUF)a) | (~take & (cy_m##SUF)b));             \
+}                                                                                    \
+static inline cy_m##SUF cy_takes_over_##SUF(cy_v##SUF v, cy_v##SUF best) {          \
+    return (cy_m##SUF)(v > best) | ((cy_m##SUF)(v != v) & (cy_m##SUF)(best == best)); \
+}                                                                                    \
+                                                                                     \
+/* out[c] = max over the n_kh x n_kw taps starting at xw, for CB channels. */        \
+static inline void cy_max_block_##SUF(const T *xw, T *out, ptrdiff_t n_kh,          \
+                                      ptrdiff_t n_kw, ptrdiff_t row_step,            \
+                                      ptrdiff_t col_step, int nv) {                          \
+    cy_v##SUF acc[CY_NV_##SUF];                                                      \
+    for (int j = 0; j < nv; j++)                                            \
+        acc[j] = (cy_v##SUF){0} - (T)INFINITY;                                       \
+    for (ptrdiff_t kh = 0; kh < n_kh; kh++)                                          \
+        for (ptrdiff_t kw = 0; kw < n_kw; kw++) {                                    \
+            const T *xp = xw + kh * row_step + kw * col_step;                        \
+            for (int j = 0; j < nv; j++) {                                  \
+                cy_v##SUF v = cy_load_##SUF(xp + j * CY_NL_##SUF);                    \
+                acc[j] = cy_blend_##SUF(cy_takes_over_##SUF(v, acc[j]), v, acc[j]);  \
+            }                                                                        \
+        }                                                                            \
+    for (int j = 0; j < nv; j++)                                            \
+        cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                               \
+}                                                                                    \
+                                                                                     \
+/* out[c] = scale * sum over the n_kh x n_kw taps starting at xw, CB channels. */    \
+static inline void cy_sum_block_##SUF(const T *xw, T *out, ptrdiff_t n_kh,           \
+                                      ptrdiff_t n_kw, ptrdiff_t row_step,            \
+                                      ptrdiff_t col_step, T scale, int nv) {                 \
+    cy_v##SUF acc[CY_NV_##SUF];                                                      \
+    for (int j = 0; j < nv; j++)                                            \
+        acc[j] = (cy_v##SUF){0};                                                     \
+    for (ptrdiff_t kh = 0; kh < n_kh; kh++)                                          \
+        for (ptrdiff_t kw = 0; kw < n_kw; kw++) {                                    \
+            const T *xp = xw + kh * row_step + kw * col_step;                        \
+            for (int j = 0; j < nv; j++)                                    \
+                acc[j] += cy_load_##SUF(xp + j * CY_NL_##SUF);                        \
+        }                                                                            \
+    for (int j = 0; j < nv; j++)                                            \
+        cy_store_##SUF(out + j * CY_NL_##SUF, acc[j] * scale);                       \
+}                                                                                    \
+                                                                                     \
+/* best[c] = first maximum of the window starting at xw (at least one tap), */      \
+/* key[c] = its tap index kh * f_w + kw in the full window, as a T (exact: */      \
+/* pool areas are < 2**24); k_first is the index of the first real tap.   */      \
+static inline void cy_argmax_block_##SUF(const T *xw, ptrdiff_t n_kh,              \
+                                         ptrdiff_t n_kw, ptrdiff_t row_step,         \
+                                         ptrdiff_t col_step, T k_first, T f_w,       \
+                                         T *best, T *key, int nv) {                          \
+    cy_v##SUF b[CY_NV_##SUF], k[CY_NV_##SUF];                                        \
+    for (int j = 0; j < nv; j++) {                                          \
+        b[j] = cy_load_##SUF(xw + j * CY_NL_##SUF);                                  \
+        k[j] = (cy_v##SUF){0} + k_first;                                             \
+    }                                                                                \
+    for (ptrdiff_t kh = 0; kh < n_kh; kh++)                                          \
+        for (ptrdiff_t kw = 0; kw < n_kw; kw++) {                                    \
+            cy_v##SUF kv = (cy_v##SUF){0} + (k_first + (T)kh * f_w + (T)kw);         \
+            const T *xp = xw + kh * row_step + kw * col_step;                        \
+            for (int j = 0; j < nv; j++) {                                  \
+                cy_v##SUF v = cy_load_##SUF(xp + j * CY_NL_##SUF);                    \
+                cy_m##SUF take = cy_takes_over_##SUF(v, b[j]);                       \
+                b[j] = cy_blend_##SUF(take, v, b[j]);                                \
+                k[j] = cy_blend_##SUF(take, kv, k[j]);                               \
+            }                                                                        \
+        }                                                                            \
+    for (int j = 0; j < nv; j++) {                                          \
+        cy_store_##SUF(best + j * CY_NL_##SUF, b[j]);                                \
+        cy_store_##SUF(key + j * CY_NL_##SUF, k[j]);                                 \
+    }                                                                                \
+}                                                                                    \
+                                                                                     \
+/* out[c] = sum of dp[oh, ow, c] over the windows (oh, ow) in              */      \
+/* [oh0, oh1) x [ow0, ow1) covering input (ih, iw) whose key[oh, ow, c]     */      \
+/* names this input: its tap index (ph - oh*s_h) * f_w + (pw - ow*s_w),     */      \
+/* with ph = ih + p_top, pw = iw + p_left.                                   */      \
+static inline void cy_route_first_block_##SUF(const T *dpi, const T *keyi, T *out,  \
+                                              ptrdiff_t oh0, ptrdiff_t oh1,         \
+                                              ptrdiff_t ow0, ptrdiff_t ow1,         \
+                                              ptrdiff_t o_w, ptrdiff_t c_n,         \
+                                              ptrdiff_t ph, ptrdiff_t pw,           \
+                                              ptrdiff_t s_h, ptrdiff_t s_w,         \
+                                              ptrdiff_t f_w, int nv) {                      \
+    cy_v##SUF acc[CY_NV_##SUF];                                                      \
+    for (int j = 0; j < nv; j++)                                            \
+        acc[j] = (cy_v##SUF){0};                                                     \
+    for (ptrdiff_t oh = oh0; oh < oh1; oh++)                                         \
+        for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                   \
+            ptrdiff_t at = (oh * o_w + ow) * c_n;                                    \
+            cy_v##SUF kv = (cy_v##SUF){0}                                            \
+                + (T)((ph - oh * s_h) * f_w + (pw - ow * s_w));                      \
+            for (int j = 0; j < nv; j++) {                                  \
+                cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);              \
+                cy_v##SUF key = cy_load_##SUF(keyi + at + j * CY_NL_##SUF);           \
+                acc[j] += (cy_v##SUF)((cy_m##SUF)(key == kv) & (cy_m##SUF)g);        \
+            }                                                                        \
+        }                                                                            \
+    for (int j = 0; j < nv; j++)                                            \
+        cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                               \
+}                                                                                    \
+                                                                                     \
+/* As cy_route_first_block, but every window whose maximum best[oh, ow, c]  */      \
+/* equals the input value xv[c] passes its gradient (the course's mask).    */      \
+static inline void cy_route_ties_block_##SUF(const T *dpi, const T *besti,          \
+                                             const T *xv, T *out,                   \
+                                             ptrdiff_t oh0, ptrdiff_t oh1,          \
+                                             ptrdiff_t ow0, ptrdiff_t ow1,          \
+                                             ptrdiff_t o_w, ptrdiff_t c_n, int nv) {        \
+    cy_v##SUF acc[CY_NV_##SUF], x[CY_NV_##SUF];                                      \
+    for (int j = 0; j < nv; j++) {                                          \
+        acc[j] = (cy_v##SUF){0};                                                     \
+        x[j] = cy_load_##SUF(xv + j * CY_NL_##SUF);                                  \
+    }                                                                                \
+    for (ptrdiff_t oh = oh0; oh < oh1; oh++)                                         \
+        for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                   \
+            ptrdiff_t at = (oh * o_w + ow) * c_n;                                    \
+            for (int j = 0; j < nv; j++) {                                  \
+                cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);              \
+                cy_v##SUF b = cy_load_##SUF(besti + at + j * CY_NL_##SUF);            \
+                acc[j] += (cy_v##SUF)((cy_m##SUF)(b == x[j]) & (cy_m##SUF)g);        \
+            }                                                                        \
+        }                                                                            \
+    for (int j = 0; j < nv; j++)                                            \
+        cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                               \
+}                                                                                    \
+                                                                                     \
+/* out[c] = sum over outputs (oh, ow) in [oh0, oh1) x [ow0, ow1) of          */      \
+/* dp[oh, ow, c] * inv_h[oh] * inv_w[ow], for CB channels.                   */      \
+static inline void cy_spread_block_##SUF(const T *dpi, T *out, ptrdiff_t oh0,      \
+                                         ptrdiff_t oh1, ptrdiff_t ow0,               \
+                                         ptrdiff_t ow1, ptrdiff_t o_w,               \
+                                         ptrdiff_t c_n, const T *inv_h,              \
+                                         const T *inv_w, int nv) {                           \
+    cy_v##SUF acc[CY_NV_##SUF];                                                      \
+    for (int j = 0; j < nv; j++)                                            \
+        acc[j] = (cy_v##SUF){0};                                                     \
+    for (ptrdiff_t oh = oh0; oh < oh1; oh++)                                         \
+        for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                   \
+            const T *gp = dpi + (oh * o_w + ow) * c_n;                               \
+            T scale = inv_h[oh] * inv_w[ow];                                         \
+            for (int j = 0; j < nv; j++)                                    \
+                acc[j] += cy_load_##SUF(gp + j * CY_NL_##SUF) * scale;               \
+        }                                                                            \
+    for (int j = 0; j < nv; j++)                                            \
+        cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                               \
+}
+
+CYCONV_DEFINE_POOL_BLOCKS(float, f32, int)
+CYCONV_DEFINE_POOL_BLOCKS(double, f64, long long)
+
+#endif
