@@ -4,20 +4,21 @@ import numpy.typing as npt
 
 _F = np.float32 | np.float64
 
-def max_pool2d_forward(
-    x: npt.NDArray[_F], p: npt.NDArray[_F], f_h: int, f_w: int,
-    s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
+def pool2d_forward(
+    x: npt.NDArray[_F], p: npt.NDArray[_F], is_max: bool, count_include_pad: bool,
+    f_h: int, f_w: int, s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
+) -> None: ...
+def max_pool2d_argmax(
+    x: npt.NDArray[_F], p: npt.NDArray[_F], key: npt.NDArray[_F],
+    f_h: int, f_w: int, s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
 ) -> None: ...
 def max_pool2d_backward(
-    x: npt.NDArray[_F], dp: npt.NDArray[_F], dx: npt.NDArray[_F],
-    best: npt.NDArray[_F], arg: npt.NDArray[np.intp], f_h: int, f_w: int,
-    s_h: int, s_w: int, p_t: int, p_l: int, all_ties: bool, num_threads: int,
-) -> None: ...
-def avg_pool2d_forward(
-    x: npt.NDArray[_F], p: npt.NDArray[_F], f_h: int, f_w: int,
-    s_h: int, s_w: int, p_t: int, p_l: int, count_include_pad: bool, num_threads: int,
+    x: npt.NDArray[_F], dp: npt.NDArray[_F], key: npt.NDArray[_F], dx: npt.NDArray[_F],
+    cover_h: npt.NDArray[np.intp], cover_w: npt.NDArray[np.intp],
+    f_w: int, s_h: int, s_w: int, p_t: int, p_l: int, all_ties: bool, num_threads: int,
 ) -> None: ...
 def avg_pool2d_backward(
-    dp: npt.NDArray[_F], dx: npt.NDArray[_F], f_h: int, f_w: int,
-    s_h: int, s_w: int, p_t: int, p_l: int, count_include_pad: bool, num_threads: int,
+    dp: npt.NDArray[_F], dx: npt.NDArray[_F],
+    cover_h: npt.NDArray[np.intp], cover_w: npt.NDArray[np.intp],
+    inv_h: npt.NDArray[_F], inv_w: npt.NDArray[_F], num_threads: int,
 ) -> None: ...

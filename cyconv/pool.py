@@ -22,6 +22,9 @@ __all__ = [
 ]
 
 
+_MAX_POOL_AREA = 2**24
+
+
 def _geometry(op, x_shape, pool_size, stride, padding):
     # (pool (f_h, f_w), stride, pads, output shape) for an NHWC input shape.
     m, n_h, n_w, c = x_shape
@@ -127,6 +130,10 @@ def _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_tie
     x = as_array(x, "x", 4)
     dtype = result_dtype(dp=dp, x=x)
     f, s, pads, shape = _geometry("max_pool2d_backward", x.shape, pool_size, stride, padding)
+    if f[0] * f[1] >= _MAX_POOL_AREA:
+        # Tap indices travel in the data's float type (exact below 2**24).
+        raise ValueError(f"pool_size must cover fewer than 2**24 elements for "
+                         f"max_pool2d_backward, got {f[0]} x {f[1]}")
     _check_dp(dp, shape)
     n_threads = resolve_num_threads(num_threads)
     if dp.size == 0 or x.size == 0:

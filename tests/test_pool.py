@@ -205,6 +205,12 @@ def test_pooling_backward_rejects_dp_of_the_wrong_shape():
         cyconv.avg_pool2d_backward(np.ones((1, 3, 3, 2)), (6, 6, 2), 2)
 
 
+def test_max_pool2d_backward_rejects_pools_of_2_to_the_24_elements():
+    x = np.ones((1, 1, 2**24, 1), dtype=np.float32)
+    with pytest.raises(ValueError, match="pool_size must cover fewer than 2"):
+        cyconv.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, (1, 2**24))
+
+
 @pytest.mark.parametrize("case", [CASES[1], CASES[3]], ids=[IDS[1], IDS[3]])
 def test_pooling_results_are_bitwise_identical_across_thread_counts(case):
     x = np.concatenate([_x(case, np.float32)] * 4)
