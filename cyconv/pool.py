@@ -248,10 +248,14 @@ def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
     if dp.size == 0 or 0 in x_shape:
         return np.zeros(x_shape, dtype=dtype)
     dx = np.empty(x_shape, dtype=dtype)
-    axes = [_window_table(n, f_, s_, pad, o, count_include_pad, dtype)
-            for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3])]
-    _pool.avg_pool2d_backward(as_float_array(dp, dtype), dx, axes[0][0], axes[1][0],
-                              axes[0][1], axes[1][1], n_threads)
+    (cover_h, inv_h), (cover_w, inv_w) = [
+        _window_table(n, f_, s_, pad, o, count_include_pad, dtype)
+        for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3])]
+    if count_include_pad:  # one rounding: 1 / (f_h * f_w), not 1 / f_h * 1 / f_w
+        inv_h = np.ones_like(inv_h)
+        inv_w = np.full_like(inv_w, 1.0 / (f[0] * f[1]))
+    _pool.avg_pool2d_backward(as_float_array(dp, dtype), dx, cover_h, cover_w,
+                              inv_h, inv_w, n_threads)
     return dx
 
 
