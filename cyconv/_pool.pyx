@@ -63,6 +63,18 @@ cdef extern from "_pool_simd.h":
                                  double *out, Py_ssize_t oh0, Py_ssize_t oh1,
                                  Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w,
                                  Py_ssize_t c_n, int nv) noexcept nogil
+    void cy_max_route_disjoint_f32(const float *xw, float *dxw, const float *g,
+                                   Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
+                                   Py_ssize_t col_step, int all_ties, int nv) noexcept nogil
+    void cy_max_route_disjoint_f64(const double *xw, double *dxw, const double *g,
+                                   Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
+                                   Py_ssize_t col_step, int all_ties, int nv) noexcept nogil
+    void cy_avg_spread_disjoint_f32(float *dxw, const float *g, Py_ssize_t n_kh,
+                                    Py_ssize_t n_kw, Py_ssize_t row_step,
+                                    Py_ssize_t col_step, float scale, int nv) noexcept nogil
+    void cy_avg_spread_disjoint_f64(double *dxw, const double *g, Py_ssize_t n_kh,
+                                    Py_ssize_t n_kw, Py_ssize_t row_step,
+                                    Py_ssize_t col_step, double scale, int nv) noexcept nogil
     void cy_spread_block_f32(const float *dpi, float *out, Py_ssize_t oh0, Py_ssize_t oh1,
                              Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
                              const float *inv_h, const float *inv_w, int nv) noexcept nogil
@@ -513,3 +525,116 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c
                     _spread_block(dpi + c0, dxp + c0, cover_h[ih, 0], cover_h[ih, 1],
                                   cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
                                   &inv_h[0], &inv_w[0], c_n - c0)
+
+
+cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floating *g,
+                                 bint is_max, bint all_ties, floating scale,
+                                 Py_ssize_t n_kh, Py_ssize_t n_kw,
+                                 Py_ssize_t row_step, Py_ssize_t col_step,
+                                 Py_ssize_t nc) noexcept nogil:
+    # Backward of one disjoint window for nc channels: write every tap.
+    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
+    cdef Py_ssize_t kh, kw, c, at
+    cdef floating best
+    cdef Py_ssize_t first
+    if nv:
+        if is_max:
+            if floating is float:
+                cy_max_route_disjoint_f32(xw, dxw, g, n_kh, n_kw, row_step, col_step,
+                                          all_ties, <int>nv)
+            else:
+                cy_max_route_disjoint_f64(xw, dxw, g, n_kh, n_kw, row_step, col_step,
+                                          all_ties, <int>nv)
+        elif floating is float:
+            cy_avg_spread_disjoint_f32(dxw, g, n_kh, n_kw, row_step, col_step, scale, <int>nv)
+        else:
+            cy_avg_spread_disjoint_f64(dxw, g, n_kh, n_kw, row_step, col_step, scale, <int>nv)
+        done = nv * (VBYTES // sizeof(floating))
+        if done == nc:
+            return
+        xw += done
+        dxw += done
+        g += done
+        nc -= done
+    for c in range(nc):
+        if not is_max:
+            for kh in range(n_kh):
+                for kw in range(n_kw):
+                    dxw[kh * row_step + kw * col_step + c] = g[c] * scale
+            continue
+        best = xw[c]
+        first = 0
+        for kh in range(n_kh):
+            for kw in range(n_kw):
+                at = kh * row_step + kw * col_step
+                if _takes_over(xw[at + c], best):
+                    best = xw[at + c]
+                    first = at
+        if all_ties:
+            for kh in range(n_kh):
+                for kw in range(n_kw):
+                    at = kh * row_step + kw * col_step
+                    if xw[at + c] == best:
+                        dxw[at + c] = g[c]
+        else:
+            dxw[first + c] = g[c]
+
+
+def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c)
+                             const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c)
+                             floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c), zeroed
+                             bint is_max, bint all_ties, bint count_include_pad,
+                             Py_ssize_t f_h, Py_ssize_t f_w,
+                             Py_ssize_t s_h, Py_ssize_t s_w,
+                             Py_ssize_t p_t, Py_ssize_t p_l,
+                             int num_threads):
+    """Max or average pooling backward when windows do not overlap.
+
+    With ``s_h >= f_h`` and ``s_w >= f_w`` every input element lies in at most
+    one window, so each output row owns its input rows outright: rows run in
+    parallel and every tap is written once, straight from its window (max:
+    the window's argmax is found and used in registers, never stored).
+
+    Parameters
+    ----------
+    x : C-contiguous memoryview, non-empty
+        Forward input (max only; any array of the right shape for average).
+    dp : C-contiguous memoryview
+        Output gradient.
+    dx : C-contiguous memoryview, zero-filled
+        Input gradient; elements outside every window stay 0.
+    is_max, all_ties, count_include_pad : bool
+        Max (first maximum, or every tied maximum) or average pooling, and
+        the average's divisor rule.
+    f_h, f_w, s_h, s_w, p_t, p_l, num_threads : int
+        As for :func:`pool2d_forward`; ``s_h >= f_h`` and ``s_w >= f_w``.
+    """
+    cdef Py_ssize_t m = dp.shape[0], o_h = dp.shape[1], o_w = dp.shape[2]
+    cdef Py_ssize_t c_n = dp.shape[3], n_h = dx.shape[1], n_w = dx.shape[2]
+    cdef Py_ssize_t row_step = n_w * c_n
+    cdef Py_ssize_t row, i, oh, ow, kh0, kh1, kw0, kw1, c0, at, count
+    cdef floating scale
+    with nogil:
+        for row in prange(m * o_h, num_threads=num_threads, schedule="static"):
+            i = row // o_h
+            oh = row % o_h
+            kh0 = tap_begin(oh, s_h, p_t)
+            kh1 = tap_end(oh, s_h, p_t, n_h, f_h)
+            if kh0 >= kh1:
+                continue  # window rows wholly in the padding
+            for ow in range(o_w):
+                kw0 = tap_begin(ow, s_w, p_l)
+                kw1 = tap_end(ow, s_w, p_l, n_w, f_w)
+                if kw0 >= kw1:
+                    continue
+                count = f_h * f_w if count_include_pad else (kh1 - kh0) * (kw1 - kw0)
+                scale = 1
+                scale = scale / count
+                at = ((oh * s_h - p_t + kh0) * n_w + ow * s_w - p_l + kw0) * c_n
+                c0 = 0
+                while c0 < c_n:
+                    _disjoint_block(&x[i, 0, 0, 0] + at + c0, &dx[i, 0, 0, 0] + at + c0,
+                                    &dp[i, oh, ow, 0] + c0, is_max, all_ties, scale,
+                                    kh1 - kh0, kw1 - kw0, row_step, c_n,
+                                    min(CB, c_n - c0))
+                    c0 = c0 + CB

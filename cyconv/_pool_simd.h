@@ -28,6 +28,8 @@
 #define CYCONV_CB 16          /* channels per block */
 #define CYCONV_VBYTES 16      /* vector width in bytes */
 
+typedef int cy_bits __attribute__((vector_size(CYCONV_VBYTES)));
+
 #define CYCONV_DEFINE_POOL_BLOCKS(T, SUF, IT)                                        \
 typedef T cy_v##SUF __attribute__((vector_size(CYCONV_VBYTES)));                    \
 typedef IT cy_m##SUF __attribute__((vector_size(CYCONV_VBYTES)));                   \
@@ -38,8 +40,11 @@ static inline cy_v##SUF cy_load_##SUF(const T *p) {                             
 }                                                                                    \
 static inline void cy_store_##SUF(T *p, cy_v##SUF v) { memcpy(p, &v, sizeof v); }   \
 static inline cy_v##SUF cy_blend_##SUF(cy_m##SUF take, cy_v##SUF a, cy_v##SUF b) {  \
-    /* take ? a : b, lane by lane */                                                 \
-    return (cy_v##SUF)((take & (cy_m##SUF)a) | (~take & (cy_m##SUF)b));             \
+    /* take ? a : b, lane by lane. The bit operations run on 32-bit lanes:   */      \
+    /* on 64-bit lanes GCC turns this into a select that SSE2 lacks and     */      \
+    /* falls back to scalar code.                                            */      \
+    cy_bits t = (cy_bits)take;                                                       \
+    return (cy_v##SUF)((t & (cy_bits)a) | (~t & (cy_bits)b));                        \
 }                                                                                    \
 static inline cy_m##SUF cy_takes_over_##SUF(cy_v##SUF v, cy_v##SUF best) {          \
     return (cy_m##SUF)(v > best) | ((cy_m##SUF)(v != v) & (cy_m##SUF)(best == best)); \
@@ -162,6 +167,60 @@ static inline void cy_route_ties_block_##SUF(const T *dpi, const T *besti,      
         }                                                                            \
     for (int j = 0; j < nv; j++)                                            \
         cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                               \
+}                                                                                    \
+                                                                                     \
+/* Disjoint windows (stride >= pool size): each input element belongs to at  */      \
+/* most one window, so the backward pass writes every tap of the window     */      \
+/* directly: max routes g to the first maximum (all_ties: to every element */      \
+/* equal to the maximum), average spreads g * scale.                        */      \
+static inline void cy_max_route_disjoint_##SUF(const T *xw, T *dxw, const T *g,    \
+                                               ptrdiff_t n_kh, ptrdiff_t n_kw,      \
+                                               ptrdiff_t row_step,                  \
+                                               ptrdiff_t col_step, int all_ties,    \
+                                               int nv) {                            \
+    cy_v##SUF b[CY_NV_##SUF], k[CY_NV_##SUF], gv[CY_NV_##SUF];                       \
+    for (int j = 0; j < nv; j++) {                                                   \
+        b[j] = cy_load_##SUF(xw + j * CY_NL_##SUF);                                  \
+        k[j] = (cy_v##SUF){0};                                                       \
+        gv[j] = cy_load_##SUF(g + j * CY_NL_##SUF);                                  \
+    }                                                                                \
+    for (ptrdiff_t kh = 0; kh < n_kh; kh++)                                          \
+        for (ptrdiff_t kw = 0; kw < n_kw; kw++) {                                    \
+            cy_v##SUF kv = (cy_v##SUF){0} + (T)(kh * n_kw + kw);                     \
+            const T *xp = xw + kh * row_step + kw * col_step;                        \
+            for (int j = 0; j < nv; j++) {                                           \
+                cy_v##SUF v = cy_load_##SUF(xp + j * CY_NL_##SUF);                    \
+                cy_m##SUF take = cy_takes_over_##SUF(v, b[j]);                       \
+                b[j] = cy_blend_##SUF(take, v, b[j]);                                \
+                k[j] = cy_blend_##SUF(take, kv, k[j]);                               \
+            }                                                                        \
+        }                                                                            \
+    for (ptrdiff_t kh = 0; kh < n_kh; kh++)                                          \
+        for (ptrdiff_t kw = 0; kw < n_kw; kw++) {                                    \
+            cy_v##SUF kv = (cy_v##SUF){0} + (T)(kh * n_kw + kw);                     \
+            ptrdiff_t at = kh * row_step + kw * col_step;                            \
+            for (int j = 0; j < nv; j++) {                                           \
+                cy_m##SUF hit = all_ties                                              \
+                    ? (cy_m##SUF)(cy_load_##SUF(xw + at + j * CY_NL_##SUF) == b[j])  \
+                    : (cy_m##SUF)(k[j] == kv);                                       \
+                cy_store_##SUF(dxw + at + j * CY_NL_##SUF,                           \
+                               (cy_v##SUF)((cy_bits)hit & (cy_bits)gv[j]));          \
+            }                                                                        \
+        }                                                                            \
+}                                                                                    \
+                                                                                     \
+static inline void cy_avg_spread_disjoint_##SUF(T *dxw, const T *g, ptrdiff_t n_kh, \
+                                                ptrdiff_t n_kw, ptrdiff_t row_step,  \
+                                                ptrdiff_t col_step, T scale,         \
+                                                int nv) {                            \
+    cy_v##SUF gv[CY_NV_##SUF];                                                       \
+    for (int j = 0; j < nv; j++)                                                     \
+        gv[j] = cy_load_##SUF(g + j * CY_NL_##SUF) * scale;                          \
+    for (ptrdiff_t kh = 0; kh < n_kh; kh++)                                          \
+        for (ptrdiff_t kw = 0; kw < n_kw; kw++)                                      \
+            for (int j = 0; j < nv; j++)                                             \
+                cy_store_##SUF(dxw + kh * row_step + kw * col_step + j * CY_NL_##SUF, \
+                               gv[j]);                                               \
 }                                                                                    \
                                                                                      \
 /* out[c] = sum over outputs (oh, ow) in [oh0, oh1) x [ow0, ow1) of          */      \

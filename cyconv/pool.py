@@ -139,6 +139,12 @@ def _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_tie
     if dp.size == 0 or x.size == 0:
         return np.zeros(x.shape, dtype=dtype)
     x_c = as_float_array(x, dtype)
+    if s[0] >= f[0] and s[1] >= f[1]:  # disjoint windows: one direct pass
+        dx = np.zeros(x.shape, dtype=dtype)
+        _pool.pool2d_backward_disjoint(x_c, as_float_array(dp, dtype), dx, True, all_ties,
+                                       False, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                       n_threads)
+        return dx
     p = np.empty(shape, dtype=dtype)
     key = np.empty(shape, dtype=dtype)
     _pool.max_pool2d_argmax(x_c, p, key, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
@@ -247,6 +253,14 @@ def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
     n_threads = resolve_num_threads(num_threads)
     if dp.size == 0 or 0 in x_shape:
         return np.zeros(x_shape, dtype=dtype)
+    dp_c = as_float_array(dp, dtype)
+    if s[0] >= f[0] and s[1] >= f[1]:  # disjoint windows: one direct pass
+        dx = np.zeros(x_shape, dtype=dtype)
+        # x is not read for average pooling: dx stands in for it.
+        _pool.pool2d_backward_disjoint(dx, dp_c, dx, False, False, bool(count_include_pad),
+                                       f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                       n_threads)
+        return dx
     dx = np.empty(x_shape, dtype=dtype)
     (cover_h, inv_h), (cover_w, inv_w) = [
         _window_table(n, f_, s_, pad, o, count_include_pad, dtype)
@@ -254,7 +268,7 @@ def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
     if count_include_pad:  # one rounding: 1 / (f_h * f_w), not 1 / f_h * 1 / f_w
         inv_h = np.ones_like(inv_h)
         inv_w = np.full_like(inv_w, 1.0 / (f[0] * f[1]))
-    _pool.avg_pool2d_backward(as_float_array(dp, dtype), dx, cover_h, cover_w,
+    _pool.avg_pool2d_backward(dp_c, dx, cover_h, cover_w,
                               inv_h, inv_w, n_threads)
     return dx
 

@@ -21,6 +21,9 @@ CASES = [
     # channel counts that fill whole vector blocks, and blocks plus a scalar tail
     ((1, 6, 6, 16), 2, None, "same"),
     ((2, 7, 9, 37), 3, 2, 1),
+    # disjoint windows (stride >= pool) with padding, gaps and a channel tail
+    ((2, 7, 9, 21), 2, None, 1),
+    ((1, 11, 10, 18), (2, 3), (3, 4), ((1, 0), (2, 1))),
 ]
 IDS = [f"x{c[0]}-f{c[1]}-s{c[2]}-p{c[3]}".replace(" ", "") for c in CASES]
 
