@@ -22,3 +22,8 @@ def avg_pool2d_backward(
     cover_h: npt.NDArray[np.intp], cover_w: npt.NDArray[np.intp],
     inv_h: npt.NDArray[_F], inv_w: npt.NDArray[_F], num_threads: int,
 ) -> None: ...
+def pool2d_backward_disjoint(
+    x: npt.NDArray[_F], dp: npt.NDArray[_F], dx: npt.NDArray[_F],
+    is_max: bool, all_ties: bool, count_include_pad: bool,
+    f_h: int, f_w: int, s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
+) -> None: ...
