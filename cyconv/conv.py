@@ -135,7 +135,10 @@ def _check_out(out, shape, dtype, **inputs):
     return out
 
 
-def conv2d_backward(dz, x, w, *, stride=1, padding=0, num_threads=None):
+_GRADS = ("dx", "dw", "db")
+
+
+def conv2d_backward(dz, x, w, *, stride=1, padding=0, num_threads=None, grads=_GRADS):
     """Gradients of :func:`conv2d` with respect to its input, filters and bias.
 
     Parameters
@@ -148,12 +151,15 @@ def conv2d_backward(dz, x, w, *, stride=1, padding=0, num_threads=None):
         The forward filters.
     stride, padding, num_threads
         As given to :func:`conv2d`.
+    grads : collection of {"dx", "dw", "db"}, default all three
+        The gradients to compute; the others are returned as None (e.g. the
+        first layer of a network never needs ``dx``).
 
     Returns
     -------
-    dx : ndarray, shape (m, n_H, n_W, C_in)
-    dw : ndarray, shape (f_h, f_w, C_in, C_out)
-    db : ndarray, shape (C_out,)
+    dx : ndarray, shape (m, n_H, n_W, C_in), or None
+    dw : ndarray, shape (f_h, f_w, C_in, C_out), or None
+    db : ndarray, shape (C_out,), or None
 
     Raises
     ------
@@ -175,6 +181,8 @@ def conv2d_backward(dz, x, w, *, stride=1, padding=0, num_threads=None):
     >>> dx, dw, db = cyconv.conv2d_backward(dz, x, w)
     >>> dx.shape, dw.shape, db.tolist()
     ((2, 5, 5, 3), (3, 3, 3, 4), [18.0, 18.0, 18.0, 18.0])
+    >>> cyconv.conv2d_backward(dz, x, w, grads=("dw",))[0] is None
+    True
     """
     dz = as_array(dz, "dz", 4)
     x = as_array(x, "x", 4)
@@ -185,23 +193,40 @@ def conv2d_backward(dz, x, w, *, stride=1, padding=0, num_threads=None):
     if dz.shape != (m, o_h, o_w, c_out):
         raise ValueError(f"dz must have the forward output's shape {(m, o_h, o_w, c_out)}, "
                          f"got {dz.shape}")
+    wanted = _parse_grads(grads)
     n_threads = resolve_num_threads(num_threads)
-    dx = np.zeros(x.shape, dtype=dtype)
-    dw = np.zeros(w.shape, dtype=dtype)
-    db = np.zeros(c_out, dtype=dtype)
+    dx = np.zeros(x.shape, dtype=dtype) if "dx" in wanted else None
+    dw = np.zeros(w.shape, dtype=dtype) if "dw" in wanted else None
+    db = np.zeros(c_out, dtype=dtype) if "db" in wanted else None
     if dz.size == 0 or x.size == 0:
-        if dz.size:  # C_in == 0: only db is non-trivial
+        if dz.size and db is not None:  # no input channels: only db is non-trivial
             db[:] = dz.sum(axis=(0, 1, 2), dtype=dtype)
         return dx, dw, db
     dz_c = as_float_array(dz, dtype)
-    x_c = as_float_array(x, dtype)
-    w_c = as_float_array(w, dtype)
-    # dx runs over input channels innermost: repack w once as (f_h, f_w, C_out, C_in).
-    wt = np.ascontiguousarray(w_c.transpose(0, 1, 3, 2))
-    _conv.conv2d_backward_dx(dz_c, wt, dx, s[0], s[1], pads[0][0], pads[1][0], n_threads)
-    chunks = _conv.dw_chunks(m * o_h)
-    dw_part = np.zeros((chunks,) + w.shape, dtype=dtype)
-    db_part = np.zeros((chunks, c_out), dtype=dtype)
-    _conv.conv2d_backward_dw(x_c, dz_c, dw_part, db_part, dw, db,
-                             s[0], s[1], pads[0][0], pads[1][0], n_threads)
+    if dx is not None:
+        # dx runs over input channels innermost: repack w once as (f_h, f_w, C_out, C_in).
+        wt = np.ascontiguousarray(as_float_array(w, dtype).transpose(0, 1, 3, 2))
+        _conv.conv2d_backward_dx(dz_c, wt, dx, s[0], s[1], pads[0][0], pads[1][0], n_threads)
+    if dw is not None:
+        chunks = _conv.dw_chunks(m * o_h)
+        dw_part = np.zeros((chunks,) + w.shape, dtype=dtype)
+        db_part = np.zeros((chunks, c_out), dtype=dtype)
+        db_out = db if db is not None else np.empty(c_out, dtype=dtype)
+        _conv.conv2d_backward_dw(as_float_array(x, dtype), dz_c, dw_part, db_part, dw, db_out,
+                                 s[0], s[1], pads[0][0], pads[1][0], n_threads)
+    elif db is not None:
+        db[:] = dz_c.sum(axis=(0, 1, 2))
     return dx, dw, db
+
+
+def _parse_grads(grads):
+    if isinstance(grads, str):
+        grads = (grads,)
+    try:
+        wanted = set(grads)
+    except TypeError:
+        raise TypeError(f"grads must be a collection of 'dx', 'dw', 'db', got {grads!r}") from None
+    unknown = wanted - set(_GRADS)
+    if unknown:
+        raise ValueError(f"grads may only name 'dx', 'dw' and 'db', got {sorted(unknown)}")
+    return wanted

@@ -212,3 +212,24 @@ def test_conv2d_zero_input_channels_gives_the_bias():
     assert z.shape == (2, 2, 2, 2)
     np.testing.assert_array_equal(z[..., 0], 1.5)
     np.testing.assert_array_equal(z[..., 1], -2.0)
+
+
+@pytest.mark.parametrize("grads", [("dx",), ("dw",), ("db",), ("dw", "db"), "dx"])
+def test_conv2d_backward_computes_only_the_requested_gradients(grads):
+    x, w, _ = _data(CASES[2], np.float64)
+    z = cyconv.conv2d(x, w, stride=2, padding=(1, 2))
+    dz = np.random.default_rng(4).standard_normal(z.shape)
+    full = cyconv.conv2d_backward(dz, x, w, stride=2, padding=(1, 2))
+    part = cyconv.conv2d_backward(dz, x, w, stride=2, padding=(1, 2), grads=grads)
+    wanted = {grads} if isinstance(grads, str) else set(grads)
+    for name, p, f in zip(("dx", "dw", "db"), part, full):
+        if name in wanted:
+            np.testing.assert_allclose(p, f, rtol=1e-13, atol=1e-13)
+        else:
+            assert p is None
+
+
+def test_conv2d_backward_rejects_unknown_gradient_names():
+    x, w = np.ones((1, 6, 6, 2)), np.ones((3, 3, 2, 2))
+    with pytest.raises(ValueError, match="grads may only name"):
+        cyconv.conv2d_backward(np.ones((1, 4, 4, 2)), x, w, grads=("dw", "dbias"))
