@@ -39,34 +39,44 @@ static inline cy_v##SUF cy_load_##SUF(const T *p) {                             
     cy_v##SUF v; memcpy(&v, p, sizeof v); return v;                                  \
 }                                                                                    \
 static inline void cy_store_##SUF(T *p, cy_v##SUF v) { memcpy(p, &v, sizeof v); }   \
-static inline cy_v##SUF cy_blend_##SUF(cy_m##SUF take, cy_v##SUF a, cy_v##SUF b) {  \
+static inline cy_v##SUF cy_blend_##SUF(cy_bits take, cy_v##SUF a, cy_v##SUF b) {    \
     /* take ? a : b, lane by lane. The bit operations run on 32-bit lanes:   */      \
     /* on 64-bit lanes GCC turns this into a select that SSE2 lacks and     */      \
     /* falls back to scalar code.                                            */      \
-    cy_bits t = (cy_bits)take;                                                       \
-    return (cy_v##SUF)((t & (cy_bits)a) | (~t & (cy_bits)b));                        \
+    return (cy_v##SUF)((take & (cy_bits)a) | (~take & (cy_bits)b));                  \
 }                                                                                    \
-static inline cy_m##SUF cy_takes_over_##SUF(cy_v##SUF v, cy_v##SUF best) {          \
-    return (cy_m##SUF)(v > best) | ((cy_m##SUF)(v != v) & (cy_m##SUF)(best == best)); \
+static inline cy_bits cy_takes_over_##SUF(cy_v##SUF v, cy_v##SUF best) {            \
+    /* masks go to 32-bit lanes at once: GCC handles 64-bit lane masks of   */      \
+    /* comparisons through scalar code on SSE2                              */      \
+    return (cy_bits)(v > best) | ((cy_bits)(v != v) & (cy_bits)(best == best));     \
 }                                                                                    \
                                                                                      \
-/* out[c] = max over the n_kh x n_kw taps starting at xw, for CB channels. */        \
+/* out[c] = max over the n_kh x n_kw taps starting at xw. The running max */      \
+/* is a plain compare-and-blend; NaNs are collected in a separate mask and  */      \
+/* applied once at the end (acc * (1 + NaN) is NaN, acc * 1 is exact).      */      \
 static inline void cy_max_block_##SUF(const T *xw, T *out, ptrdiff_t n_kh,          \
                                       ptrdiff_t n_kw, ptrdiff_t row_step,            \
-                                      ptrdiff_t col_step, int nv) {                          \
+                                      ptrdiff_t col_step, int nv) {                  \
     cy_v##SUF acc[CY_NV_##SUF];                                                      \
-    for (int j = 0; j < nv; j++)                                            \
+    cy_bits nan[CY_NV_##SUF];                                                        \
+    for (int j = 0; j < nv; j++) {                                                   \
         acc[j] = (cy_v##SUF){0} - (T)INFINITY;                                       \
+        nan[j] = (cy_bits){0};                                                       \
+    }                                                                                \
     for (ptrdiff_t kh = 0; kh < n_kh; kh++)                                          \
         for (ptrdiff_t kw = 0; kw < n_kw; kw++) {                                    \
             const T *xp = xw + kh * row_step + kw * col_step;                        \
-            for (int j = 0; j < nv; j++) {                                  \
+            for (int j = 0; j < nv; j++) {                                           \
                 cy_v##SUF v = cy_load_##SUF(xp + j * CY_NL_##SUF);                    \
-                acc[j] = cy_blend_##SUF(cy_takes_over_##SUF(v, acc[j]), v, acc[j]);  \
+                acc[j] = cy_blend_##SUF((cy_bits)(v > acc[j]), v, acc[j]);         \
+                nan[j] |= (cy_bits)(v != v);                                         \
             }                                                                        \
         }                                                                            \
-    for (int j = 0; j < nv; j++)                                            \
-        cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                               \
+    for (int j = 0; j < nv; j++) {                                                   \
+        cy_v##SUF one_or_nan = (cy_v##SUF){0} + (T)1                                 \
+            + (cy_v##SUF)(nan[j] & (cy_bits)((cy_v##SUF){0} + (T)NAN));              \
+        cy_store_##SUF(out + j * CY_NL_##SUF, acc[j] * one_or_nan);                  \
+    }                                                                                \
 }                                                                                    \
                                                                                      \
 /* out[c] = scale * sum over the n_kh x n_kw taps starting at xw, CB channels. */    \
@@ -104,7 +114,7 @@ static inline void cy_argmax_block_##SUF(const T *xw, ptrdiff_t n_kh,           
             const T *xp = xw + kh * row_step + kw * col_step;                        \
             for (int j = 0; j < nv; j++) {                                  \
                 cy_v##SUF v = cy_load_##SUF(xp + j * CY_NL_##SUF);                    \
-                cy_m##SUF take = cy_takes_over_##SUF(v, b[j]);                       \
+                cy_bits take = cy_takes_over_##SUF(v, b[j]);                       \
                 b[j] = cy_blend_##SUF(take, v, b[j]);                                \
                 k[j] = cy_blend_##SUF(take, kv, k[j]);                               \
             }                                                                        \
@@ -137,7 +147,7 @@ static inline void cy_route_first_block_##SUF(const T *dpi, const T *keyi, T *ou
             for (int j = 0; j < nv; j++) {                                  \
                 cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);              \
                 cy_v##SUF key = cy_load_##SUF(keyi + at + j * CY_NL_##SUF);           \
-                acc[j] += (cy_v##SUF)((cy_m##SUF)(key == kv) & (cy_m##SUF)g);        \
+                acc[j] += (cy_v##SUF)((cy_bits)(key == kv) & (cy_bits)g);              \
             }                                                                        \
         }                                                                            \
     for (int j = 0; j < nv; j++)                                            \
@@ -162,7 +172,7 @@ static inline void cy_route_ties_block_##SUF(const T *dpi, const T *besti,      
             for (int j = 0; j < nv; j++) {                                  \
                 cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);              \
                 cy_v##SUF b = cy_load_##SUF(besti + at + j * CY_NL_##SUF);            \
-                acc[j] += (cy_v##SUF)((cy_m##SUF)(b == x[j]) & (cy_m##SUF)g);        \
+                acc[j] += (cy_v##SUF)((cy_bits)(b == x[j]) & (cy_bits)g);              \
             }                                                                        \
         }                                                                            \
     for (int j = 0; j < nv; j++)                                            \
@@ -190,7 +200,7 @@ static inline void cy_max_route_disjoint_##SUF(const T *xw, T *dxw, const T *g, 
             const T *xp = xw + kh * row_step + kw * col_step;                        \
             for (int j = 0; j < nv; j++) {                                           \
                 cy_v##SUF v = cy_load_##SUF(xp + j * CY_NL_##SUF);                    \
-                cy_m##SUF take = cy_takes_over_##SUF(v, b[j]);                       \
+                cy_bits take = cy_takes_over_##SUF(v, b[j]);                       \
                 b[j] = cy_blend_##SUF(take, v, b[j]);                                \
                 k[j] = cy_blend_##SUF(take, kv, k[j]);                               \
             }                                                                        \
@@ -199,13 +209,20 @@ static inline void cy_max_route_disjoint_##SUF(const T *xw, T *dxw, const T *g, 
         for (ptrdiff_t kw = 0; kw < n_kw; kw++) {                                    \
             cy_v##SUF kv = (cy_v##SUF){0} + (T)(kh * n_kw + kw);                     \
             ptrdiff_t at = kh * row_step + kw * col_step;                            \
-            for (int j = 0; j < nv; j++) {                                           \
-                cy_m##SUF hit = all_ties                                              \
-                    ? (cy_m##SUF)(cy_load_##SUF(xw + at + j * CY_NL_##SUF) == b[j])  \
-                    : (cy_m##SUF)(k[j] == kv);                                       \
-                cy_store_##SUF(dxw + at + j * CY_NL_##SUF,                           \
-                               (cy_v##SUF)((cy_bits)hit & (cy_bits)gv[j]));          \
-            }                                                                        \
+            /* two loops, not a per-lane choice of masks (GCC scalarises it) */      \
+            if (all_ties)                                                            \
+                for (int j = 0; j < nv; j++) {                                       \
+                    cy_bits hit = (cy_bits)(cy_load_##SUF(xw + at + j * CY_NL_##SUF) \
+                                            == b[j]);                                \
+                    cy_store_##SUF(dxw + at + j * CY_NL_##SUF,                       \
+                                   (cy_v##SUF)(hit & (cy_bits)gv[j]));               \
+                }                                                                    \
+            else                                                                     \
+                for (int j = 0; j < nv; j++) {                                       \
+                    cy_bits hit = (cy_bits)(k[j] == kv);                             \
+                    cy_store_##SUF(dxw + at + j * CY_NL_##SUF,                       \
+                                   (cy_v##SUF)(hit & (cy_bits)gv[j]));               \
+                }                                                                    \
         }                                                                            \
 }                                                                                    \
                                                                                      \
