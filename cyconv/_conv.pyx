@@ -2,13 +2,39 @@
 
 Private: ``cyconv/conv.py`` validates every argument, allocates every output
 and passes ready, C-contiguous, non-empty buffers; nothing here can fail.
-Every kernel sums in an order fixed by the shapes alone, so results are
-bitwise identical whatever the thread count.
-"""
-from cython cimport floating
-from cython.parallel cimport prange
 
-from cyconv._window cimport out_begin, out_end, tap_begin, tap_end
+All three passes run on one register-tile micro-kernel (``_conv_simd.h``):
+a tile of up to 8 pixels x 1-2 SIMD vectors of channels that accumulates over
+a list of taps. This module decides the tiles: it packs the operand read as
+vectors into zero-padded blocks of ``NB`` channels, lists the taps of each
+tile (taps in the padding are left out, so no padded copy of the input is
+made), and splits the work over threads. Every output element is summed in an
+order fixed by the shapes alone, so results are bitwise identical whatever
+the thread count.
+"""
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.stddef cimport ptrdiff_t
+
+from cyconv._window cimport tap_begin, tap_end
+
+
+cdef extern from "_conv_simd.h" nogil:
+    int cyc_lanes_f32()
+    int cyc_lanes_f64()
+    int cyc_max_pixels(int nv)
+    void cyc_tile_f32(int P, int NV, const float *inp, ptrdiff_t base,
+                      ptrdiff_t in_ps, ptrdiff_t in_ks, const float *w, ptrdiff_t w_ks,
+                      const ptrdiff_t *in_off, const ptrdiff_t *w_off,
+                      ptrdiff_t ntaps, ptrdiff_t K, float *out, ptrdiff_t out_ps,
+                      int nch, const float *bias)
+    void cyc_tile_f64(int P, int NV, const double *inp, ptrdiff_t base,
+                      ptrdiff_t in_ps, ptrdiff_t in_ks, const double *w, ptrdiff_t w_ks,
+                      const ptrdiff_t *in_off, const ptrdiff_t *w_off,
+                      ptrdiff_t ntaps, ptrdiff_t K, double *out, ptrdiff_t out_ps,
+                      int nch, const double *bias)
 
 
 # Fixed number of batch x row chunks the dw reduction is split into. It depends
@@ -18,42 +44,125 @@ cdef enum:
     DW_CHUNKS = 8
 
 
-cdef void _forward_row(const floating *x, const floating *w,
-                       const floating *b, floating *z,
-                       Py_ssize_t oh, Py_ssize_t n_h, Py_ssize_t n_w,
-                       Py_ssize_t c_in, Py_ssize_t f_h, Py_ssize_t f_w,
-                       Py_ssize_t o_w, Py_ssize_t c_out,
-                       Py_ssize_t s_h, Py_ssize_t s_w,
-                       Py_ssize_t p_t, Py_ssize_t p_l) noexcept nogil:
+cdef inline void _tile(int P, int NV, const floating *inp, ptrdiff_t base,
+                       ptrdiff_t in_ps, ptrdiff_t in_ks,
+                       const floating *w, ptrdiff_t w_ks,
+                       const ptrdiff_t *in_off, const ptrdiff_t *w_off,
+                       ptrdiff_t ntaps, ptrdiff_t K, floating *out, ptrdiff_t out_ps,
+                       int nch, const floating *bias) noexcept nogil:
+    if floating is float:
+        cyc_tile_f32(P, NV, inp, base, in_ps, in_ks, w, w_ks, in_off, w_off,
+                     ntaps, K, out, out_ps, nch, bias)
+    else:
+        cyc_tile_f64(P, NV, inp, base, in_ps, in_ks, w, w_ks, in_off, w_off,
+                     ntaps, K, out, out_ps, nch, bias)
+
+
+def _block(dtype, Py_ssize_t channels):
+    """(NV, NB): vectors per tile pixel and channels per packed block."""
+    cdef int lanes = cyc_lanes_f32() if dtype == np.float32 else cyc_lanes_f64()
+    nv = 1 if channels <= lanes else 2
+    return nv, nv * lanes
+
+
+def _pack(a, Py_ssize_t nb):
+    """``a`` (..., c) as zero-padded channel blocks (ceil(c / nb), ..., nb)."""
+    lead = a.shape[:a.ndim - 1]
+    cdef Py_ssize_t c = a.shape[a.ndim - 1]
+    cdef Py_ssize_t n_cb = (c + nb - 1) // nb
+    out = np.zeros((n_cb,) + lead + (nb,), dtype=a.dtype)
+    for cb in range(n_cb):
+        out[cb, ..., :min(nb, c - cb * nb)] = a[..., cb * nb:(cb + 1) * nb]
+    return out
+
+
+def block_width(dtype):
+    """SIMD lanes of this build for ``dtype`` (float32 or float64)."""
+    return cyc_lanes_f32() if np.dtype(dtype) == np.float32 else cyc_lanes_f64()
+
+
+cdef inline ptrdiff_t _first_out(ptrdiff_t p, ptrdiff_t k, ptrdiff_t s) noexcept nogil:
+    # Smallest o >= 0 with o * s - p + k >= 0.
+    return 0 if p - k <= 0 else (p - k + s - 1) // s
+
+
+cdef inline ptrdiff_t _end_out(ptrdiff_t p, ptrdiff_t k, ptrdiff_t s, ptrdiff_t n,
+                               ptrdiff_t n_out) noexcept nogil:
+    # One past the largest o < n_out with o * s - p + k <= n - 1.
+    cdef ptrdiff_t t = n - 1 + p - k
+    if t < 0:
+        return 0
+    t = t // s + 1
+    return t if t < n_out else n_out
+
+
+cdef inline ptrdiff_t _count(ptrdiff_t first, ptrdiff_t end, ptrdiff_t step) noexcept nogil:
+    # Length of range(first, end, step) for step >= 1, first >= 0.
+    return (end - first + step - 1) // step if first < end else 0
+
+
+cdef void _forward_row(const floating *x, const floating *wpack, const floating *bpack,
+                       floating *z, ptrdiff_t *in_off, ptrdiff_t *w_off,
+                       ptrdiff_t oh, ptrdiff_t n_h, ptrdiff_t n_w, ptrdiff_t c_in,
+                       ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_w, ptrdiff_t c_out,
+                       ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t p_t, ptrdiff_t p_l,
+                       int nv, ptrdiff_t nb) noexcept nogil:
     # x: one image (n_h, n_w, c_in); z: one output row (o_w, c_out).
-    cdef Py_ssize_t ow, kh, kw, ci, co, ih, iw
-    cdef Py_ssize_t kh0 = tap_begin(oh, s_h, p_t)
-    cdef Py_ssize_t kh1 = tap_end(oh, s_h, p_t, n_h, f_h)
-    cdef Py_ssize_t kw0, kw1
-    cdef floating xv
-    cdef floating *zp
-    cdef const floating *xp
-    cdef const floating *wp
-    for ow in range(o_w):
-        zp = z + ow * c_out
-        for co in range(c_out):
-            zp[co] = 0
-        kw0 = tap_begin(ow, s_w, p_l)
-        kw1 = tap_end(ow, s_w, p_l, n_w, f_w)
-        for kh in range(kh0, kh1):
-            ih = oh * s_h - p_t + kh
-            for kw in range(kw0, kw1):
-                iw = ow * s_w - p_l + kw
-                xp = x + (ih * n_w + iw) * c_in
-                wp = w + (kh * f_w + kw) * c_in * c_out
-                # Inner loop over contiguous output channels: an axpy the
-                # compiler vectorises (NHWC x, HWIO w make both rows unit-stride).
-                for ci in range(c_in):
-                    xv = xp[ci]
-                    for co in range(c_out):
-                        zp[co] += xv * wp[ci * c_out + co]
-        for co in range(c_out):
-            zp[co] += b[co]
+    # Columns whose window lies inside the input share one tap list and run
+    # in tiles of P pixels; the few edge columns run one by one.
+    cdef ptrdiff_t kh0 = tap_begin(oh, s_h, p_t), kh1 = tap_end(oh, s_h, p_t, n_h, f_h)
+    cdef ptrdiff_t ow_a = _first_out(p_l, 0, s_w)
+    cdef ptrdiff_t ow_b = _end_out(p_l, f_w - 1, s_w, n_w, o_w)
+    cdef ptrdiff_t kh, kw, ow, nt, cb, n_cb = (c_out + nb - 1) // nb
+    cdef ptrdiff_t w_blk = f_h * f_w * c_in * nb
+    cdef ptrdiff_t *e_in = in_off + f_h * f_w
+    cdef ptrdiff_t *e_w = w_off + f_h * f_w
+    cdef int mr = cyc_max_pixels(nv), P, nch
+    if ow_a > o_w:
+        ow_a = o_w
+    if ow_b < ow_a:
+        ow_b = ow_a
+    nt = 0
+    for kh in range(kh0, kh1):
+        for kw in range(f_w):
+            in_off[nt] = ((oh * s_h - p_t + kh) * n_w - p_l + kw) * c_in
+            w_off[nt] = (kh * f_w + kw) * c_in * nb
+            nt += 1
+    for cb in range(n_cb):
+        nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
+        ow = ow_a
+        while ow < ow_b:
+            P = <int>(ow_b - ow if ow_b - ow < mr else mr)
+            _tile(P, nv, x, ow * s_w * c_in, s_w * c_in, 1, wpack + cb * w_blk, nb,
+                  in_off, w_off, nt, c_in, z + ow * c_out + cb * nb, c_out, nch,
+                  bpack + cb * nb)
+            ow += P
+        for ow in range(ow_a):
+            _forward_edge(x, wpack + cb * w_blk, bpack + cb * nb, z, e_in, e_w, oh, ow,
+                          n_h, n_w, c_in, f_h, f_w, c_out, s_h, s_w, p_t, p_l,
+                          nv, nb, cb, nch)
+        for ow in range(ow_b, o_w):
+            _forward_edge(x, wpack + cb * w_blk, bpack + cb * nb, z, e_in, e_w, oh, ow,
+                          n_h, n_w, c_in, f_h, f_w, c_out, s_h, s_w, p_t, p_l,
+                          nv, nb, cb, nch)
+
+
+cdef inline void _forward_edge(const floating *x, const floating *wblk,
+                               const floating *bblk, floating *z,
+                               ptrdiff_t *e_in, ptrdiff_t *e_w, ptrdiff_t oh, ptrdiff_t ow,
+                               ptrdiff_t n_h, ptrdiff_t n_w, ptrdiff_t c_in,
+                               ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t c_out,
+                               ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t p_t, ptrdiff_t p_l,
+                               int nv, ptrdiff_t nb, ptrdiff_t cb, int nch) noexcept nogil:
+    # One output column whose window crosses the padding: its own tap list.
+    cdef ptrdiff_t kh, kw, ne = 0
+    for kh in range(tap_begin(oh, s_h, p_t), tap_end(oh, s_h, p_t, n_h, f_h)):
+        for kw in range(tap_begin(ow, s_w, p_l), tap_end(ow, s_w, p_l, n_w, f_w)):
+            e_in[ne] = ((oh * s_h - p_t + kh) * n_w + ow * s_w - p_l + kw) * c_in
+            e_w[ne] = (kh * f_w + kw) * c_in * nb
+            ne += 1
+    _tile(1, nv, x, 0, 0, 1, wblk, nb, e_in, e_w, ne, c_in,
+          z + ow * c_out + cb * nb, c_out, nch, bblk)
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
@@ -83,48 +192,114 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     cdef Py_ssize_t c_out = z.shape[3]
     cdef Py_ssize_t n_h = x.shape[1], n_w = x.shape[2], c_in = x.shape[3]
     cdef Py_ssize_t f_h = w.shape[0], f_w = w.shape[1]
-    cdef Py_ssize_t row, i, oh
-    with nogil:
-        for row in prange(m * o_h, num_threads=num_threads, schedule="static"):
+    cdef Py_ssize_t row, i, oh, nb
+    cdef int nv
+    nv, nb = _block(np.asarray(z).dtype, c_out)
+    cdef const floating[:, :, :, :, ::1] wpack = _pack(np.asarray(w), nb)  # (n_cb, f_h, f_w, c_in, nb)
+    cdef const floating[:, ::1] bpack = _pack(np.asarray(b), nb)           # (n_cb, nb)
+    # Tap lists, one set per thread: interior and edge offsets into x and wpack.
+    cdef Py_ssize_t[:, ::1] taps = np.empty((num_threads, 4 * f_h * f_w), dtype=np.intp)
+    cdef ptrdiff_t *offs = NULL
+    with nogil, parallel(num_threads=num_threads):
+        offs = <ptrdiff_t *> &taps[threadid(), 0]
+        for row in prange(m * o_h, schedule="static"):
             i = row // o_h
             oh = row % o_h
-            _forward_row(&x[i, 0, 0, 0], &w[0, 0, 0, 0], &b[0], &z[i, oh, 0, 0],
+            _forward_row(&x[i, 0, 0, 0], &wpack[0, 0, 0, 0, 0], &bpack[0, 0],
+                         &z[i, oh, 0, 0], offs, offs + 2 * f_h * f_w,
                          oh, n_h, n_w, c_in, f_h, f_w, o_w, c_out,
-                         s_h, s_w, p_t, p_l)
+                         s_h, s_w, p_t, p_l, nv, nb)
 
 
-cdef void _dx_row(const floating *dz, const floating *wt, floating *dx,
-                  Py_ssize_t ih, Py_ssize_t n_w, Py_ssize_t c_in,
-                  Py_ssize_t f_h, Py_ssize_t f_w, Py_ssize_t o_h,
-                  Py_ssize_t o_w, Py_ssize_t c_out,
-                  Py_ssize_t s_h, Py_ssize_t s_w,
-                  Py_ssize_t p_t, Py_ssize_t p_l) noexcept nogil:
-    # dz: one image's gradient (o_h, o_w, c_out); wt: filters repacked as
-    # (f_h, f_w, c_out, c_in); dx: one input row (n_w, c_in), zeroed here.
-    # Gather form: each dx element is owned by one thread, no atomics.
-    cdef Py_ssize_t iw, kh, kw, ci, co, oh, ow, th, tw
-    cdef floating g
-    cdef floating *dxp
-    cdef const floating *gp
-    cdef const floating *wp
-    for iw in range(n_w):
-        dxp = dx + iw * c_in
-        for ci in range(c_in):
-            dxp[ci] = 0
-        for oh in range(out_begin(ih, s_h, p_t, f_h), out_end(ih, s_h, p_t, o_h)):
-            kh = ih + p_t - oh * s_h
-            for ow in range(out_begin(iw, s_w, p_l, f_w), out_end(iw, s_w, p_l, o_w)):
-                kw = iw + p_l - ow * s_w
-                gp = dz + (oh * o_w + ow) * c_out
-                wp = wt + (kh * f_w + kw) * c_out * c_in
-                for co in range(c_out):
-                    g = gp[co]
-                    for ci in range(c_in):
-                        dxp[ci] += g * wp[co * c_in + ci]
+cdef void _dx_row(const floating *dz, const floating *wpack, floating *dx,
+                  ptrdiff_t *in_off, ptrdiff_t *w_off,
+                  ptrdiff_t ih, ptrdiff_t n_w, ptrdiff_t c_in,
+                  ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
+                  ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
+                  ptrdiff_t p_t, ptrdiff_t p_l, int nv, ptrdiff_t nb) noexcept nogil:
+    # dz: one image's gradient (o_h, o_w, c_out); dx: one input row (n_w, c_in).
+    # Gather form (each dx element is written by one thread, no atomics):
+    # dx[ih, iw] sums dz[oh, ow] . w[kh, kw] over oh * s_h - p_t + kh = ih and
+    # ow * s_w - p_l + kw = iw. The columns iw = r, r + s_w, r + 2 s_w, ...
+    # of one phase r share their kw taps, and consecutive ones read
+    # consecutive dz columns, so they form the tile's pixels.
+    cdef ptrdiff_t kh, kw, th, tw, oh, q, r, j, j_a, j_b, n_j, nt, cb
+    cdef ptrdiff_t n_cb = (c_in + nb - 1) // nb, w_blk = f_h * f_w * c_out * nb
+    cdef ptrdiff_t *e_in = in_off + f_h * f_w
+    cdef ptrdiff_t *e_w = w_off + f_h * f_w
+    cdef int mr = cyc_max_pixels(nv), P, nch
+    for r in range(s_w if s_w < n_w else n_w):
+        n_j = (n_w - r + s_w - 1) // s_w
+        # Columns j in [j_a, j_b) have every tap of the phase inside dz.
+        j_a = 0
+        j_b = n_j
+        for tw in range(_count((r + p_l) % s_w, f_w, s_w)):
+            kw = (r + p_l) % s_w + tw * s_w
+            q = (r + p_l - kw) // s_w        # exact division: ow = q + j
+            if -q > j_a:
+                j_a = -q
+            if o_w - q < j_b:
+                j_b = o_w - q
+        if j_a > n_j:
+            j_a = n_j
+        if j_b < j_a:
+            j_b = j_a
+        nt = 0
+        for th in range(_count((ih + p_t) % s_h, f_h, s_h)):
+            kh = (ih + p_t) % s_h + th * s_h
+            oh = (ih + p_t - kh) // s_h
+            if oh < 0 or oh >= o_h:
+                continue
+            for tw in range(_count((r + p_l) % s_w, f_w, s_w)):
+                kw = (r + p_l) % s_w + tw * s_w
+                in_off[nt] = (oh * o_w + (r + p_l - kw) // s_w) * c_out
+                w_off[nt] = (kh * f_w + kw) * c_out * nb
+                nt += 1
+        for cb in range(n_cb):
+            nch = <int>(c_in - cb * nb if c_in - cb * nb < nb else nb)
+            j = j_a
+            while j < j_b:
+                P = <int>(j_b - j if j_b - j < mr else mr)
+                _tile(P, nv, dz, j * c_out, c_out, 1, wpack + cb * w_blk, nb,
+                      in_off, w_off, nt, c_out, dx + (r + j * s_w) * c_in + cb * nb,
+                      s_w * c_in, nch, <const floating *> NULL)
+                j += P
+            for j in range(j_a):
+                _dx_edge(dz, wpack + cb * w_blk, dx, e_in, e_w, ih, r + j * s_w, n_w, c_in,
+                         f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l, nv, nb, cb, nch)
+            for j in range(j_b, n_j):
+                _dx_edge(dz, wpack + cb * w_blk, dx, e_in, e_w, ih, r + j * s_w, n_w, c_in,
+                         f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l, nv, nb, cb, nch)
+
+
+cdef inline void _dx_edge(const floating *dz, const floating *wblk, floating *dx,
+                          ptrdiff_t *e_in, ptrdiff_t *e_w, ptrdiff_t ih, ptrdiff_t iw,
+                          ptrdiff_t n_w, ptrdiff_t c_in,
+                          ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
+                          ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
+                          ptrdiff_t p_t, ptrdiff_t p_l, int nv, ptrdiff_t nb,
+                          ptrdiff_t cb, int nch) noexcept nogil:
+    # One dx column some of whose taps fall outside dz: its own tap list.
+    cdef ptrdiff_t kh, kw, th, tw, oh, ow, ne = 0
+    for th in range(_count((ih + p_t) % s_h, f_h, s_h)):
+        kh = (ih + p_t) % s_h + th * s_h
+        oh = (ih + p_t - kh) // s_h
+        if oh < 0 or oh >= o_h:
+            continue
+        for tw in range(_count((iw + p_l) % s_w, f_w, s_w)):
+            kw = (iw + p_l) % s_w + tw * s_w
+            ow = (iw + p_l - kw) // s_w
+            if ow < 0 or ow >= o_w:
+                continue
+            e_in[ne] = (oh * o_w + ow) * c_out
+            e_w[ne] = (kh * f_w + kw) * c_out * nb
+            ne += 1
+    _tile(1, nv, dz, 0, 0, 1, wblk, nb, e_in, e_w, ne, c_out,
+          dx + iw * c_in + cb * nb, c_in, nch, <const floating *> NULL)
 
 
 def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_out)
-                       const floating[:, :, :, ::1] wt,   # IN  (f_h, f_w, c_out, c_in)
+                       const floating[:, :, :, ::1] w,    # IN  (f_h, f_w, c_in, c_out)
                        floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c_in)
                        Py_ssize_t s_h, Py_ssize_t s_w,
                        Py_ssize_t p_t, Py_ssize_t p_l,
@@ -135,9 +310,8 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     ----------
     dz : C-contiguous memoryview, non-empty
         Gradient of the output.
-    wt : C-contiguous memoryview
-        Filters with the channel axes swapped, ``w.transpose(0, 1, 3, 2)``,
-        so the innermost loop runs over contiguous input channels.
+    w : C-contiguous memoryview
+        Filters.
     dx : C-contiguous memoryview
         Gradient of the input, fully overwritten.
     s_h, s_w, p_t, p_l, num_threads : int
@@ -146,54 +320,66 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     cdef Py_ssize_t m = dx.shape[0], n_h = dx.shape[1], n_w = dx.shape[2]
     cdef Py_ssize_t c_in = dx.shape[3]
     cdef Py_ssize_t o_h = dz.shape[1], o_w = dz.shape[2], c_out = dz.shape[3]
-    cdef Py_ssize_t f_h = wt.shape[0], f_w = wt.shape[1]
-    cdef Py_ssize_t row, i, ih
-    with nogil:
-        for row in prange(m * n_h, num_threads=num_threads, schedule="static"):
+    cdef Py_ssize_t f_h = w.shape[0], f_w = w.shape[1]
+    cdef Py_ssize_t row, i, ih, nb
+    cdef int nv
+    nv, nb = _block(np.asarray(dx).dtype, c_in)
+    # (n_cb, f_h, f_w, c_out, nb): blocks of input channels, the sum over c_out inside
+    cdef const floating[:, :, :, :, ::1] wpack = _pack(np.asarray(w).transpose(0, 1, 3, 2), nb)
+    cdef Py_ssize_t[:, ::1] taps = np.empty((num_threads, 4 * f_h * f_w), dtype=np.intp)
+    cdef ptrdiff_t *offs = NULL
+    with nogil, parallel(num_threads=num_threads):
+        offs = <ptrdiff_t *> &taps[threadid(), 0]
+        for row in prange(m * n_h, schedule="static"):
             i = row // n_h
             ih = row % n_h
-            _dx_row(&dz[i, 0, 0, 0], &wt[0, 0, 0, 0], &dx[i, ih, 0, 0],
-                    ih, n_w, c_in, f_h, f_w, o_h, o_w, c_out,
-                    s_h, s_w, p_t, p_l)
+            _dx_row(&dz[i, 0, 0, 0], &wpack[0, 0, 0, 0, 0], &dx[i, ih, 0, 0],
+                    offs, offs + 2 * f_h * f_w, ih, n_w, c_in, f_h, f_w, o_h, o_w, c_out,
+                    s_h, s_w, p_t, p_l, nv, nb)
 
 
-cdef void _dw_rows(const floating *x, const floating *dz,
-                   floating *dw, floating *db,
-                   Py_ssize_t r0, Py_ssize_t r1,
-                   Py_ssize_t n_h, Py_ssize_t n_w, Py_ssize_t c_in,
-                   Py_ssize_t f_h, Py_ssize_t f_w, Py_ssize_t o_h,
-                   Py_ssize_t o_w, Py_ssize_t c_out,
-                   Py_ssize_t s_h, Py_ssize_t s_w,
-                   Py_ssize_t p_t, Py_ssize_t p_l) noexcept nogil:
-    # Accumulate the contribution of output rows r0 .. r1 - 1 (batch-major)
-    # into one chunk's partial dw (f_h, f_w, c_in, c_out) and db (c_out,).
-    cdef Py_ssize_t row, i, oh, ow, kh, kw, ci, co, ih, iw
-    cdef Py_ssize_t kh0, kh1, kw0, kw1
-    cdef floating xv
-    cdef const floating *gp
-    cdef const floating *xp
-    cdef floating *wp
-    for row in range(r0, r1):
-        i = row // o_h
-        oh = row % o_h
-        kh0 = tap_begin(oh, s_h, p_t)
-        kh1 = tap_end(oh, s_h, p_t, n_h, f_h)
-        for ow in range(o_w):
-            gp = dz + ((i * o_h + oh) * o_w + ow) * c_out
-            for co in range(c_out):
-                db[co] += gp[co]
-            kw0 = tap_begin(ow, s_w, p_l)
-            kw1 = tap_end(ow, s_w, p_l, n_w, f_w)
-            for kh in range(kh0, kh1):
-                ih = oh * s_h - p_t + kh
-                for kw in range(kw0, kw1):
-                    iw = ow * s_w - p_l + kw
-                    xp = x + ((i * n_h + ih) * n_w + iw) * c_in
-                    wp = dw + (kh * f_w + kw) * c_in * c_out
-                    for ci in range(c_in):
-                        xv = xp[ci]
-                        for co in range(c_out):
-                            wp[ci * c_out + co] += xv * gp[co]
+cdef void _dw_chunk(const floating *x, const floating *dzp, floating *dw,
+                    ptrdiff_t *in_off, ptrdiff_t *w_off,
+                    ptrdiff_t r0, ptrdiff_t r1,
+                    ptrdiff_t n_h, ptrdiff_t n_w, ptrdiff_t c_in,
+                    ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
+                    ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
+                    ptrdiff_t p_t, ptrdiff_t p_l, int nv, ptrdiff_t nb,
+                    ptrdiff_t dz_blk) noexcept nogil:
+    # One chunk's partial dw (f_h, f_w, c_in, c_out) from output rows r0 .. r1 - 1
+    # (batch-major). For each tap (kh, kw): dw[kh, kw] = X^T . DZ, a tile of P
+    # input channels x NB output channels summed over the chunk's rows (the
+    # tap list) and the output columns whose input column is inside x (K).
+    cdef ptrdiff_t kh, kw, row, i, oh, ih, ow_lo, K, nt, ci, cb
+    cdef ptrdiff_t n_cb = (c_out + nb - 1) // nb
+    cdef int mr = cyc_max_pixels(nv), P, nch
+    for kh in range(f_h):
+        for kw in range(f_w):
+            ow_lo = _first_out(p_l, kw, s_w)
+            K = _end_out(p_l, kw, s_w, n_w, o_w) - ow_lo
+            nt = 0
+            if K > 0:
+                for row in range(r0, r1):
+                    i = row // o_h
+                    oh = row % o_h
+                    ih = oh * s_h - p_t + kh
+                    if ih < 0 or ih >= n_h:
+                        continue
+                    in_off[nt] = ((i * n_h + ih) * n_w + ow_lo * s_w - p_l + kw) * c_in
+                    w_off[nt] = (row * o_w + ow_lo) * nb
+                    nt += 1
+            else:
+                K = 0
+            ci = 0
+            while ci < c_in:
+                P = <int>(c_in - ci if c_in - ci < mr else mr)
+                for cb in range(n_cb):
+                    nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
+                    _tile(P, nv, x, ci, 1, s_w * c_in, dzp + cb * dz_blk, nb,
+                          in_off, w_off, nt, K,
+                          dw + ((kh * f_w + kw) * c_in + ci) * c_out + cb * nb, c_out,
+                          nch, <const floating *> NULL)
+                ci += P
 
 
 def dw_chunks(Py_ssize_t n_rows):
@@ -214,7 +400,7 @@ def dw_chunks(Py_ssize_t n_rows):
 
 def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, c_in)
                        const floating[:, :, :, ::1] dz,     # IN  (m, o_h, o_w, c_out)
-                       floating[:, :, :, :, ::1] dw_part,   # TMP (chunks, f_h, f_w, c_in, c_out), zeroed
+                       floating[:, :, :, :, ::1] dw_part,   # TMP (chunks, f_h, f_w, c_in, c_out)
                        floating[:, ::1] db_part,            # TMP (chunks, c_out), zeroed
                        floating[:, :, :, ::1] dw,           # OUT (f_h, f_w, c_in, c_out)
                        floating[::1] db,                    # OUT (c_out,)
@@ -232,8 +418,10 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     ----------
     x, dz : C-contiguous memoryviews, non-empty
         Forward input and output gradient.
-    dw_part, db_part : C-contiguous memoryviews, zero-filled
-        Scratch space for the per-chunk partial sums.
+    dw_part : C-contiguous memoryview
+        Scratch space for the per-chunk partial dw (fully overwritten).
+    db_part : C-contiguous memoryview, zero-filled
+        Scratch space for the per-chunk partial db.
     dw, db : C-contiguous memoryviews
         Outputs, fully overwritten.
     s_h, s_w, p_t, p_l, num_threads : int
@@ -245,15 +433,26 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef Py_ssize_t f_h = dw.shape[0], f_w = dw.shape[1]
     cdef Py_ssize_t n_chunks = dw_part.shape[0], n_rows = m * o_h
     cdef Py_ssize_t size = f_h * f_w * c_in * c_out
-    cdef Py_ssize_t chunk, j, k
+    cdef Py_ssize_t chunk, j, k, r0, r1, nb, co
     cdef floating acc
+    cdef int nv
+    nv, nb = _block(np.asarray(dw).dtype, c_out)
+    # (n_cb, m * o_h * o_w, nb): dz in blocks of output channels
+    cdef const floating[:, :, ::1] dzp = _pack(np.asarray(dz).reshape(-1, c_out), nb)
+    cdef Py_ssize_t[:, ::1] taps = np.empty((num_threads, 2 * n_rows), dtype=np.intp)
+    cdef ptrdiff_t *offs = NULL
+    with nogil, parallel(num_threads=num_threads):
+        offs = <ptrdiff_t *> &taps[threadid(), 0]
+        for chunk in prange(n_chunks, schedule="static"):
+            r0 = chunk * n_rows // n_chunks
+            r1 = (chunk + 1) * n_rows // n_chunks
+            _dw_chunk(&x[0, 0, 0, 0], &dzp[0, 0, 0], &dw_part[chunk, 0, 0, 0, 0],
+                      offs, offs + n_rows, r0, r1, n_h, n_w, c_in, f_h, f_w, o_h, o_w,
+                      c_out, s_h, s_w, p_t, p_l, nv, nb, dzp.shape[1] * nb)
+            for j in range(r0 * o_w, r1 * o_w):
+                for co in range(c_out):
+                    db_part[chunk, co] += (&dz[0, 0, 0, 0])[j * c_out + co]
     with nogil:
-        for chunk in prange(n_chunks, num_threads=num_threads, schedule="static"):
-            _dw_rows(&x[0, 0, 0, 0], &dz[0, 0, 0, 0],
-                     &dw_part[chunk, 0, 0, 0, 0], &db_part[chunk, 0],
-                     chunk * n_rows // n_chunks, (chunk + 1) * n_rows // n_chunks,
-                     n_h, n_w, c_in, f_h, f_w, o_h, o_w, c_out,
-                     s_h, s_w, p_t, p_l)
         for j in prange(size, num_threads=num_threads, schedule="static"):
             acc = 0
             for k in range(n_chunks):
