@@ -12,6 +12,8 @@ made), and splits the work over threads. Every output element is summed in an
 order fixed by the shapes alone, so results are bitwise identical whatever
 the thread count.
 """
+import os
+
 import numpy as np
 
 from cython cimport floating
@@ -22,19 +24,60 @@ from cyconv._window cimport tap_begin, tap_end
 
 
 cdef extern from "_conv_simd.h" nogil:
-    int cyc_lanes_f32()
-    int cyc_lanes_f64()
+    ctypedef void (*tile_f32_t)(int P, int NV, const float *inp, ptrdiff_t base,
+                                ptrdiff_t in_ps, ptrdiff_t in_ks, const float *w, ptrdiff_t w_ks,
+                                const ptrdiff_t *in_off, const ptrdiff_t *w_off,
+                                ptrdiff_t ntaps, ptrdiff_t K, float *out, ptrdiff_t out_ps,
+                                int nch, const float *bias)
+    ctypedef void (*tile_f64_t)(int P, int NV, const double *inp, ptrdiff_t base,
+                                ptrdiff_t in_ps, ptrdiff_t in_ks, const double *w, ptrdiff_t w_ks,
+                                const ptrdiff_t *in_off, const ptrdiff_t *w_off,
+                                ptrdiff_t ntaps, ptrdiff_t K, double *out, ptrdiff_t out_ps,
+                                int nch, const double *bias)
+    tile_f32_t cyc_tile_f32_at(int level)
+    tile_f64_t cyc_tile_f64_at(int level)
+    int cyc_lanes(int level, int itemsize)
     int cyc_max_pixels(int nv)
-    void cyc_tile_f32(int P, int NV, const float *inp, ptrdiff_t base,
-                      ptrdiff_t in_ps, ptrdiff_t in_ks, const float *w, ptrdiff_t w_ks,
-                      const ptrdiff_t *in_off, const ptrdiff_t *w_off,
-                      ptrdiff_t ntaps, ptrdiff_t K, float *out, ptrdiff_t out_ps,
-                      int nch, const float *bias)
-    void cyc_tile_f64(int P, int NV, const double *inp, ptrdiff_t base,
-                      ptrdiff_t in_ps, ptrdiff_t in_ks, const double *w, ptrdiff_t w_ks,
-                      const ptrdiff_t *in_off, const ptrdiff_t *w_off,
-                      ptrdiff_t ntaps, ptrdiff_t K, double *out, ptrdiff_t out_ps,
-                      int nch, const double *bias)
+    int cyc_cpu_max_level()
+
+
+# CPU levels the tile is compiled for, lowest first (index = level number).
+LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
+cdef int _level = cyc_cpu_max_level()   # the level every call uses
+
+
+def cpu_levels():
+    """The CPU levels this build has and this CPU runs, lowest first.
+
+    Returns
+    -------
+    tuple of str
+        A prefix of :data:`LEVELS`; only ``("baseline",)`` off x86-64.
+    """
+    return LEVELS[:cyc_cpu_max_level() + 1]
+
+
+def cpu_level():
+    """The CPU level the convolution kernels use now (a name from :data:`LEVELS`)."""
+    return LEVELS[_level]
+
+
+def set_cpu_level(name):
+    """Make every later call use the CPU level ``name`` (one of :func:`cpu_levels`).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a level, or not one this build and CPU run.
+    """
+    global _level
+    if name not in LEVELS:
+        raise ValueError(f"unknown CPU level {name!r}; expected one of {', '.join(LEVELS)}")
+    supported = cpu_levels()
+    if name not in supported:
+        raise ValueError(f"CPU level {name!r} is not supported by this CPU or build; "
+                         f"supported: {', '.join(supported)}")
+    _level = LEVELS.index(name)
 
 
 # Fixed number of batch x row chunks the dw reduction is split into. It depends
@@ -44,25 +87,32 @@ cdef enum:
     DW_CHUNKS = 8
 
 
-cdef inline void _tile(int P, int NV, const floating *inp, ptrdiff_t base,
+cdef inline void _tile(int level, int P, int NV, const floating *inp, ptrdiff_t base,
                        ptrdiff_t in_ps, ptrdiff_t in_ks,
                        const floating *w, ptrdiff_t w_ks,
                        const ptrdiff_t *in_off, const ptrdiff_t *w_off,
                        ptrdiff_t ntaps, ptrdiff_t K, floating *out, ptrdiff_t out_ps,
                        int nch, const floating *bias) noexcept nogil:
     if floating is float:
-        cyc_tile_f32(P, NV, inp, base, in_ps, in_ks, w, w_ks, in_off, w_off,
-                     ntaps, K, out, out_ps, nch, bias)
+        cyc_tile_f32_at(level)(P, NV, inp, base, in_ps, in_ks, w, w_ks, in_off, w_off,
+                               ntaps, K, out, out_ps, nch, bias)
     else:
-        cyc_tile_f64(P, NV, inp, base, in_ps, in_ks, w, w_ks, in_off, w_off,
-                     ntaps, K, out, out_ps, nch, bias)
+        cyc_tile_f64_at(level)(P, NV, inp, base, in_ps, in_ks, w, w_ks, in_off, w_off,
+                               ntaps, K, out, out_ps, nch, bias)
 
 
-def _block(dtype, Py_ssize_t channels):
-    """(NV, NB): vectors per tile pixel and channels per packed block."""
-    cdef int lanes = cyc_lanes_f32() if dtype == np.float32 else cyc_lanes_f64()
+def _block(int level, dtype, Py_ssize_t channels):
+    """(level, NV, NB): the tile's level, vectors per pixel, channels per block.
+
+    A layer with few channels (at most 32 bytes of them) runs the AVX2 tile
+    on an AVX-512 CPU: half-empty 64-byte vectors would waste the difference.
+    """
+    cdef int itemsize = np.dtype(dtype).itemsize
+    if level == 2 and channels * itemsize <= 32:
+        level = 1
+    cdef int lanes = cyc_lanes(level, itemsize)
     nv = 1 if channels <= lanes else 2
-    return nv, nv * lanes
+    return level, nv, nv * lanes
 
 
 def _pack(a, Py_ssize_t nb):
@@ -74,11 +124,6 @@ def _pack(a, Py_ssize_t nb):
     for cb in range(n_cb):
         out[cb, ..., :min(nb, c - cb * nb)] = a[..., cb * nb:(cb + 1) * nb]
     return out
-
-
-def block_width(dtype):
-    """SIMD lanes of this build for ``dtype`` (float32 or float64)."""
-    return cyc_lanes_f32() if np.dtype(dtype) == np.float32 else cyc_lanes_f64()
 
 
 cdef inline ptrdiff_t _first_out(ptrdiff_t p, ptrdiff_t k, ptrdiff_t s) noexcept nogil:
@@ -106,7 +151,7 @@ cdef void _forward_row(const floating *x, const floating *wpack, const floating 
                        ptrdiff_t oh, ptrdiff_t n_h, ptrdiff_t n_w, ptrdiff_t c_in,
                        ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_w, ptrdiff_t c_out,
                        ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t p_t, ptrdiff_t p_l,
-                       int nv, ptrdiff_t nb) noexcept nogil:
+                       int level, int nv, ptrdiff_t nb) noexcept nogil:
     # x: one image (n_h, n_w, c_in); z: one output row (o_w, c_out).
     # Columns whose window lies inside the input share one tap list and run
     # in tiles of P pixels; the few edge columns run one by one.
@@ -133,18 +178,18 @@ cdef void _forward_row(const floating *x, const floating *wpack, const floating 
         ow = ow_a
         while ow < ow_b:
             P = <int>(ow_b - ow if ow_b - ow < mr else mr)
-            _tile(P, nv, x, ow * s_w * c_in, s_w * c_in, 1, wpack + cb * w_blk, nb,
+            _tile(level, P, nv, x, ow * s_w * c_in, s_w * c_in, 1, wpack + cb * w_blk, nb,
                   in_off, w_off, nt, c_in, z + ow * c_out + cb * nb, c_out, nch,
                   bpack + cb * nb)
             ow += P
         for ow in range(ow_a):
             _forward_edge(x, wpack + cb * w_blk, bpack + cb * nb, z, e_in, e_w, oh, ow,
                           n_h, n_w, c_in, f_h, f_w, c_out, s_h, s_w, p_t, p_l,
-                          nv, nb, cb, nch)
+                          level, nv, nb, cb, nch)
         for ow in range(ow_b, o_w):
             _forward_edge(x, wpack + cb * w_blk, bpack + cb * nb, z, e_in, e_w, oh, ow,
                           n_h, n_w, c_in, f_h, f_w, c_out, s_h, s_w, p_t, p_l,
-                          nv, nb, cb, nch)
+                          level, nv, nb, cb, nch)
 
 
 cdef inline void _forward_edge(const floating *x, const floating *wblk,
@@ -153,7 +198,7 @@ cdef inline void _forward_edge(const floating *x, const floating *wblk,
                                ptrdiff_t n_h, ptrdiff_t n_w, ptrdiff_t c_in,
                                ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t c_out,
                                ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t p_t, ptrdiff_t p_l,
-                               int nv, ptrdiff_t nb, ptrdiff_t cb, int nch) noexcept nogil:
+                               int level, int nv, ptrdiff_t nb, ptrdiff_t cb, int nch) noexcept nogil:
     # One output column whose window crosses the padding: its own tap list.
     cdef ptrdiff_t kh, kw, ne = 0
     for kh in range(tap_begin(oh, s_h, p_t), tap_end(oh, s_h, p_t, n_h, f_h)):
@@ -161,7 +206,7 @@ cdef inline void _forward_edge(const floating *x, const floating *wblk,
             e_in[ne] = ((oh * s_h - p_t + kh) * n_w + ow * s_w - p_l + kw) * c_in
             e_w[ne] = (kh * f_w + kw) * c_in * nb
             ne += 1
-    _tile(1, nv, x, 0, 0, 1, wblk, nb, e_in, e_w, ne, c_in,
+    _tile(level, 1, nv, x, 0, 0, 1, wblk, nb, e_in, e_w, ne, c_in,
           z + ow * c_out + cb * nb, c_out, nch, bblk)
 
 
@@ -194,7 +239,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     cdef Py_ssize_t f_h = w.shape[0], f_w = w.shape[1]
     cdef Py_ssize_t row, i, oh, nb
     cdef int nv
-    nv, nb = _block(np.asarray(z).dtype, c_out)
+    cdef int level = _level
+    level, nv, nb = _block(level, np.asarray(z).dtype, c_out)
     cdef const floating[:, :, :, :, ::1] wpack = _pack(np.asarray(w), nb)  # (n_cb, f_h, f_w, c_in, nb)
     cdef const floating[:, ::1] bpack = _pack(np.asarray(b), nb)           # (n_cb, nb)
     # Tap lists, one set per thread: interior and edge offsets into x and wpack.
@@ -208,7 +254,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
             _forward_row(&x[i, 0, 0, 0], &wpack[0, 0, 0, 0, 0], &bpack[0, 0],
                          &z[i, oh, 0, 0], offs, offs + 2 * f_h * f_w,
                          oh, n_h, n_w, c_in, f_h, f_w, o_w, c_out,
-                         s_h, s_w, p_t, p_l, nv, nb)
+                         s_h, s_w, p_t, p_l, level, nv, nb)
 
 
 cdef void _dx_row(const floating *dz, const floating *wpack, floating *dx,
@@ -216,7 +262,7 @@ cdef void _dx_row(const floating *dz, const floating *wpack, floating *dx,
                   ptrdiff_t ih, ptrdiff_t n_w, ptrdiff_t c_in,
                   ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
                   ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
-                  ptrdiff_t p_t, ptrdiff_t p_l, int nv, ptrdiff_t nb) noexcept nogil:
+                  ptrdiff_t p_t, ptrdiff_t p_l, int level, int nv, ptrdiff_t nb) noexcept nogil:
     # dz: one image's gradient (o_h, o_w, c_out); dx: one input row (n_w, c_in).
     # Gather form (each dx element is written by one thread, no atomics):
     # dx[ih, iw] sums dz[oh, ow] . w[kh, kw] over oh * s_h - p_t + kh = ih and
@@ -260,16 +306,16 @@ cdef void _dx_row(const floating *dz, const floating *wpack, floating *dx,
             j = j_a
             while j < j_b:
                 P = <int>(j_b - j if j_b - j < mr else mr)
-                _tile(P, nv, dz, j * c_out, c_out, 1, wpack + cb * w_blk, nb,
+                _tile(level, P, nv, dz, j * c_out, c_out, 1, wpack + cb * w_blk, nb,
                       in_off, w_off, nt, c_out, dx + (r + j * s_w) * c_in + cb * nb,
                       s_w * c_in, nch, <const floating *> NULL)
                 j += P
             for j in range(j_a):
                 _dx_edge(dz, wpack + cb * w_blk, dx, e_in, e_w, ih, r + j * s_w, n_w, c_in,
-                         f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l, nv, nb, cb, nch)
+                         f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l, level, nv, nb, cb, nch)
             for j in range(j_b, n_j):
                 _dx_edge(dz, wpack + cb * w_blk, dx, e_in, e_w, ih, r + j * s_w, n_w, c_in,
-                         f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l, nv, nb, cb, nch)
+                         f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l, level, nv, nb, cb, nch)
 
 
 cdef inline void _dx_edge(const floating *dz, const floating *wblk, floating *dx,
@@ -277,7 +323,7 @@ cdef inline void _dx_edge(const floating *dz, const floating *wblk, floating *dx
                           ptrdiff_t n_w, ptrdiff_t c_in,
                           ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
                           ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
-                          ptrdiff_t p_t, ptrdiff_t p_l, int nv, ptrdiff_t nb,
+                          ptrdiff_t p_t, ptrdiff_t p_l, int level, int nv, ptrdiff_t nb,
                           ptrdiff_t cb, int nch) noexcept nogil:
     # One dx column some of whose taps fall outside dz: its own tap list.
     cdef ptrdiff_t kh, kw, th, tw, oh, ow, ne = 0
@@ -294,7 +340,7 @@ cdef inline void _dx_edge(const floating *dz, const floating *wblk, floating *dx
             e_in[ne] = (oh * o_w + ow) * c_out
             e_w[ne] = (kh * f_w + kw) * c_out * nb
             ne += 1
-    _tile(1, nv, dz, 0, 0, 1, wblk, nb, e_in, e_w, ne, c_out,
+    _tile(level, 1, nv, dz, 0, 0, 1, wblk, nb, e_in, e_w, ne, c_out,
           dx + iw * c_in + cb * nb, c_in, nch, <const floating *> NULL)
 
 
@@ -323,7 +369,8 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     cdef Py_ssize_t f_h = w.shape[0], f_w = w.shape[1]
     cdef Py_ssize_t row, i, ih, nb
     cdef int nv
-    nv, nb = _block(np.asarray(dx).dtype, c_in)
+    cdef int level = _level
+    level, nv, nb = _block(level, np.asarray(dx).dtype, c_in)
     # (n_cb, f_h, f_w, c_out, nb): blocks of input channels, the sum over c_out inside
     cdef const floating[:, :, :, :, ::1] wpack = _pack(np.asarray(w).transpose(0, 1, 3, 2), nb)
     cdef Py_ssize_t[:, ::1] taps = np.empty((num_threads, 4 * f_h * f_w), dtype=np.intp)
@@ -335,7 +382,7 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
             ih = row % n_h
             _dx_row(&dz[i, 0, 0, 0], &wpack[0, 0, 0, 0, 0], &dx[i, ih, 0, 0],
                     offs, offs + 2 * f_h * f_w, ih, n_w, c_in, f_h, f_w, o_h, o_w, c_out,
-                    s_h, s_w, p_t, p_l, nv, nb)
+                    s_h, s_w, p_t, p_l, level, nv, nb)
 
 
 cdef void _dw_chunk(const floating *x, const floating *dzp, floating *dw,
@@ -344,7 +391,7 @@ cdef void _dw_chunk(const floating *x, const floating *dzp, floating *dw,
                     ptrdiff_t n_h, ptrdiff_t n_w, ptrdiff_t c_in,
                     ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
                     ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
-                    ptrdiff_t p_t, ptrdiff_t p_l, int nv, ptrdiff_t nb,
+                    ptrdiff_t p_t, ptrdiff_t p_l, int level, int nv, ptrdiff_t nb,
                     ptrdiff_t dz_blk) noexcept nogil:
     # One chunk's partial dw (f_h, f_w, c_in, c_out) from output rows r0 .. r1 - 1
     # (batch-major). For each tap (kh, kw): dw[kh, kw] = X^T . DZ, a tile of P
@@ -375,7 +422,7 @@ cdef void _dw_chunk(const floating *x, const floating *dzp, floating *dw,
                 P = <int>(c_in - ci if c_in - ci < mr else mr)
                 for cb in range(n_cb):
                     nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
-                    _tile(P, nv, x, ci, 1, s_w * c_in, dzp + cb * dz_blk, nb,
+                    _tile(level, P, nv, x, ci, 1, s_w * c_in, dzp + cb * dz_blk, nb,
                           in_off, w_off, nt, K,
                           dw + ((kh * f_w + kw) * c_in + ci) * c_out + cb * nb, c_out,
                           nch, <const floating *> NULL)
@@ -436,7 +483,8 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef Py_ssize_t chunk, j, k, r0, r1, nb, co
     cdef floating acc
     cdef int nv
-    nv, nb = _block(np.asarray(dw).dtype, c_out)
+    cdef int level = _level
+    level, nv, nb = _block(level, np.asarray(dw).dtype, c_out)
     # (n_cb, m * o_h * o_w, nb): dz in blocks of output channels
     cdef const floating[:, :, ::1] dzp = _pack(np.asarray(dz).reshape(-1, c_out), nb)
     cdef Py_ssize_t[:, ::1] taps = np.empty((num_threads, 2 * n_rows), dtype=np.intp)
@@ -448,7 +496,7 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
             r1 = (chunk + 1) * n_rows // n_chunks
             _dw_chunk(&x[0, 0, 0, 0], &dzp[0, 0, 0], &dw_part[chunk, 0, 0, 0, 0],
                       offs, offs + n_rows, r0, r1, n_h, n_w, c_in, f_h, f_w, o_h, o_w,
-                      c_out, s_h, s_w, p_t, p_l, nv, nb, dzp.shape[1] * nb)
+                      c_out, s_h, s_w, p_t, p_l, level, nv, nb, dzp.shape[1] * nb)
             for j in range(r0 * o_w, r1 * o_w):
                 for co in range(c_out):
                     db_part[chunk, co] += (&dz[0, 0, 0, 0])[j * c_out + co]
@@ -463,3 +511,17 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
             for k in range(n_chunks):
                 acc = acc + db_part[k, j]
             db[j] = acc
+
+
+def _level_from_environment():
+    # CYCONV_CPU_LEVEL forces a level at import; a level this CPU cannot run
+    # is an error here rather than a crash (illegal instruction) later.
+    name = os.environ.get("CYCONV_CPU_LEVEL", "").strip()
+    if name:
+        try:
+            set_cpu_level(name)
+        except ValueError as e:
+            raise ValueError(f"CYCONV_CPU_LEVEL: {e}") from None
+
+
+_level_from_environment()

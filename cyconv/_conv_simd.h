@@ -20,10 +20,11 @@
  *
  * GCC's auto-vectoriser does not keep such a tile in registers (it vectorised
  * a Cython tile across pixels with gathers), so the tile is written with
- * GCC/Clang vector extensions: one source, compiled for the vector width
- * CYCONV_VBYTES of each CPU level the build targets (16 bytes = SSE2 at the
- * x86-64 baseline, 32 = AVX2, 64 = AVX-512). Loops over rows, tiles, blocks
- * and threads stay in Cython (_conv.pxi).
+ * GCC/Clang vector extensions: one source, compiled once per CPU level with
+ * that level's vector width (16 bytes = SSE2 at the x86-64 baseline, 32 =
+ * AVX2 + FMA, 64 = AVX-512) through target() attributes, so the default build
+ * needs no -march flag. Loops over rows, tiles, blocks and threads stay in
+ * Cython (_conv.pyx), which calls the selected level through a pointer.
  */
 #ifndef CYCONV_CONV_SIMD_H
 #define CYCONV_CONV_SIMD_H
@@ -31,26 +32,24 @@
 #include <stddef.h>
 #include <string.h>
 
-#ifndef CYCONV_VBYTES
-#define CYCONV_VBYTES 16
-#endif
-
-#define CYC_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define CYC_INLINE(ATTR) static inline __attribute__((always_inline)) ATTR
 
 /* Largest tile: P pixels for NV = 1 and NV = 2 vectors per pixel. */
 enum { CYC_MR1 = 8, CYC_MR2 = 6 };
 
-#define CYCONV_DEFINE_CONV_TILE(T, SUF)                                              \
-typedef T cyc_v##SUF __attribute__((vector_size(CYCONV_VBYTES)));                   \
-enum { CYC_NL_##SUF = CYCONV_VBYTES / sizeof(T) };                                  \
+/* One variant of the tile: element type T, vector width VBYTES, compiled
+ * with the function attribute ATTR (a target() for the CPU level, or none). */
+#define CYCONV_DEFINE_CONV_TILE(T, SUF, VBYTES, ATTR)                                \
+typedef T cyc_v##SUF __attribute__((vector_size(VBYTES)));                          \
+enum { CYC_NL_##SUF = VBYTES / sizeof(T) };                                         \
                                                                                      \
-CYC_ALWAYS_INLINE cyc_v##SUF cyc_load_##SUF(const T *p) {                           \
+CYC_INLINE(ATTR) cyc_v##SUF cyc_load_##SUF(const T *p) {                            \
     cyc_v##SUF v; memcpy(&v, p, sizeof v); return v;                                 \
 }                                                                                    \
-CYC_ALWAYS_INLINE void cyc_store_##SUF(T *p, cyc_v##SUF v) { memcpy(p, &v, sizeof v); } \
+CYC_INLINE(ATTR) void cyc_store_##SUF(T *p, cyc_v##SUF v) { memcpy(p, &v, sizeof v); } \
                                                                                      \
-/* init: 0 = zeros, 1 = the NB values at `bias` for every pixel. */                \
-CYC_ALWAYS_INLINE void cyc_tile_##SUF##_body(                                        \
+/* bias: NULL for zeros, else the NB initial values of every pixel. */             \
+CYC_INLINE(ATTR) void cyc_tile_##SUF##_body(                                         \
         const int P, const int NV,                                                   \
         const T *in, ptrdiff_t base, ptrdiff_t in_ps, ptrdiff_t in_ks,               \
         const T *w, ptrdiff_t w_ks,                                                  \
@@ -101,7 +100,7 @@ CYC_ALWAYS_INLINE void cyc_tile_##SUF##_body(                                   
                                                                                      \
 /* The tile for run-time P (1 .. CYC_MR<NV>) and NV (1 or 2), each case       */   \
 /* compiled with constant bounds so the accumulators live in registers.      */   \
-static void cyc_tile_##SUF(int P, int NV,                                            \
+static ATTR void cyc_tile_##SUF(int P, int NV,                                            \
         const T *in, ptrdiff_t base, ptrdiff_t in_ps, ptrdiff_t in_ks,               \
         const T *w, ptrdiff_t w_ks,                                                  \
         const ptrdiff_t *in_off, const ptrdiff_t *w_off,                             \
@@ -126,12 +125,82 @@ static void cyc_tile_##SUF(int P, int NV,                                       
                               ntaps, K, out, out_ps, nch, bias);                     \
         break;
 
-CYCONV_DEFINE_CONV_TILE(float, f32)
-CYCONV_DEFINE_CONV_TILE(double, f64)
+/* The CPU levels: 0 = baseline (SSE2 on x86-64, the build's own flags
+ * elsewhere), 1 = x86-64-v3 (AVX2 + FMA), 2 = x86-64-v4 (AVX-512). Only the
+ * tile is compiled per level (it is where the time goes); the drivers in
+ * Cython are baseline code that call it through a pointer. */
+enum { CYC_LEVEL_BASE = 0, CYC_LEVEL_V3 = 1, CYC_LEVEL_V4 = 2 };
 
-/* Lanes per vector for each type, and the largest tile for NV vectors. */
-static inline int cyc_lanes_f32(void) { return CYC_NL_f32; }
-static inline int cyc_lanes_f64(void) { return CYC_NL_f64; }
+CYCONV_DEFINE_CONV_TILE(float, f32_base, 16, )
+CYCONV_DEFINE_CONV_TILE(double, f64_base, 16, )
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) \
+    && !defined(CYCONV_NO_CPU_DISPATCH)
+#define CYC_HAVE_DISPATCH 1
+#define CYC_TARGET_V3 __attribute__((target("avx,avx2,fma,bmi,bmi2,f16c")))
+#define CYC_TARGET_V4 __attribute__((target( \
+    "avx,avx2,fma,bmi,bmi2,f16c,avx512f,avx512bw,avx512cd,avx512dq,avx512vl")))
+CYCONV_DEFINE_CONV_TILE(float, f32_v3, 32, CYC_TARGET_V3)
+CYCONV_DEFINE_CONV_TILE(double, f64_v3, 32, CYC_TARGET_V3)
+CYCONV_DEFINE_CONV_TILE(float, f32_v4, 64, CYC_TARGET_V4)
+CYCONV_DEFINE_CONV_TILE(double, f64_v4, 64, CYC_TARGET_V4)
+
+/* Highest level this CPU (and its OS: libgcc checks the saved vector state)
+ * runs; the features tested are exactly those the targets above enable. */
+static int cyc_cpu_max_level(void) {
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2")
+          && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi")
+          && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c")))
+        return CYC_LEVEL_BASE;
+    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+          && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq")
+          && __builtin_cpu_supports("avx512vl")))
+        return CYC_LEVEL_V3;
+    return CYC_LEVEL_V4;
+}
+#else
+#define CYC_HAVE_DISPATCH 0
+static int cyc_cpu_max_level(void) { return CYC_LEVEL_BASE; }
+#endif
+
+typedef void (*cyc_tile_f32_t)(int, int, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                               const float *, ptrdiff_t, const ptrdiff_t *,
+                               const ptrdiff_t *, ptrdiff_t, ptrdiff_t, float *,
+                               ptrdiff_t, int, const float *);
+typedef void (*cyc_tile_f64_t)(int, int, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                               const double *, ptrdiff_t, const ptrdiff_t *,
+                               const ptrdiff_t *, ptrdiff_t, ptrdiff_t, double *,
+                               ptrdiff_t, int, const double *);
+
+/* The tile and the lanes per vector of a level (<= cyc_cpu_max_level(),
+ * checked by the caller). Callers read the level once per call, so a change
+ * of level never mixes two vector widths within one convolution. */
+static inline cyc_tile_f32_t cyc_tile_f32_at(int level) {
+#if CYC_HAVE_DISPATCH
+    if (level == CYC_LEVEL_V4) return cyc_tile_f32_v4;
+    if (level == CYC_LEVEL_V3) return cyc_tile_f32_v3;
+#endif
+    (void)level;
+    return cyc_tile_f32_base;
+}
+static inline cyc_tile_f64_t cyc_tile_f64_at(int level) {
+#if CYC_HAVE_DISPATCH
+    if (level == CYC_LEVEL_V4) return cyc_tile_f64_v4;
+    if (level == CYC_LEVEL_V3) return cyc_tile_f64_v3;
+#endif
+    (void)level;
+    return cyc_tile_f64_base;
+}
+static inline int cyc_lanes(int level, int itemsize) {
+    int bytes = 16;
+#if CYC_HAVE_DISPATCH
+    if (level == CYC_LEVEL_V4) bytes = 64;
+    else if (level == CYC_LEVEL_V3) bytes = 32;
+#endif
+    (void)level;
+    return bytes / itemsize;
+}
 static inline int cyc_max_pixels(int nv) { return nv == 1 ? CYC_MR1 : CYC_MR2; }
 
 #endif

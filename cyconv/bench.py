@@ -505,6 +505,7 @@ def machine_info(torch=None):
         cpu=cpu, cpu_count=os.cpu_count(), usable_cores=all_cores(),
         platform=platform.platform(), python=platform.python_version(),
         numpy=np.__version__, blas=blas, cyconv=cyconv.__version__, commit=_git_commit(),
+        cpu_level=cyconv.cpu_level(),
         torch=torch.__version__ if torch is not None else None,
         load_average=_load(),
     )
@@ -563,6 +564,7 @@ def markdown(report):
                  f"{report.get('load_before')} before, {info['load_average']} after")
     lines.append(f"- Python {info['python']}, NumPy {info['numpy']} (BLAS: {info['blas'] or '?'}), "
                  f"cyconv {info['cyconv']}" + (f" ({info['commit']})" if info["commit"] else "")
+                 + f", conv CPU level {info['cpu_level']}"
                  + (f", torch {info['torch']}" if info["torch"] else ", torch not installed"))
     s = report["settings"]
     lines.append(f"- medians of {'quick ' if report['quick'] else ''}interleaved rounds "

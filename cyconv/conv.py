@@ -14,7 +14,7 @@ from cyconv._args import (
     result_dtype,
 )
 
-__all__ = ["conv2d", "conv2d_backward"]
+__all__ = ["conv2d", "conv2d_backward", "cpu_level"]
 
 
 def _geometry(op, x_shape, w_shape, stride, padding):
@@ -228,3 +228,28 @@ def _parse_grads(grads):
     if unknown:
         raise ValueError(f"grads may only name 'dx', 'dw' and 'db', got {sorted(unknown)}")
     return wanted
+
+
+def cpu_level():
+    """The CPU level the convolution kernels run at in this process.
+
+    The build compiles the convolution's inner tile for each level below and
+    picks the best one the CPU supports at import time; the environment
+    variable ``CYCONV_CPU_LEVEL`` (set before ``import cyconv``) forces one,
+    and naming a level the CPU cannot run makes the import fail with a
+    ValueError. Results of different levels agree to rounding; within one
+    level they are bitwise identical whatever the thread count.
+
+    Returns
+    -------
+    str
+        ``"baseline"`` (SSE2 on x86-64; the only level elsewhere),
+        ``"x86-64-v3"`` (AVX2 + FMA) or ``"x86-64-v4"`` (AVX-512).
+
+    Examples
+    --------
+    >>> import cyconv
+    >>> cyconv.cpu_level() in ("baseline", "x86-64-v3", "x86-64-v4")
+    True
+    """
+    return _conv.cpu_level()
