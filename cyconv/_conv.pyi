@@ -12,9 +12,8 @@ def conv2d_backward_dx(
     dz: npt.NDArray[_F], w: npt.NDArray[_F], dx: npt.NDArray[_F],
     s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
 ) -> None: ...
-def dw_chunks(n_rows: int) -> int: ...
 def conv2d_backward_dw(
-    x: npt.NDArray[_F], dz: npt.NDArray[_F], dw_part: npt.NDArray[_F], db_part: npt.NDArray[_F],
+    x: npt.NDArray[_F], dz: npt.NDArray[_F],
     dw: npt.NDArray[_F], db: npt.NDArray[_F],
     s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
 ) -> None: ...

@@ -28,12 +28,12 @@ cdef extern from "_conv_simd.h" nogil:
                                 ptrdiff_t in_ps, ptrdiff_t in_ks, const float *w, ptrdiff_t w_ks,
                                 const ptrdiff_t *in_off, const ptrdiff_t *w_off,
                                 ptrdiff_t ntaps, ptrdiff_t K, float *out, ptrdiff_t out_ps,
-                                int nch, const float *bias)
+                                int nch, const float *bias, int accumulate)
     ctypedef void (*tile_f64_t)(int P, int NV, const double *inp, ptrdiff_t base,
                                 ptrdiff_t in_ps, ptrdiff_t in_ks, const double *w, ptrdiff_t w_ks,
                                 const ptrdiff_t *in_off, const ptrdiff_t *w_off,
                                 ptrdiff_t ntaps, ptrdiff_t K, double *out, ptrdiff_t out_ps,
-                                int nch, const double *bias)
+                                int nch, const double *bias, int accumulate)
     tile_f32_t cyc_tile_f32_at(int level)
     tile_f64_t cyc_tile_f64_at(int level)
     int cyc_lanes(int level, int itemsize)
@@ -80,11 +80,9 @@ def set_cpu_level(name):
     _level = LEVELS.index(name)
 
 
-# Fixed number of batch x row chunks the dw reduction is split into. It depends
-# on nothing but this constant and the shapes, so the chunk partial sums (and
-# their in-order merge) are the same for any number of threads.
+# Output pixels per group of rows in the dw reduction (see conv2d_backward_dw).
 cdef enum:
-    DW_CHUNKS = 8
+    DW_GROUP_PIXELS = 512
 
 
 cdef inline void _tile(int level, int P, int NV, const floating *inp, ptrdiff_t base,
@@ -92,13 +90,13 @@ cdef inline void _tile(int level, int P, int NV, const floating *inp, ptrdiff_t 
                        const floating *w, ptrdiff_t w_ks,
                        const ptrdiff_t *in_off, const ptrdiff_t *w_off,
                        ptrdiff_t ntaps, ptrdiff_t K, floating *out, ptrdiff_t out_ps,
-                       int nch, const floating *bias) noexcept nogil:
+                       int nch, const floating *bias, bint accumulate) noexcept nogil:
     if floating is float:
         cyc_tile_f32_at(level)(P, NV, inp, base, in_ps, in_ks, w, w_ks, in_off, w_off,
-                               ntaps, K, out, out_ps, nch, bias)
+                               ntaps, K, out, out_ps, nch, bias, accumulate)
     else:
         cyc_tile_f64_at(level)(P, NV, inp, base, in_ps, in_ks, w, w_ks, in_off, w_off,
-                               ntaps, K, out, out_ps, nch, bias)
+                               ntaps, K, out, out_ps, nch, bias, accumulate)
 
 
 def _block(int level, dtype, Py_ssize_t channels):
@@ -180,7 +178,7 @@ cdef void _forward_row(const floating *x, const floating *wpack, const floating 
             P = <int>(ow_b - ow if ow_b - ow < mr else mr)
             _tile(level, P, nv, x, ow * s_w * c_in, s_w * c_in, 1, wpack + cb * w_blk, nb,
                   in_off, w_off, nt, c_in, z + ow * c_out + cb * nb, c_out, nch,
-                  bpack + cb * nb)
+                  bpack + cb * nb, False)
             ow += P
         for ow in range(ow_a):
             _forward_edge(x, wpack + cb * w_blk, bpack + cb * nb, z, e_in, e_w, oh, ow,
@@ -207,7 +205,7 @@ cdef inline void _forward_edge(const floating *x, const floating *wblk,
             e_w[ne] = (kh * f_w + kw) * c_in * nb
             ne += 1
     _tile(level, 1, nv, x, 0, 0, 1, wblk, nb, e_in, e_w, ne, c_in,
-          z + ow * c_out + cb * nb, c_out, nch, bblk)
+          z + ow * c_out + cb * nb, c_out, nch, bblk, False)
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
@@ -308,7 +306,7 @@ cdef void _dx_row(const floating *dz, const floating *wpack, floating *dx,
                 P = <int>(j_b - j if j_b - j < mr else mr)
                 _tile(level, P, nv, dz, j * c_out, c_out, 1, wpack + cb * w_blk, nb,
                       in_off, w_off, nt, c_out, dx + (r + j * s_w) * c_in + cb * nb,
-                      s_w * c_in, nch, <const floating *> NULL)
+                      s_w * c_in, nch, <const floating *> NULL, False)
                 j += P
             for j in range(j_a):
                 _dx_edge(dz, wpack + cb * w_blk, dx, e_in, e_w, ih, r + j * s_w, n_w, c_in,
@@ -341,7 +339,7 @@ cdef inline void _dx_edge(const floating *dz, const floating *wblk, floating *dx
             e_w[ne] = (kh * f_w + kw) * c_out * nb
             ne += 1
     _tile(level, 1, nv, dz, 0, 0, 1, wblk, nb, e_in, e_w, ne, c_out,
-          dx + iw * c_in + cb * nb, c_in, nch, <const floating *> NULL)
+          dx + iw * c_in + cb * nb, c_in, nch, <const floating *> NULL, False)
 
 
 def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_out)
@@ -385,90 +383,74 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
                     s_h, s_w, p_t, p_l, level, nv, nb)
 
 
-cdef void _dw_chunk(const floating *x, const floating *dzp, floating *dw,
-                    ptrdiff_t *in_off, ptrdiff_t *w_off,
-                    ptrdiff_t r0, ptrdiff_t r1,
-                    ptrdiff_t n_h, ptrdiff_t n_w, ptrdiff_t c_in,
-                    ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
-                    ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
-                    ptrdiff_t p_t, ptrdiff_t p_l, int level, int nv, ptrdiff_t nb,
-                    ptrdiff_t dz_blk) noexcept nogil:
-    # One chunk's partial dw (f_h, f_w, c_in, c_out) from output rows r0 .. r1 - 1
-    # (batch-major). For each tap (kh, kw): dw[kh, kw] = X^T . DZ, a tile of P
-    # input channels x NB output channels summed over the chunk's rows (the
-    # tap list) and the output columns whose input column is inside x (K).
-    cdef ptrdiff_t kh, kw, row, i, oh, ih, ow_lo, K, nt, ci, cb
-    cdef ptrdiff_t n_cb = (c_out + nb - 1) // nb
+cdef void _dw_item(const floating *x, const floating *dzb, floating *dw,
+                   ptrdiff_t *in_off, ptrdiff_t *w_off, ptrdiff_t item,
+                   ptrdiff_t r0, ptrdiff_t r1, bint accumulate,
+                   ptrdiff_t n_h, ptrdiff_t n_w, ptrdiff_t c_in,
+                   ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
+                   ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
+                   ptrdiff_t p_t, ptrdiff_t p_l, int level, int nv, ptrdiff_t nb,
+                   ptrdiff_t dz_ps, ptrdiff_t dz_cb) noexcept nogil:
+    # One tile of dw: tap (kh, kw) x P input channels x one block of NB output
+    # channels, dw[kh, kw, ci, co] += sum x[i, ih, iw, ci] * dz[i, oh, ow, co] over
+    # the output rows r0 .. r1 - 1 (batch-major; the tap list) and the output
+    # columns whose input column is inside x (K of them).
+    # dzb: dz as rows of dz_ps values per output pixel, block cb at cb * dz_cb.
     cdef int mr = cyc_max_pixels(nv), P, nch
-    for kh in range(f_h):
-        for kw in range(f_w):
-            ow_lo = _first_out(p_l, kw, s_w)
-            K = _end_out(p_l, kw, s_w, n_w, o_w) - ow_lo
-            nt = 0
-            if K > 0:
-                for row in range(r0, r1):
-                    i = row // o_h
-                    oh = row % o_h
-                    ih = oh * s_h - p_t + kh
-                    if ih < 0 or ih >= n_h:
-                        continue
-                    in_off[nt] = ((i * n_h + ih) * n_w + ow_lo * s_w - p_l + kw) * c_in
-                    w_off[nt] = (row * o_w + ow_lo) * nb
-                    nt += 1
-            else:
-                K = 0
-            ci = 0
-            while ci < c_in:
-                P = <int>(c_in - ci if c_in - ci < mr else mr)
-                for cb in range(n_cb):
-                    nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
-                    _tile(level, P, nv, x, ci, 1, s_w * c_in, dzp + cb * dz_blk, nb,
-                          in_off, w_off, nt, K,
-                          dw + ((kh * f_w + kw) * c_in + ci) * c_out + cb * nb, c_out,
-                          nch, <const floating *> NULL)
-                ci += P
+    cdef ptrdiff_t n_ci = (c_in + mr - 1) // mr, n_cb = (c_out + nb - 1) // nb
+    cdef ptrdiff_t cb = item % n_cb, ci = (item // n_cb) % n_ci * mr
+    cdef ptrdiff_t tap = item // (n_cb * n_ci), kh = tap // f_w, kw = tap % f_w
+    cdef ptrdiff_t ow_lo = _first_out(p_l, kw, s_w)
+    cdef ptrdiff_t K = _end_out(p_l, kw, s_w, n_w, o_w) - ow_lo
+    cdef ptrdiff_t row, i, oh, ih, nt = 0
+    if K > 0:
+        for row in range(r0, r1):
+            i = row // o_h
+            oh = row % o_h
+            ih = oh * s_h - p_t + kh
+            if ih < 0 or ih >= n_h:
+                continue
+            in_off[nt] = ((i * n_h + ih) * n_w + ow_lo * s_w - p_l + kw) * c_in
+            w_off[nt] = (row * o_w + ow_lo) * dz_ps
+            nt += 1
+    else:
+        K = 0
+    P = <int>(c_in - ci if c_in - ci < mr else mr)
+    nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
+    _tile(level, P, nv, x, ci, 1, s_w * c_in, dzb + cb * dz_cb, dz_ps, in_off, w_off,
+          nt, K, dw + ((kh * f_w + kw) * c_in + ci) * c_out + cb * nb, c_out, nch,
+          <const floating *> NULL, accumulate)
 
 
-def dw_chunks(Py_ssize_t n_rows):
-    """Number of partial sums the dw reduction uses for ``n_rows`` output rows.
-
-    Parameters
-    ----------
-    n_rows : int
-        ``m * o_h``.
-
-    Returns
-    -------
-    int
-        ``min(n_rows, DW_CHUNKS)``; the caller allocates that many partials.
-    """
-    return min(n_rows, DW_CHUNKS)
+cdef void _db_rows(const floating *dz, floating *db, ptrdiff_t p0, ptrdiff_t p1,
+                   ptrdiff_t c_out) noexcept nogil:
+    # db += the sum of dz's output pixels p0 .. p1 - 1, in order.
+    cdef ptrdiff_t j, co
+    for j in range(p0, p1):
+        for co in range(c_out):
+            db[co] += dz[j * c_out + co]
 
 
 def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, c_in)
                        const floating[:, :, :, ::1] dz,     # IN  (m, o_h, o_w, c_out)
-                       floating[:, :, :, :, ::1] dw_part,   # TMP (chunks, f_h, f_w, c_in, c_out)
-                       floating[:, ::1] db_part,            # TMP (chunks, c_out), zeroed
                        floating[:, :, :, ::1] dw,           # OUT (f_h, f_w, c_in, c_out)
                        floating[::1] db,                    # OUT (c_out,)
                        Py_ssize_t s_h, Py_ssize_t s_w,
                        Py_ssize_t p_t, Py_ssize_t p_l,
                        int num_threads):
-    """dw and db as a reduction over batch and output rows.
+    """dw and db as reductions over batch and output pixels.
 
-    The ``m * o_h`` output rows are split into ``dw_part.shape[0]`` contiguous
-    chunks (a number fixed by :func:`dw_chunks`, not by the thread count);
-    each chunk's partial sums are computed by one thread, then merged in
-    chunk order, so the result is bitwise reproducible.
+    dw is split into independent tiles (tap x input channels x a block of
+    output channels), shared among threads; each tile sums over every output
+    pixel in order. The output rows are taken in groups small enough for
+    the cache, every tile carrying its running sum from group to group in
+    dw itself, so each element's sum runs in an order fixed by the shapes:
+    the result is bitwise identical for any number of threads.
 
     Parameters
     ----------
     x, dz : C-contiguous memoryviews, non-empty
         Forward input and output gradient.
-    dw_part : C-contiguous memoryview
-        Scratch space for the per-chunk partial dw (fully overwritten).
-    db_part : C-contiguous memoryview, zero-filled
-        Scratch space for the per-chunk partial db.
     dw, db : C-contiguous memoryviews
         Outputs, fully overwritten.
     s_h, s_w, p_t, p_l, num_threads : int
@@ -478,39 +460,41 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef Py_ssize_t m = dz.shape[0], o_h = dz.shape[1], o_w = dz.shape[2]
     cdef Py_ssize_t c_out = dz.shape[3]
     cdef Py_ssize_t f_h = dw.shape[0], f_w = dw.shape[1]
-    cdef Py_ssize_t n_chunks = dw_part.shape[0], n_rows = m * o_h
-    cdef Py_ssize_t size = f_h * f_w * c_in * c_out
-    cdef Py_ssize_t chunk, j, k, r0, r1, nb, co
-    cdef floating acc
-    cdef int nv
-    cdef int level = _level
+    cdef Py_ssize_t n_rows = m * o_h, nb, dz_ps, dz_cb, item, g, r0, r1
+    cdef int level = _level, nv
     level, nv, nb = _block(level, np.asarray(dw).dtype, c_out)
-    # (n_cb, m * o_h * o_w, nb): dz in blocks of output channels
-    cdef const floating[:, :, ::1] dzp = _pack(np.asarray(dz).reshape(-1, c_out), nb)
-    cdef Py_ssize_t[:, ::1] taps = np.empty((num_threads, 2 * n_rows), dtype=np.intp)
+    cdef Py_ssize_t mr = cyc_max_pixels(nv)
+    cdef Py_ssize_t n_items = f_h * f_w * ((c_in + mr - 1) // mr) * ((c_out + nb - 1) // nb)
+    # Rows per group (shapes only): about DW_GROUP_PIXELS output pixels, so a
+    # tile's slice of dz stays in cache while the dw traffic of carrying the
+    # sums from group to group stays small next to the arithmetic.
+    cdef Py_ssize_t group = max(1, min(n_rows, DW_GROUP_PIXELS // o_w))
+    cdef Py_ssize_t n_groups = (n_rows + group - 1) // group
+    cdef const floating *dzb = &dz[0, 0, 0, 0]
+    cdef const floating[:, :, ::1] dzp
+    if c_out % nb == 0:        # blocks read in place: block cb at column cb * nb
+        dz_ps, dz_cb = c_out, nb
+    else:                      # (n_cb, m * o_h * o_w, nb), zero-padded
+        dzp = _pack(np.asarray(dz).reshape(-1, c_out), nb)
+        dz_ps, dz_cb = nb, dzp.shape[1] * nb
+        dzb = &dzp[0, 0, 0]
+    cdef Py_ssize_t[:, ::1] taps = np.empty((num_threads, 2 * group), dtype=np.intp)
     cdef ptrdiff_t *offs = NULL
-    with nogil, parallel(num_threads=num_threads):
-        offs = <ptrdiff_t *> &taps[threadid(), 0]
-        for chunk in prange(n_chunks, schedule="static"):
-            r0 = chunk * n_rows // n_chunks
-            r1 = (chunk + 1) * n_rows // n_chunks
-            _dw_chunk(&x[0, 0, 0, 0], &dzp[0, 0, 0], &dw_part[chunk, 0, 0, 0, 0],
-                      offs, offs + n_rows, r0, r1, n_h, n_w, c_in, f_h, f_w, o_h, o_w,
-                      c_out, s_h, s_w, p_t, p_l, level, nv, nb, dzp.shape[1] * nb)
-            for j in range(r0 * o_w, r1 * o_w):
-                for co in range(c_out):
-                    db_part[chunk, co] += (&dz[0, 0, 0, 0])[j * c_out + co]
+    db[:] = 0
     with nogil:
-        for j in prange(size, num_threads=num_threads, schedule="static"):
-            acc = 0
-            for k in range(n_chunks):
-                acc = acc + (&dw_part[0, 0, 0, 0, 0])[k * size + j]
-            (&dw[0, 0, 0, 0])[j] = acc
-        for j in range(c_out):
-            acc = 0
-            for k in range(n_chunks):
-                acc = acc + db_part[k, j]
-            db[j] = acc
+        for g in range(n_groups):
+            r0 = g * group
+            r1 = min(n_rows, r0 + group)
+            with parallel(num_threads=num_threads):
+                offs = <ptrdiff_t *> &taps[threadid(), 0]
+                # item n_items: this group's share of db
+                for item in prange(n_items + 1, schedule="dynamic"):
+                    if item == n_items:
+                        _db_rows(&dz[0, 0, 0, 0], &db[0], r0 * o_w, r1 * o_w, c_out)
+                    else:
+                        _dw_item(&x[0, 0, 0, 0], dzb, &dw[0, 0, 0, 0], offs, offs + group,
+                                 item, r0, r1, g > 0, n_h, n_w, c_in, f_h, f_w, o_h, o_w,
+                                 c_out, s_h, s_w, p_t, p_l, level, nv, nb, dz_ps, dz_cb)
 
 
 def _level_from_environment():

@@ -48,23 +48,36 @@ CYC_INLINE(ATTR) cyc_v##SUF cyc_load_##SUF(const T *p) {                        
 }                                                                                    \
 CYC_INLINE(ATTR) void cyc_store_##SUF(T *p, cyc_v##SUF v) { memcpy(p, &v, sizeof v); } \
                                                                                      \
-/* bias: NULL for zeros, else the NB initial values of every pixel. */             \
+/* init: bias == NULL and !accumulate: zeros; bias: its NB values for every */  \
+/* pixel; accumulate: the values already in out (so a long sum can be split */ \
+/* into pieces without changing a single rounding).                          */             \
 CYC_INLINE(ATTR) void cyc_tile_##SUF##_body(                                         \
         const int P, const int NV,                                                   \
         const T *in, ptrdiff_t base, ptrdiff_t in_ps, ptrdiff_t in_ks,               \
         const T *w, ptrdiff_t w_ks,                                                  \
         const ptrdiff_t *in_off, const ptrdiff_t *w_off,                             \
         ptrdiff_t ntaps, ptrdiff_t K,                                                \
-        T *out, ptrdiff_t out_ps, int nch, const T *bias) {                          \
+        T *out, ptrdiff_t out_ps, int nch, const T *bias, int accumulate) {          \
     enum { NL = CYC_NL_##SUF };                                                      \
     cyc_v##SUF acc[CYC_MR1][2];                                                      \
-    cyc_v##SUF b0 = {0}, b1 = {0};                                                   \
-    if (bias) {                                                                      \
-        b0 = cyc_load_##SUF(bias);                                                   \
-        if (NV > 1) b1 = cyc_load_##SUF(bias + NL);                                  \
+    if (accumulate) {                                                                \
+        T buf[2 * NL];                                                               \
+        memset(buf, 0, sizeof buf);                                                  \
+        for (int p = 0; p < P; p++) {                                                \
+            const T *src = out + p * out_ps;                                         \
+            if (nch != NV * NL) { memcpy(buf, src, (size_t)nch * sizeof(T)); src = buf; } \
+            acc[p][0] = cyc_load_##SUF(src);                                         \
+            acc[p][1] = NV > 1 ? cyc_load_##SUF(src + NL) : (cyc_v##SUF){0};         \
+        }                                                                            \
+    } else {                                                                         \
+        cyc_v##SUF b0 = {0}, b1 = {0};                                               \
+        if (bias) {                                                                  \
+            b0 = cyc_load_##SUF(bias);                                               \
+            if (NV > 1) b1 = cyc_load_##SUF(bias + NL);                              \
+        }                                                                            \
+        _Pragma("GCC unroll 8")                                                      \
+        for (int p = 0; p < P; p++) { acc[p][0] = b0; acc[p][1] = b1; }              \
     }                                                                                \
-    _Pragma("GCC unroll 8")                                                          \
-    for (int p = 0; p < P; p++) { acc[p][0] = b0; acc[p][1] = b1; }                  \
     for (ptrdiff_t t = 0; t < ntaps; t++) {                                          \
         const T *ip = in + (base + in_off[t]);                                       \
         const T *wp = w + w_off[t];                                                  \
@@ -105,7 +118,7 @@ static ATTR void cyc_tile_##SUF(int P, int NV,                                  
         const T *w, ptrdiff_t w_ks,                                                  \
         const ptrdiff_t *in_off, const ptrdiff_t *w_off,                             \
         ptrdiff_t ntaps, ptrdiff_t K,                                                \
-        T *out, ptrdiff_t out_ps, int nch, const T *bias) {                          \
+        T *out, ptrdiff_t out_ps, int nch, const T *bias, int accumulate) {          \
     _Pragma("GCC diagnostic push")                                                   \
     _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")                     \
     switch (NV * 16 + P) {                                                           \
@@ -122,7 +135,7 @@ static ATTR void cyc_tile_##SUF(int P, int NV,                                  
 #define CYC_CASE(T, SUF, NV, P)                                                      \
     case NV * 16 + P:                                                                \
         cyc_tile_##SUF##_body(P, NV, in, base, in_ps, in_ks, w, w_ks, in_off, w_off, \
-                              ntaps, K, out, out_ps, nch, bias);                     \
+                              ntaps, K, out, out_ps, nch, bias, accumulate);         \
         break;
 
 /* The CPU levels: 0 = baseline (SSE2 on x86-64, the build's own flags
@@ -167,11 +180,11 @@ static int cyc_cpu_max_level(void) { return CYC_LEVEL_BASE; }
 typedef void (*cyc_tile_f32_t)(int, int, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                const float *, ptrdiff_t, const ptrdiff_t *,
                                const ptrdiff_t *, ptrdiff_t, ptrdiff_t, float *,
-                               ptrdiff_t, int, const float *);
+                               ptrdiff_t, int, const float *, int);
 typedef void (*cyc_tile_f64_t)(int, int, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                const double *, ptrdiff_t, const ptrdiff_t *,
                                const ptrdiff_t *, ptrdiff_t, ptrdiff_t, double *,
-                               ptrdiff_t, int, const double *);
+                               ptrdiff_t, int, const double *, int);
 
 /* The tile and the lanes per vector of a level (<= cyc_cpu_max_level(),
  * checked by the caller). Callers read the level once per call, so a change

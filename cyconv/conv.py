@@ -206,11 +206,8 @@ def conv2d_backward(dz, x, w, *, stride=1, padding=0, num_threads=None, grads=_G
     if dx is not None:
         _conv.conv2d_backward_dx(dz_c, as_float_array(w, dtype), dx, s[0], s[1], pads[0][0], pads[1][0], n_threads)
     if dw is not None:
-        chunks = _conv.dw_chunks(m * o_h)
-        dw_part = np.empty((chunks,) + w.shape, dtype=dtype)
-        db_part = np.zeros((chunks, c_out), dtype=dtype)
         db_out = db if db is not None else np.empty(c_out, dtype=dtype)
-        _conv.conv2d_backward_dw(as_float_array(x, dtype), dz_c, dw_part, db_part, dw, db_out,
+        _conv.conv2d_backward_dw(as_float_array(x, dtype), dz_c, dw, db_out,
                                  s[0], s[1], pads[0][0], pads[1][0], n_threads)
     elif db is not None:
         db[:] = dz_c.sum(axis=(0, 1, 2))
