@@ -14,10 +14,9 @@ the thread count.
 """
 import os
 
-import numpy as np
-
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stddef cimport ptrdiff_t
 
 from cyconv._window cimport tap_begin, tap_end
@@ -99,29 +98,55 @@ cdef inline void _tile(int level, int P, int NV, const floating *inp, ptrdiff_t 
                                ntaps, K, out, out_ps, nch, bias, accumulate)
 
 
-def _block(int level, dtype, Py_ssize_t channels):
-    """(level, NV, NB): the tile's level, vectors per pixel, channels per block.
-
-    A layer with few channels (at most 32 bytes of them) runs the AVX2 tile
-    on an AVX-512 CPU: half-empty 64-byte vectors would waste the difference.
-    """
-    cdef int itemsize = np.dtype(dtype).itemsize
+cdef int _tile_level(int level, Py_ssize_t itemsize, Py_ssize_t channels) noexcept:
+    # A layer with few channels (at most 32 bytes of them) runs the AVX2 tile
+    # on an AVX-512 CPU: half-empty 64-byte vectors would waste the difference.
     if level == 2 and channels * itemsize <= 32:
-        level = 1
-    cdef int lanes = cyc_lanes(level, itemsize)
-    nv = 1 if channels <= lanes else 2
-    return level, nv, nv * lanes
+        return 1
+    return level
 
 
-def _pack(a, Py_ssize_t nb):
-    """``a`` (..., c) as zero-padded channel blocks (ceil(c / nb), ..., nb)."""
-    lead = a.shape[:a.ndim - 1]
-    cdef Py_ssize_t c = a.shape[a.ndim - 1]
-    cdef Py_ssize_t n_cb = (c + nb - 1) // nb
-    out = np.zeros((n_cb,) + lead + (nb,), dtype=a.dtype)
+cdef int _tile_vectors(int level, Py_ssize_t itemsize, Py_ssize_t channels) noexcept:
+    # Vectors per tile pixel: one if a single vector holds every channel.
+    return 1 if channels <= cyc_lanes(level, <int> itemsize) else 2
+
+
+cdef int _threads_for(int num_threads, double fmas) noexcept:
+    # Below ~130k multiply-adds waking a second thread costs more than it
+    # saves. Results never depend on the thread count, only the speed does.
+    return 1 if fmas < 131072 else num_threads
+
+
+cdef void _pack_blocks(const floating *src, ptrdiff_t n_outer, ptrdiff_t c, ptrdiff_t nb,
+                       floating *dst) noexcept nogil:
+    # src (n_outer, c) -> dst (ceil(c / nb), n_outer, nb), zero-padded.
+    cdef ptrdiff_t cb, o, j, n_cb = (c + nb - 1) // nb
     for cb in range(n_cb):
-        out[cb, ..., :min(nb, c - cb * nb)] = a[..., cb * nb:(cb + 1) * nb]
-    return out
+        for o in range(n_outer):
+            for j in range(nb):
+                dst[(cb * n_outer + o) * nb + j] = (
+                    src[o * c + cb * nb + j] if cb * nb + j < c else 0)
+
+
+cdef void _pack_blocks_t(const floating *w, ptrdiff_t taps, ptrdiff_t c_in, ptrdiff_t c_out,
+                         ptrdiff_t nb, floating *dst) noexcept nogil:
+    # w (taps, c_in, c_out) -> dst (ceil(c_in / nb), taps, c_out, nb), zero-padded:
+    # blocks of input channels with the sum over output channels inside.
+    cdef ptrdiff_t cb, t, co, j, ci, n_cb = (c_in + nb - 1) // nb
+    for cb in range(n_cb):
+        for t in range(taps):
+            for co in range(c_out):
+                for j in range(nb):
+                    ci = cb * nb + j
+                    dst[((cb * taps + t) * c_out + co) * nb + j] = (
+                        w[(t * c_in + ci) * c_out + co] if ci < c_in else 0)
+
+
+cdef void *_alloc(size_t n_bytes) except NULL:
+    cdef void *p = PyMem_Malloc(n_bytes if n_bytes > 0 else 1)
+    if p == NULL:
+        raise MemoryError(f"cyconv: cannot allocate {n_bytes} bytes of scratch space")
+    return p
 
 
 cdef inline ptrdiff_t _first_out(ptrdiff_t p, ptrdiff_t k, ptrdiff_t s) noexcept nogil:
@@ -235,24 +260,37 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     cdef Py_ssize_t c_out = z.shape[3]
     cdef Py_ssize_t n_h = x.shape[1], n_w = x.shape[2], c_in = x.shape[3]
     cdef Py_ssize_t f_h = w.shape[0], f_w = w.shape[1]
-    cdef Py_ssize_t row, i, oh, nb
-    cdef int nv
-    cdef int level = _level
-    level, nv, nb = _block(level, np.asarray(z).dtype, c_out)
-    cdef const floating[:, :, :, :, ::1] wpack = _pack(np.asarray(w), nb)  # (n_cb, f_h, f_w, c_in, nb)
-    cdef const floating[:, ::1] bpack = _pack(np.asarray(b), nb)           # (n_cb, nb)
-    # Tap lists, one set per thread: interior and edge offsets into x and wpack.
-    cdef Py_ssize_t[:, ::1] taps = np.empty((num_threads, 4 * f_h * f_w), dtype=np.intp)
+    cdef Py_ssize_t row, i, oh, n_taps = f_h * f_w
+    cdef int level = _tile_level(_level, sizeof(floating), c_out)
+    cdef int nv = _tile_vectors(level, sizeof(floating), c_out)
+    cdef Py_ssize_t nb = nv * cyc_lanes(level, sizeof(floating))
+    cdef Py_ssize_t n_cb = (c_out + nb - 1) // nb
+    cdef int n_threads = _threads_for(num_threads, <double> z.size * n_taps * c_in)
+    # Scratch: filters (n_cb, f_h, f_w, c_in, nb) and bias (n_cb, nb) in
+    # zero-padded channel blocks; per thread, the tap lists of a row (interior
+    # and edge offsets into x and the packed filters).
+    cdef floating *wpack = <floating *> _alloc((n_cb * n_taps * c_in * nb + n_cb * nb)
+                                               * sizeof(floating))
+    cdef floating *bpack = wpack + n_cb * n_taps * c_in * nb
+    cdef ptrdiff_t *taps = NULL
     cdef ptrdiff_t *offs = NULL
-    with nogil, parallel(num_threads=num_threads):
-        offs = <ptrdiff_t *> &taps[threadid(), 0]
-        for row in prange(m * o_h, schedule="static"):
-            i = row // o_h
-            oh = row % o_h
-            _forward_row(&x[i, 0, 0, 0], &wpack[0, 0, 0, 0, 0], &bpack[0, 0],
-                         &z[i, oh, 0, 0], offs, offs + 2 * f_h * f_w,
-                         oh, n_h, n_w, c_in, f_h, f_w, o_w, c_out,
-                         s_h, s_w, p_t, p_l, level, nv, nb)
+    try:
+        taps = <ptrdiff_t *> _alloc(n_threads * 4 * n_taps * sizeof(ptrdiff_t))
+        with nogil:
+            _pack_blocks(&w[0, 0, 0, 0], n_taps * c_in, c_out, nb, wpack)
+            _pack_blocks(&b[0], 1, c_out, nb, bpack)
+            with parallel(num_threads=n_threads):
+                offs = taps + threadid() * 4 * n_taps
+                for row in prange(m * o_h, schedule="static"):
+                    i = row // o_h
+                    oh = row % o_h
+                    _forward_row(&x[i, 0, 0, 0], wpack, bpack, &z[i, oh, 0, 0],
+                                 offs, offs + 2 * n_taps,
+                                 oh, n_h, n_w, c_in, f_h, f_w, o_w, c_out,
+                                 s_h, s_w, p_t, p_l, level, nv, nb)
+    finally:
+        PyMem_Free(taps)
+        PyMem_Free(wpack)
 
 
 cdef void _dx_row(const floating *dz, const floating *wpack, floating *dx,
@@ -365,22 +403,32 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     cdef Py_ssize_t c_in = dx.shape[3]
     cdef Py_ssize_t o_h = dz.shape[1], o_w = dz.shape[2], c_out = dz.shape[3]
     cdef Py_ssize_t f_h = w.shape[0], f_w = w.shape[1]
-    cdef Py_ssize_t row, i, ih, nb
-    cdef int nv
-    cdef int level = _level
-    level, nv, nb = _block(level, np.asarray(dx).dtype, c_in)
-    # (n_cb, f_h, f_w, c_out, nb): blocks of input channels, the sum over c_out inside
-    cdef const floating[:, :, :, :, ::1] wpack = _pack(np.asarray(w).transpose(0, 1, 3, 2), nb)
-    cdef Py_ssize_t[:, ::1] taps = np.empty((num_threads, 4 * f_h * f_w), dtype=np.intp)
+    cdef Py_ssize_t row, i, ih, n_taps = f_h * f_w
+    cdef int level = _tile_level(_level, sizeof(floating), c_in)
+    cdef int nv = _tile_vectors(level, sizeof(floating), c_in)
+    cdef Py_ssize_t nb = nv * cyc_lanes(level, sizeof(floating))
+    cdef Py_ssize_t n_cb = (c_in + nb - 1) // nb
+    cdef int n_threads = _threads_for(num_threads, <double> dz.size * n_taps * c_in)
+    # Scratch: filters as (n_cb, f_h, f_w, c_out, nb), blocks of input channels
+    # with the sum over output channels inside; per thread, a row's tap lists.
+    cdef floating *wpack = <floating *> _alloc(n_cb * n_taps * c_out * nb * sizeof(floating))
+    cdef ptrdiff_t *taps = NULL
     cdef ptrdiff_t *offs = NULL
-    with nogil, parallel(num_threads=num_threads):
-        offs = <ptrdiff_t *> &taps[threadid(), 0]
-        for row in prange(m * n_h, schedule="static"):
-            i = row // n_h
-            ih = row % n_h
-            _dx_row(&dz[i, 0, 0, 0], &wpack[0, 0, 0, 0, 0], &dx[i, ih, 0, 0],
-                    offs, offs + 2 * f_h * f_w, ih, n_w, c_in, f_h, f_w, o_h, o_w, c_out,
-                    s_h, s_w, p_t, p_l, level, nv, nb)
+    try:
+        taps = <ptrdiff_t *> _alloc(n_threads * 4 * n_taps * sizeof(ptrdiff_t))
+        with nogil:
+            _pack_blocks_t(&w[0, 0, 0, 0], n_taps, c_in, c_out, nb, wpack)
+            with parallel(num_threads=n_threads):
+                offs = taps + threadid() * 4 * n_taps
+                for row in prange(m * n_h, schedule="static"):
+                    i = row // n_h
+                    ih = row % n_h
+                    _dx_row(&dz[i, 0, 0, 0], wpack, &dx[i, ih, 0, 0], offs, offs + 2 * n_taps,
+                            ih, n_w, c_in, f_h, f_w, o_h, o_w, c_out,
+                            s_h, s_w, p_t, p_l, level, nv, nb)
+    finally:
+        PyMem_Free(taps)
+        PyMem_Free(wpack)
 
 
 cdef void _dw_item(const floating *x, const floating *dzb, floating *dw,
@@ -459,42 +507,53 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef Py_ssize_t n_h = x.shape[1], n_w = x.shape[2], c_in = x.shape[3]
     cdef Py_ssize_t m = dz.shape[0], o_h = dz.shape[1], o_w = dz.shape[2]
     cdef Py_ssize_t c_out = dz.shape[3]
-    cdef Py_ssize_t f_h = dw.shape[0], f_w = dw.shape[1]
-    cdef Py_ssize_t n_rows = m * o_h, nb, dz_ps, dz_cb, item, g, r0, r1
-    cdef int level = _level, nv
-    level, nv, nb = _block(level, np.asarray(dw).dtype, c_out)
+    cdef Py_ssize_t f_h = dw.shape[0], f_w = dw.shape[1], co
+    cdef Py_ssize_t n_rows = m * o_h, dz_ps, dz_cb, item, g, r0, r1
+    cdef int level = _tile_level(_level, sizeof(floating), c_out)
+    cdef int nv = _tile_vectors(level, sizeof(floating), c_out)
+    cdef Py_ssize_t nb = nv * cyc_lanes(level, sizeof(floating))
     cdef Py_ssize_t mr = cyc_max_pixels(nv)
     cdef Py_ssize_t n_items = f_h * f_w * ((c_in + mr - 1) // mr) * ((c_out + nb - 1) // nb)
+    cdef int n_threads = _threads_for(num_threads, <double> dz.size * f_h * f_w * c_in)
     # Rows per group (shapes only): about DW_GROUP_PIXELS output pixels, so a
     # tile's slice of dz stays in cache while the dw traffic of carrying the
     # sums from group to group stays small next to the arithmetic.
     cdef Py_ssize_t group = max(1, min(n_rows, DW_GROUP_PIXELS // o_w))
     cdef Py_ssize_t n_groups = (n_rows + group - 1) // group
     cdef const floating *dzb = &dz[0, 0, 0, 0]
-    cdef const floating[:, :, ::1] dzp
+    cdef floating *dzp = NULL
+    cdef ptrdiff_t *taps = NULL
+    cdef ptrdiff_t *offs = NULL
     if c_out % nb == 0:        # blocks read in place: block cb at column cb * nb
         dz_ps, dz_cb = c_out, nb
-    else:                      # (n_cb, m * o_h * o_w, nb), zero-padded
-        dzp = _pack(np.asarray(dz).reshape(-1, c_out), nb)
-        dz_ps, dz_cb = nb, dzp.shape[1] * nb
-        dzb = &dzp[0, 0, 0]
-    cdef Py_ssize_t[:, ::1] taps = np.empty((num_threads, 2 * group), dtype=np.intp)
-    cdef ptrdiff_t *offs = NULL
-    db[:] = 0
-    with nogil:
-        for g in range(n_groups):
-            r0 = g * group
-            r1 = min(n_rows, r0 + group)
-            with parallel(num_threads=num_threads):
-                offs = <ptrdiff_t *> &taps[threadid(), 0]
-                # item n_items: this group's share of db
-                for item in prange(n_items + 1, schedule="dynamic"):
-                    if item == n_items:
-                        _db_rows(&dz[0, 0, 0, 0], &db[0], r0 * o_w, r1 * o_w, c_out)
-                    else:
-                        _dw_item(&x[0, 0, 0, 0], dzb, &dw[0, 0, 0, 0], offs, offs + group,
-                                 item, r0, r1, g > 0, n_h, n_w, c_in, f_h, f_w, o_h, o_w,
-                                 c_out, s_h, s_w, p_t, p_l, level, nv, nb, dz_ps, dz_cb)
+    else:                      # scratch (n_cb, m * o_h * o_w, nb), zero-padded
+        dz_ps, dz_cb = nb, m * o_h * o_w * nb
+    try:
+        taps = <ptrdiff_t *> _alloc(n_threads * 2 * group * sizeof(ptrdiff_t))
+        if c_out % nb:
+            dzp = <floating *> _alloc(((c_out + nb - 1) // nb) * dz_cb * sizeof(floating))
+            with nogil:
+                _pack_blocks(&dz[0, 0, 0, 0], m * o_h * o_w, c_out, nb, dzp)
+            dzb = dzp
+        with nogil:
+            for co in range(c_out):
+                db[co] = 0
+            for g in range(n_groups):
+                r0 = g * group
+                r1 = min(n_rows, r0 + group)
+                with parallel(num_threads=n_threads):
+                    offs = taps + threadid() * 2 * group
+                    # item n_items: this group's share of db
+                    for item in prange(n_items + 1, schedule="dynamic"):
+                        if item == n_items:
+                            _db_rows(&dz[0, 0, 0, 0], &db[0], r0 * o_w, r1 * o_w, c_out)
+                        else:
+                            _dw_item(&x[0, 0, 0, 0], dzb, &dw[0, 0, 0, 0], offs, offs + group,
+                                     item, r0, r1, g > 0, n_h, n_w, c_in, f_h, f_w, o_h, o_w,
+                                     c_out, s_h, s_w, p_t, p_l, level, nv, nb, dz_ps, dz_cb)
+    finally:
+        PyMem_Free(taps)
+        PyMem_Free(dzp)
 
 
 def _level_from_environment():
