@@ -18,6 +18,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stddef cimport ptrdiff_t
+from libc.string cimport memcpy, memset
 
 from cyconv._window cimport tap_begin, tap_end
 
@@ -140,6 +141,19 @@ cdef void _pack_blocks_t(const floating *w, ptrdiff_t taps, ptrdiff_t c_in, ptrd
                     ci = cb * nb + j
                     dst[((cb * taps + t) * c_out + co) * nb + j] = (
                         w[(t * c_in + ci) * c_out + co] if ci < c_in else 0)
+
+
+cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # floor(a / b) for b > 0 (the module divides with C semantics, cdivision).
+    return a // b if a >= 0 else -((-a + b - 1) // b)
+
+
+cdef bint _all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating acc = 0
+    for j in range(n):
+        acc = acc + (a[j] - a[j])   # NaN for inf and NaN, 0 otherwise
+    return acc == 0
 
 
 cdef void *_alloc(size_t n_bytes) except NULL:
@@ -414,8 +428,32 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     cdef floating *wpack = <floating *> _alloc(n_cb * n_taps * c_out * nb * sizeof(floating))
     cdef ptrdiff_t *taps = NULL
     cdef ptrdiff_t *offs = NULL
+    # Narrow images (kernel wide next to the image): most dx columns would be
+    # edge columns, one pixel per tile. There dz is copied with L zero columns
+    # before and R after, every column becomes interior, and the copy is read
+    # as a dz whose padding before the width axis is p_l + L * s_w. Skipped
+    # when w holds a non-finite value (inf * 0 would turn a sum into NaN).
+    cdef floating *dzpad = NULL
+    cdef const floating *dzs = &dz[0, 0, 0, 0]
+    cdef Py_ssize_t L = 0, R = 0, o_w2 = o_w, p_l2 = p_l, r_
+    cdef Py_ssize_t lo = _floor_div(p_l - (f_w - 1), s_w)   # smallest ow any tap asks for
+    cdef Py_ssize_t hi = (n_w - 1 + p_l) // s_w              # largest
+    if (f_w - 1) * 8 > n_w and _all_finite(&w[0, 0, 0, 0], n_taps * c_in * c_out):
+        L = -lo if lo < 0 else 0
+        R = hi - (o_w - 1) if hi > o_w - 1 else 0
+        o_w2 = o_w + L + R
+        p_l2 = p_l + L * s_w
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * 4 * n_taps * sizeof(ptrdiff_t))
+        if o_w2 != o_w:
+            dzpad = <floating *> _alloc(m * o_h * o_w2 * c_out * sizeof(floating))
+            with nogil:
+                for r_ in range(m * o_h):
+                    memset(dzpad + r_ * o_w2 * c_out, 0, L * c_out * sizeof(floating))
+                    memcpy(dzpad + (r_ * o_w2 + L) * c_out, dzs + r_ * o_w * c_out,
+                           o_w * c_out * sizeof(floating))
+                    memset(dzpad + (r_ * o_w2 + L + o_w) * c_out, 0, R * c_out * sizeof(floating))
+            dzs = dzpad
         with nogil:
             _pack_blocks_t(&w[0, 0, 0, 0], n_taps, c_in, c_out, nb, wpack)
             with parallel(num_threads=n_threads):
@@ -423,12 +461,13 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
                 for row in prange(m * n_h, schedule="static"):
                     i = row // n_h
                     ih = row % n_h
-                    _dx_row(&dz[i, 0, 0, 0], wpack, &dx[i, ih, 0, 0], offs, offs + 2 * n_taps,
-                            ih, n_w, c_in, f_h, f_w, o_h, o_w, c_out,
-                            s_h, s_w, p_t, p_l, level, nv, nb)
+                    _dx_row(dzs + i * o_h * o_w2 * c_out, wpack, &dx[i, ih, 0, 0],
+                            offs, offs + 2 * n_taps, ih, n_w, c_in, f_h, f_w, o_h, o_w2, c_out,
+                            s_h, s_w, p_t, p_l2, level, nv, nb)
     finally:
         PyMem_Free(taps)
         PyMem_Free(wpack)
+        PyMem_Free(dzpad)
 
 
 cdef void _dw_item(const floating *x, const floating *dzb, floating *dw,

@@ -115,3 +115,16 @@ def test_environment_variable_with_an_unknown_level_is_a_clear_error():
     res = _import_with("sse9")
     assert res.returncode != 0
     assert "CYCONV_CPU_LEVEL: unknown CPU level 'sse9'" in res.stderr
+
+
+def test_dx_of_a_narrow_image_keeps_non_finite_filters_local(level):
+    # Narrow images take the zero-padded-dz path for dx, unless w has inf/NaN:
+    # there inf * 0 must not spread NaN over dx.
+    x = np.ones((1, 4, 4, 1))
+    w = np.ones((3, 3, 1, 1))
+    w[0, 0, 0, 0] = np.inf
+    dz = np.ones((1, 2, 2, 1))
+    dx, _, _ = cyconv.conv2d_backward(dz, x, w)
+    want, _, _ = reference.conv2d_backward(dz, x, w)
+    np.testing.assert_array_equal(dx, want)
+    assert np.isinf(dx).sum() == 4 and not np.isnan(dx).any()
