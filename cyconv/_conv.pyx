@@ -470,6 +470,25 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
         PyMem_Free(dzpad)
 
 
+cdef ptrdiff_t _dw_taps(ptrdiff_t *in_off, ptrdiff_t *w_off, ptrdiff_t r0, ptrdiff_t r1,
+                        ptrdiff_t kh, ptrdiff_t col, ptrdiff_t ow, ptrdiff_t n_h,
+                        ptrdiff_t n_w, ptrdiff_t c_in, ptrdiff_t o_h, ptrdiff_t o_w,
+                        ptrdiff_t s_h, ptrdiff_t p_t, ptrdiff_t dz_ps) noexcept nogil:
+    # Tap list of a dw tile: the output rows r0 .. r1 - 1 whose input row for
+    # kernel row kh is inside x; x at input column `col`, dz at output column ow.
+    cdef ptrdiff_t row, i, oh, ih, nt = 0
+    for row in range(r0, r1):
+        i = row // o_h
+        oh = row % o_h
+        ih = oh * s_h - p_t + kh
+        if ih < 0 or ih >= n_h:
+            continue
+        in_off[nt] = ((i * n_h + ih) * n_w + col) * c_in
+        w_off[nt] = (row * o_w + ow) * dz_ps
+        nt += 1
+    return nt
+
+
 cdef void _dw_item(const floating *x, const floating *dzb, floating *dw,
                    ptrdiff_t *in_off, ptrdiff_t *w_off, ptrdiff_t item,
                    ptrdiff_t r0, ptrdiff_t r1, bint accumulate,
@@ -478,35 +497,48 @@ cdef void _dw_item(const floating *x, const floating *dzb, floating *dw,
                    ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
                    ptrdiff_t p_t, ptrdiff_t p_l, int level, int nv, ptrdiff_t nb,
                    ptrdiff_t dz_ps, ptrdiff_t dz_cb) noexcept nogil:
-    # One tile of dw: tap (kh, kw) x P input channels x one block of NB output
-    # channels, dw[kh, kw, ci, co] += sum x[i, ih, iw, ci] * dz[i, oh, ow, co] over
-    # the output rows r0 .. r1 - 1 (batch-major; the tap list) and the output
-    # columns whose input column is inside x (K of them).
+    # One tile of dw: kernel row kh x P consecutive (kw, ci) pairs x one block
+    # of NB output channels. Within a kernel row, dw[kh] is (f_w * c_in, c_out)
+    # and the x values of the pairs kw * c_in + ci at one output column are
+    # consecutive too, so a tile may span several kw (which keeps tiles full
+    # when c_in is small). Sums over the output rows r0 .. r1 - 1 (the tap
+    # list) and, first, the output columns where every kw is inside x, then,
+    # per kw, the edge columns where only some are.
     # dzb: dz as rows of dz_ps values per output pixel, block cb at cb * dz_cb.
-    cdef int mr = cyc_max_pixels(nv), P, nch
-    cdef ptrdiff_t n_ci = (c_in + mr - 1) // mr, n_cb = (c_out + nb - 1) // nb
-    cdef ptrdiff_t cb = item % n_cb, ci = (item // n_cb) % n_ci * mr
-    cdef ptrdiff_t tap = item // (n_cb * n_ci), kh = tap // f_w, kw = tap % f_w
-    cdef ptrdiff_t ow_lo = _first_out(p_l, kw, s_w)
-    cdef ptrdiff_t K = _end_out(p_l, kw, s_w, n_w, o_w) - ow_lo
-    cdef ptrdiff_t row, i, oh, ih, nt = 0
-    if K > 0:
-        for row in range(r0, r1):
-            i = row // o_h
-            oh = row % o_h
-            ih = oh * s_h - p_t + kh
-            if ih < 0 or ih >= n_h:
-                continue
-            in_off[nt] = ((i * n_h + ih) * n_w + ow_lo * s_w - p_l + kw) * c_in
-            w_off[nt] = (row * o_w + ow_lo) * dz_ps
-            nt += 1
-    else:
-        K = 0
-    P = <int>(c_in - ci if c_in - ci < mr else mr)
+    cdef int mr = cyc_max_pixels(nv), P, nch, pk
+    cdef ptrdiff_t n_r = f_w * c_in, n_rt = (n_r + mr - 1) // mr, n_cb = (c_out + nb - 1) // nb
+    cdef ptrdiff_t cb = item % n_cb, r = (item // n_cb) % n_rt * mr, kh = item // (n_cb * n_rt)
+    cdef ptrdiff_t ow_a = _first_out(p_l, 0, s_w), ow_b = _end_out(p_l, f_w - 1, s_w, n_w, o_w)
+    cdef ptrdiff_t nt = 0, kw, ci0, ci1, lo, hi, e, K
+    cdef const floating *dzc = dzb + cb * dz_cb
+    cdef floating *out = dw + kh * n_r * c_out + cb * nb
+    if ow_a > o_w:
+        ow_a = o_w
+    if ow_b < ow_a:
+        ow_b = ow_a
+    P = <int>(n_r - r if n_r - r < mr else mr)
     nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
-    _tile(level, P, nv, x, ci, 1, s_w * c_in, dzb + cb * dz_cb, dz_ps, in_off, w_off,
-          nt, K, dw + ((kh * f_w + kw) * c_in + ci) * c_out + cb * nb, c_out, nch,
-          <const floating *> NULL, accumulate)
+    if ow_b > ow_a:
+        nt = _dw_taps(in_off, w_off, r0, r1, kh, ow_a * s_w - p_l, ow_a, n_h, n_w, c_in,
+                      o_h, o_w, s_h, p_t, dz_ps)
+    _tile(level, P, nv, x, r, 1, s_w * c_in, dzc, dz_ps, in_off, w_off, nt, ow_b - ow_a,
+          out + r * c_out, c_out, nch, <const floating *> NULL, accumulate)
+    if ow_a == 0 and ow_b == o_w:
+        return
+    for kw in range(r // c_in, (r + P - 1) // c_in + 1):
+        ci0 = r - kw * c_in if r > kw * c_in else 0
+        ci1 = r + P - kw * c_in if r + P < (kw + 1) * c_in else c_in
+        pk = <int>(ci1 - ci0)
+        for e in range(2):     # the edge columns before, then after, the interior
+            lo = _first_out(p_l, kw, s_w) if e == 0 else ow_b
+            hi = ow_a if e == 0 else _end_out(p_l, kw, s_w, n_w, o_w)
+            K = hi - lo
+            if K <= 0:
+                continue
+            nt = _dw_taps(in_off, w_off, r0, r1, kh, lo * s_w - p_l + kw, lo, n_h, n_w,
+                          c_in, o_h, o_w, s_h, p_t, dz_ps)
+            _tile(level, pk, nv, x, ci0, 1, s_w * c_in, dzc, dz_ps, in_off, w_off, nt, K,
+                  out + (kw * c_in + ci0) * c_out, c_out, nch, <const floating *> NULL, True)
 
 
 cdef void _db_rows(const floating *dz, floating *db, ptrdiff_t p0, ptrdiff_t p1,
@@ -552,7 +584,7 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef int nv = _tile_vectors(level, sizeof(floating), c_out)
     cdef Py_ssize_t nb = nv * cyc_lanes(level, sizeof(floating))
     cdef Py_ssize_t mr = cyc_max_pixels(nv)
-    cdef Py_ssize_t n_items = f_h * f_w * ((c_in + mr - 1) // mr) * ((c_out + nb - 1) // nb)
+    cdef Py_ssize_t n_items = f_h * ((f_w * c_in + mr - 1) // mr) * ((c_out + nb - 1) // nb)
     cdef int n_threads = _threads_for(num_threads, <double> dz.size * f_h * f_w * c_in)
     # Rows per group (shapes only): about DW_GROUP_PIXELS output pixels, so a
     # tile's slice of dz stays in cache while the dw traffic of carrying the
