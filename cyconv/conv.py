@@ -8,6 +8,7 @@ from cyconv._args import (
     as_array,
     as_float_array,
     conv_output_size,
+    effective_num_threads,
     parse_pair,
     parse_padding,
     resolve_num_threads,
@@ -31,6 +32,100 @@ def _geometry(op, x_shape, w_shape, stride, padding):
     o_h = conv_output_size(n_h, f_h, pads[0], s[0], "height (axis 1)", op)
     o_w = conv_output_size(n_w, f_w, pads[1], s[1], "width (axis 2)", op)
     return s, pads, (o_h, o_w)
+
+
+# The fast paths below: tiny inputs spend more time in the argument checks
+# than in the kernel. When the arguments are already in the form the kernels
+# take (plain C-contiguous ndarrays of one float dtype, int stride and
+# padding), the checks could only pass and convert nothing, so they are
+# skipped; anything else returns None and goes through the full checks.
+# The kernels are indexed per dtype once, skipping Cython's fused-type dispatch.
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def _by_dtype(kernel):
+    return {_F32: kernel["float"], _F64: kernel["double"]}
+
+
+_FORWARD = _by_dtype(_conv.conv2d_forward)
+_BACKWARD_DX = _by_dtype(_conv.conv2d_backward_dx)
+_BACKWARD_DW = _by_dtype(_conv.conv2d_backward_dw)
+
+
+def _fast_arrays(*arrays):
+    # The dtype shared by plain, non-empty, C-contiguous 4-D ndarrays of
+    # exactly np.dtype(float32 or float64), compared by identity: byte-swapped
+    # dtypes, dtypes with metadata etc. take the slow path.
+    if type(arrays[0]) is not np.ndarray:
+        return None
+    dtype = arrays[0].dtype
+    if dtype is not _F32 and dtype is not _F64:
+        return None
+    for a in arrays:
+        if (type(a) is not np.ndarray or a.dtype is not dtype or a.ndim != 4
+                or not a.size or not a.flags.c_contiguous):
+            return None
+    return dtype
+
+
+def _fast_geometry(x, w, stride, padding):
+    # (o_h, o_w) for int stride >= 1 and int padding >= 0, or None.
+    if type(stride) is not int or type(padding) is not int or stride < 1 or padding < 0:
+        return None
+    _, n_h, n_w, c_in = x.shape
+    f_h, f_w, w_c_in, _ = w.shape
+    o_h = (n_h + 2 * padding - f_h) // stride + 1  # as conv_output_size
+    o_w = (n_w + 2 * padding - f_w) // stride + 1
+    if w_c_in != c_in or o_h < 1 or o_w < 1:
+        return None
+    return o_h, o_w
+
+
+def _fast_num_threads(num_threads):
+    # As resolve_num_threads, or None for anything it might reject.
+    if num_threads is None:
+        return effective_num_threads()
+    if type(num_threads) is int and num_threads >= 1:
+        return num_threads
+    return None
+
+
+def _fast_conv2d(x, w, b, stride, padding, num_threads):
+    """``conv2d`` for arguments the kernel takes as they are, else None."""
+    dtype = _fast_arrays(x, w)
+    if dtype is None:
+        return None
+    c_out = w.shape[3]
+    if b is not None and not (type(b) is np.ndarray and b.dtype is dtype
+                              and b.shape == (c_out,) and b.flags.c_contiguous):
+        return None
+    o_hw = _fast_geometry(x, w, stride, padding)
+    n_threads = _fast_num_threads(num_threads)
+    if o_hw is None or n_threads is None:
+        return None
+    bias = np.zeros(c_out, dtype=dtype) if b is None else b  # as _bias
+    z = np.empty((x.shape[0], o_hw[0], o_hw[1], c_out), dtype=dtype)
+    _FORWARD[dtype](x, w, bias, z, stride, stride, padding, padding, n_threads)
+    return z
+
+
+def _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads):
+    """``conv2d_backward`` for arguments the kernels take as they are, else None."""
+    dtype = _fast_arrays(dz, x, w)
+    if dtype is None or grads is not _GRADS:
+        return None
+    o_hw = _fast_geometry(x, w, stride, padding)
+    n_threads = _fast_num_threads(num_threads)
+    c_out = w.shape[3]
+    if o_hw is None or n_threads is None or dz.shape != (x.shape[0], *o_hw, c_out):
+        return None
+    dx = np.empty(x.shape, dtype=dtype)  # the kernels overwrite all three
+    dw = np.empty(w.shape, dtype=dtype)
+    db = np.empty(c_out, dtype=dtype)
+    _BACKWARD_DX[dtype](dz, w, dx, stride, stride, padding, padding, n_threads)
+    _BACKWARD_DW[dtype](x, dz, dw, db, stride, stride, padding, padding, n_threads)
+    return dx, dw, db
 
 
 def _bias(b, c_out, dtype):
@@ -98,6 +193,10 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, out=None, num_threads=None):
     array([[45., 54.],
            [81., 90.]])
     """
+    if out is None:
+        z = _fast_conv2d(x, w, b, stride, padding, num_threads)
+        if z is not None:
+            return z
     x = as_array(x, "x", 4)
     w = as_array(w, "w", 4)
     b_arr = None if b is None else as_array(b, "b")
@@ -184,6 +283,9 @@ def conv2d_backward(dz, x, w, *, stride=1, padding=0, num_threads=None, grads=_G
     >>> cyconv.conv2d_backward(dz, x, w, grads=("dw",))[0] is None
     True
     """
+    grads_out = _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads)
+    if grads_out is not None:
+        return grads_out
     dz = as_array(dz, "dz", 4)
     x = as_array(x, "x", 4)
     w = as_array(w, "w", 4)

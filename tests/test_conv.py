@@ -233,3 +233,109 @@ def test_conv2d_backward_rejects_unknown_gradient_names():
     x, w = np.ones((1, 6, 6, 2)), np.ones((3, 3, 2, 2))
     with pytest.raises(ValueError, match="grads may only name"):
         cyconv.conv2d_backward(np.ones((1, 4, 4, 2)), x, w, grads=("dw", "dbias"))
+
+
+# The fast path in cyconv.conv (plain C-contiguous arrays of one float dtype,
+# int stride/padding) must agree bitwise with the full checks it skips.
+FAST_CASES = [c for c in CASES if isinstance(c[2], int) and isinstance(c[3], int)]
+FAST_IDS = [IDS[CASES.index(c)] for c in FAST_CASES]
+
+
+def _forward_and_backward(x, w, b, dz, **kwargs):
+    return (cyconv.conv2d(x, w, b, **kwargs),) + cyconv.conv2d_backward(dz, x, w, **kwargs)
+
+
+def _assert_same_results(got, want):
+    for g, r in zip(got, want):
+        assert g.dtype == r.dtype and g.shape == r.shape and g.flags.c_contiguous
+        np.testing.assert_array_equal(g, r)
+
+
+@pytest.mark.parametrize("case", FAST_CASES, ids=FAST_IDS)
+@pytest.mark.parametrize("num_threads", [None, 1, 2])
+def test_conv2d_fast_path_matches_the_checked_path(case, dtype, num_threads, monkeypatch):
+    from cyconv import conv
+    x, w, b = _data(case, dtype)
+    _, _, s, p = case
+    dz = np.random.default_rng(5).standard_normal(
+        cyconv.conv2d(x, w, stride=s, padding=p).shape).astype(dtype)
+    assert conv._fast_conv2d(x, w, b, s, p, num_threads) is not None
+    assert conv._fast_conv2d_backward(dz, x, w, s, p, num_threads, conv._GRADS) is not None
+    fast = _forward_and_backward(x, w, b, dz, stride=s, padding=p, num_threads=num_threads)
+    fast_no_bias = cyconv.conv2d(x, w, stride=s, padding=p, num_threads=num_threads)
+    monkeypatch.setattr(conv, "_fast_conv2d", lambda *args: None)
+    monkeypatch.setattr(conv, "_fast_conv2d_backward", lambda *args: None)
+    _assert_same_results(fast, _forward_and_backward(x, w, b, dz, stride=s, padding=p,
+                                                     num_threads=num_threads))
+    _assert_same_results([fast_no_bias], [cyconv.conv2d(x, w, stride=s, padding=p,
+                                                        num_threads=num_threads)])
+
+
+def test_conv2d_fast_path_agrees_with_the_other_argument_forms(dtype):
+    # Each variant below takes the checked path; the first call takes the fast one.
+    x, w, b = _data(CASES[-1], dtype)
+    dz = np.random.default_rng(6).standard_normal((10, 3, 4, 8)).astype(dtype)
+    want = _forward_and_backward(x, w, b, dz, stride=2, padding=1, num_threads=1)
+    swapped = np.dtype(dtype).newbyteorder()
+    variants = [
+        (x, w, b, dz, dict(stride=(2, 2), padding=1)),
+        (x, w, b, dz, dict(stride=2, padding=(1, 1))),
+        (x, w, b, dz, dict(stride=np.int64(2), padding=((1, 1), (1, 1)))),
+        (x, w, b, dz, dict(stride=2, padding=1, num_threads=np.int32(2))),
+        (np.asfortranarray(x), np.asfortranarray(w), b, np.asfortranarray(dz),
+         dict(stride=2, padding=1)),
+        (x.astype(swapped), w.astype(swapped), b.astype(swapped), dz.astype(swapped),
+         dict(stride=2, padding=1)),
+        (x, w, b.reshape(1, 1, 1, -1), dz, dict(stride=2, padding=1)),
+        (x, w, np.repeat(b, 2)[::2], dz, dict(stride=2, padding=1)),
+        (x, w, list(b), dz, dict(stride=2, padding=1)),
+    ]
+    for xv, wv, bv, dzv, kwargs in variants:
+        _assert_same_results(_forward_and_backward(xv, wv, bv, dzv, **kwargs), want)
+    zero_bias = cyconv.conv2d(x, w, np.zeros(8, dtype), stride=2, padding=1)
+    _assert_same_results([cyconv.conv2d(x, w, stride=2, padding=1)], [zero_bias])
+
+
+def test_conv2d_fast_path_declines_what_it_cannot_take():
+    from cyconv import conv
+    x, w, b = _data(CASES[-1], np.float32)
+    assert conv._fast_conv2d(x, w, b, 2, 1, 1) is not None
+    for args in [
+        (x.astype(np.float64), w, b, 2, 1, 1),         # mixed dtypes promote
+        (x, w, b.astype(np.float64), 2, 1, 1),
+        (x.astype(np.float16), w.astype(np.float16), b.astype(np.float16), 2, 1, 1),
+        (np.asfortranarray(x), w, b, 2, 1, 1),
+        (x, w, b[:4], 2, 1, 1),                        # errors are the checked path's
+        (x, w[:, :, :3], b, 2, 1, 1),
+        (x, w, b, 0, 1, 1),
+        (x, w, b, 2, -1, 1),
+        (x, w, b, True, 1, 1),
+        (x, w, b, 2, 1, 0),
+        (x, w, b, 2, 1, True),
+        (x, w, b, 2, "same", 1),
+        (x[:, :1], w, b, 2, 0, 1),                     # window larger than the input
+        (x[:0], w, b, 2, 1, 1),                        # empty
+        (x.tolist(), w, b, 2, 1, 1),
+        (np.ma.masked_array(x), w, b, 2, 1, 1),
+        (x.astype(np.dtype(np.float32, metadata={"unit": "m"})), w, b, 2, 1, 1),
+    ]:
+        assert conv._fast_conv2d(*args) is None
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        cyconv.conv2d(x, w, b, stride=0)
+    with pytest.raises(ValueError, match="window is larger than the padded input"):
+        cyconv.conv2d(x[:, :1], w, b, stride=2)
+
+
+def test_conv2d_fast_path_honours_threadpoolctl(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from cyconv import _args, conv
+    seen = []
+    kernel = conv._FORWARD[np.dtype(np.float32)]
+    monkeypatch.setitem(conv._FORWARD, np.dtype(np.float32),
+                        lambda *args: seen.append(args[-1]) or kernel(*args))
+    x, w, b = _data(CASES[-1], np.float32)
+    with threadpoolctl.threadpool_limits(1):
+        cyconv.conv2d(x, w, b, stride=2, padding=1)
+    cyconv.conv2d(x, w, b, stride=2, padding=1)
+    cyconv.conv2d(x, w, b, stride=2, padding=1, num_threads=3)
+    assert seen == [1, _args.resolve_num_threads(None), 3]
