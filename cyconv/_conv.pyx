@@ -82,7 +82,7 @@ def set_cpu_level(name):
 
 # Output pixels per group of rows in the dw reduction (see conv2d_backward_dw).
 cdef enum:
-    DW_GROUP_PIXELS = 512
+    DW_GROUP_PIXELS = 1024
 
 
 cdef inline void _tile(int level, int P, int NV, const floating *inp, ptrdiff_t base,
@@ -541,6 +541,28 @@ cdef void _dw_item(const floating *x, const floating *dzb, floating *dw,
                   out + (kw * c_in + ci0) * c_out, c_out, nch, <const floating *> NULL, True)
 
 
+cdef void _dw_items(const floating *x, const floating *dzb, const floating *dz,
+                    floating *dw, floating *db, ptrdiff_t *offs,
+                    ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t n_items, ptrdiff_t group,
+                    ptrdiff_t n_rows, ptrdiff_t n_h, ptrdiff_t n_w, ptrdiff_t c_in,
+                    ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
+                    ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
+                    ptrdiff_t p_t, ptrdiff_t p_l, int level, int nv, ptrdiff_t nb,
+                    ptrdiff_t dz_ps, ptrdiff_t dz_cb) noexcept nogil:
+    # Items i0 .. i1 - 1 over every group of output rows, group by group.
+    cdef ptrdiff_t g, r0, r1, item
+    for g in range((n_rows + group - 1) // group):
+        r0 = g * group
+        r1 = r0 + group if r0 + group < n_rows else n_rows
+        for item in range(i0, i1):
+            if item == n_items:
+                _db_rows(dz, db, r0 * o_w, r1 * o_w, c_out)
+            else:
+                _dw_item(x, dzb, dw, offs, offs + group, item, r0, r1, g > 0,
+                         n_h, n_w, c_in, f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l,
+                         level, nv, nb, dz_ps, dz_cb)
+
+
 cdef void _db_rows(const floating *dz, floating *db, ptrdiff_t p0, ptrdiff_t p1,
                    ptrdiff_t c_out) noexcept nogil:
     # db += the sum of dz's output pixels p0 .. p1 - 1, in order.
@@ -579,7 +601,7 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef Py_ssize_t m = dz.shape[0], o_h = dz.shape[1], o_w = dz.shape[2]
     cdef Py_ssize_t c_out = dz.shape[3]
     cdef Py_ssize_t f_h = dw.shape[0], f_w = dw.shape[1], co
-    cdef Py_ssize_t n_rows = m * o_h, dz_ps, dz_cb, item, g, r0, r1
+    cdef Py_ssize_t n_rows = m * o_h, dz_ps, dz_cb, t
     cdef int level = _tile_level(_level, sizeof(floating), c_out)
     cdef int nv = _tile_vectors(level, sizeof(floating), c_out)
     cdef Py_ssize_t nb = nv * cyc_lanes(level, sizeof(floating))
@@ -590,11 +612,9 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     # tile's slice of dz stays in cache while the dw traffic of carrying the
     # sums from group to group stays small next to the arithmetic.
     cdef Py_ssize_t group = max(1, min(n_rows, DW_GROUP_PIXELS // o_w))
-    cdef Py_ssize_t n_groups = (n_rows + group - 1) // group
     cdef const floating *dzb = &dz[0, 0, 0, 0]
     cdef floating *dzp = NULL
     cdef ptrdiff_t *taps = NULL
-    cdef ptrdiff_t *offs = NULL
     if c_out % nb == 0:        # blocks read in place: block cb at column cb * nb
         dz_ps, dz_cb = c_out, nb
     else:                      # scratch (n_cb, m * o_h * o_w, nb), zero-padded
@@ -609,19 +629,16 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
         with nogil:
             for co in range(c_out):
                 db[co] = 0
-            for g in range(n_groups):
-                r0 = g * group
-                r1 = min(n_rows, r0 + group)
-                with parallel(num_threads=n_threads):
-                    offs = taps + threadid() * 2 * group
-                    # item n_items: this group's share of db
-                    for item in prange(n_items + 1, schedule="dynamic"):
-                        if item == n_items:
-                            _db_rows(&dz[0, 0, 0, 0], &db[0], r0 * o_w, r1 * o_w, c_out)
-                        else:
-                            _dw_item(&x[0, 0, 0, 0], dzb, &dw[0, 0, 0, 0], offs, offs + group,
-                                     item, r0, r1, g > 0, n_h, n_w, c_in, f_h, f_w, o_h, o_w,
-                                     c_out, s_h, s_w, p_t, p_l, level, nv, nb, dz_ps, dz_cb)
+            # Thread t takes the t-th contiguous share of the items (the last
+            # item, n_items, is db) and sweeps the groups at its own pace: no
+            # barrier, and the group's rows of x and dz stay in its cache
+            # while it runs its items on them.
+            for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
+                _dw_items(&x[0, 0, 0, 0], dzb, &dz[0, 0, 0, 0], &dw[0, 0, 0, 0], &db[0],
+                          taps + t * 2 * group,
+                          t * (n_items + 1) // n_threads, (t + 1) * (n_items + 1) // n_threads,
+                          n_items, group, n_rows, n_h, n_w, c_in, f_h, f_w, o_h, o_w,
+                          c_out, s_h, s_w, p_t, p_l, level, nv, nb, dz_ps, dz_cb)
     finally:
         PyMem_Free(taps)
         PyMem_Free(dzp)
