@@ -113,18 +113,27 @@ def _fast_conv2d(x, w, b, stride, padding, num_threads):
 def _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads):
     """``conv2d_backward`` for arguments the kernels take as they are, else None."""
     dtype = _fast_arrays(dz, x, w)
-    if dtype is None or grads is not _GRADS:
+    if dtype is None:
+        return None
+    if grads is not _GRADS and not (type(grads) is tuple and grads
+                                    and all(g in _GRADS for g in grads)):
         return None
     o_hw = _fast_geometry(x, w, stride, padding)
     n_threads = _fast_num_threads(num_threads)
     c_out = w.shape[3]
     if o_hw is None or n_threads is None or dz.shape != (x.shape[0], *o_hw, c_out):
         return None
-    dx = np.empty(x.shape, dtype=dtype)  # the kernels overwrite all three
-    dw = np.empty(w.shape, dtype=dtype)
-    db = np.empty(c_out, dtype=dtype)
-    _BACKWARD_DX[dtype](dz, w, dx, stride, stride, padding, padding, n_threads)
-    _BACKWARD_DW[dtype](x, dz, dw, db, stride, stride, padding, padding, n_threads)
+    dx = dw = db = None
+    if "dx" in grads:
+        dx = np.empty(x.shape, dtype=dtype)  # the kernels overwrite dx, dw and db
+        _BACKWARD_DX[dtype](dz, w, dx, stride, stride, padding, padding, n_threads)
+    if "dw" in grads:
+        dw = np.empty(w.shape, dtype=dtype)
+        db_out = np.empty(c_out, dtype=dtype)
+        _BACKWARD_DW[dtype](x, dz, dw, db_out, stride, stride, padding, padding, n_threads)
+        db = db_out if "db" in grads else None
+    elif "db" in grads:
+        db = dz.sum(axis=(0, 1, 2))  # as the full path
     return dx, dw, db
 
 

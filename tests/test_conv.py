@@ -271,6 +271,21 @@ def test_conv2d_fast_path_matches_the_checked_path(case, dtype, num_threads, mon
                                                         num_threads=num_threads)])
 
 
+@pytest.mark.parametrize("grads", [("dx",), ("dw",), ("db",), ("dw", "db"), ("db", "dx")])
+def test_conv2d_backward_fast_path_with_grads_matches_the_checked_path(grads, dtype, monkeypatch):
+    from cyconv import conv
+    x, w, _ = _data(CASES[0], dtype)
+    dz = np.random.default_rng(8).standard_normal(cyconv.conv2d(x, w).shape).astype(dtype)
+    assert conv._fast_conv2d_backward(dz, x, w, 1, 0, 1, grads) is not None
+    fast = cyconv.conv2d_backward(dz, x, w, num_threads=1, grads=grads)
+    monkeypatch.setattr(conv, "_fast_conv2d_backward", lambda *args: None)
+    slow = cyconv.conv2d_backward(dz, x, w, num_threads=1, grads=grads)
+    for name, f, r in zip(("dx", "dw", "db"), fast, slow):
+        assert (f is None) == (r is None) == (name not in grads)
+        if f is not None:
+            _assert_same_results([f], [r])
+
+
 def test_conv2d_fast_path_agrees_with_the_other_argument_forms(dtype):
     # Each variant below takes the checked path; the first call takes the fast one.
     x, w, b = _data(CASES[-1], dtype)
