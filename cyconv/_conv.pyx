@@ -34,6 +34,18 @@ cdef extern from "_conv_simd.h" nogil:
                                 const ptrdiff_t *in_off, const ptrdiff_t *w_off,
                                 ptrdiff_t ntaps, ptrdiff_t K, double *out, ptrdiff_t out_ps,
                                 int nch, const double *bias, int accumulate)
+    ctypedef void (*dot_f32_t)(int P, int C, const float *inp, ptrdiff_t base,
+                               ptrdiff_t in_ps, const float *w, ptrdiff_t w_cs,
+                               const ptrdiff_t *in_off, const ptrdiff_t *w_off,
+                               ptrdiff_t ntaps, ptrdiff_t K, float *out, ptrdiff_t out_ps)
+    ctypedef void (*dot_f64_t)(int P, int C, const double *inp, ptrdiff_t base,
+                               ptrdiff_t in_ps, const double *w, ptrdiff_t w_cs,
+                               const ptrdiff_t *in_off, const ptrdiff_t *w_off,
+                               ptrdiff_t ntaps, ptrdiff_t K, double *out, ptrdiff_t out_ps)
+    dot_f32_t cyc_dot_f32_at(int level)
+    dot_f64_t cyc_dot_f64_at(int level)
+    int cyc_dot_max_pixels()
+    int cyc_dot_max_channels()
     tile_f32_t cyc_tile_f32_at(int level)
     tile_f64_t cyc_tile_f64_at(int level)
     int cyc_lanes(int level, int itemsize)
@@ -97,6 +109,34 @@ cdef inline void _tile(int level, int P, int NV, const floating *inp, ptrdiff_t 
     else:
         cyc_tile_f64_at(level)(P, NV, inp, base, in_ps, in_ks, w, w_ks, in_off, w_off,
                                ntaps, K, out, out_ps, nch, bias, accumulate)
+
+
+cdef inline void _dot(int level, int P, int C, const floating *inp, ptrdiff_t base,
+                      ptrdiff_t in_ps, const floating *w, ptrdiff_t w_cs,
+                      const ptrdiff_t *in_off, const ptrdiff_t *w_off,
+                      ptrdiff_t ntaps, ptrdiff_t K, floating *out,
+                      ptrdiff_t out_ps) noexcept nogil:
+    if floating is float:
+        cyc_dot_f32_at(level)(P, C, inp, base, in_ps, w, w_cs, in_off, w_off, ntaps, K,
+                              out, out_ps)
+    else:
+        cyc_dot_f64_at(level)(P, C, inp, base, in_ps, w, w_cs, in_off, w_off, ntaps, K,
+                              out, out_ps)
+
+
+cdef inline void _dx_tile(bint dot, int level, int P, int nv, const floating *dz,
+                          ptrdiff_t base, ptrdiff_t in_ps, const floating *wblk, ptrdiff_t nb,
+                          const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
+                          ptrdiff_t c_out, floating *out, ptrdiff_t out_ps,
+                          int nch) noexcept nogil:
+    # One dx tile: the dot-product form (w read in place, nch input channels)
+    # or the register tile (packed w, a block of nb input channels).
+    if dot:
+        _dot(level, P, nch, dz, base, in_ps, wblk, c_out, in_off, w_off, nt, c_out,
+             out, out_ps)
+    else:
+        _tile(level, P, nv, dz, base, in_ps, 1, wblk, nb, in_off, w_off, nt, c_out,
+              out, out_ps, nch, <const floating *> NULL, False)
 
 
 cdef int _tile_level(int level, Py_ssize_t itemsize, Py_ssize_t channels) noexcept:
@@ -312,18 +352,23 @@ cdef void _dx_row(const floating *dz, const floating *wpack, floating *dx,
                   ptrdiff_t ih, ptrdiff_t n_w, ptrdiff_t c_in,
                   ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
                   ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
-                  ptrdiff_t p_t, ptrdiff_t p_l, int level, int nv, ptrdiff_t nb) noexcept nogil:
+                  ptrdiff_t p_t, ptrdiff_t p_l, int level, int nv, ptrdiff_t nb,
+                  bint dot) noexcept nogil:
     # dz: one image's gradient (o_h, o_w, c_out); dx: one input row (n_w, c_in).
+    # wpack: the packed filters for the register tile, or w itself (HWIO) for
+    # the dot form, whose blocks are nb input channels of w.
     # Gather form (each dx element is written by one thread, no atomics):
     # dx[ih, iw] sums dz[oh, ow] . w[kh, kw] over oh * s_h - p_t + kh = ih and
     # ow * s_w - p_l + kw = iw. The columns iw = r, r + s_w, r + 2 s_w, ...
     # of one phase r share their kw taps, and consecutive ones read
     # consecutive dz columns, so they form the tile's pixels.
     cdef ptrdiff_t kh, kw, th, tw, oh, q, r, j, j_a, j_b, n_j, nt, cb
-    cdef ptrdiff_t n_cb = (c_in + nb - 1) // nb, w_blk = f_h * f_w * c_out * nb
+    cdef ptrdiff_t n_cb = (c_in + nb - 1) // nb
+    cdef ptrdiff_t w_blk = nb * c_out if dot else f_h * f_w * c_out * nb
+    cdef ptrdiff_t w_tap = c_in * c_out if dot else c_out * nb
     cdef ptrdiff_t *e_in = in_off + f_h * f_w
     cdef ptrdiff_t *e_w = w_off + f_h * f_w
-    cdef int mr = cyc_max_pixels(nv), P, nch
+    cdef int mr = cyc_dot_max_pixels() if dot else cyc_max_pixels(nv), P, nch
     for r in range(s_w if s_w < n_w else n_w):
         n_j = (n_w - r + s_w - 1) // s_w
         # Columns j in [j_a, j_b) have every tap of the phase inside dz.
@@ -349,23 +394,25 @@ cdef void _dx_row(const floating *dz, const floating *wpack, floating *dx,
             for tw in range(_count((r + p_l) % s_w, f_w, s_w)):
                 kw = (r + p_l) % s_w + tw * s_w
                 in_off[nt] = (oh * o_w + (r + p_l - kw) // s_w) * c_out
-                w_off[nt] = (kh * f_w + kw) * c_out * nb
+                w_off[nt] = (kh * f_w + kw) * w_tap
                 nt += 1
         for cb in range(n_cb):
             nch = <int>(c_in - cb * nb if c_in - cb * nb < nb else nb)
             j = j_a
             while j < j_b:
                 P = <int>(j_b - j if j_b - j < mr else mr)
-                _tile(level, P, nv, dz, j * c_out, c_out, 1, wpack + cb * w_blk, nb,
-                      in_off, w_off, nt, c_out, dx + (r + j * s_w) * c_in + cb * nb,
-                      s_w * c_in, nch, <const floating *> NULL, False)
+                _dx_tile(dot, level, P, nv, dz, j * c_out, c_out, wpack + cb * w_blk, nb,
+                         in_off, w_off, nt, c_out, dx + (r + j * s_w) * c_in + cb * nb,
+                         s_w * c_in, nch)
                 j += P
             for j in range(j_a):
                 _dx_edge(dz, wpack + cb * w_blk, dx, e_in, e_w, ih, r + j * s_w, n_w, c_in,
-                         f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l, level, nv, nb, cb, nch)
+                         f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l, level, nv, nb, cb,
+                         nch, dot, w_tap)
             for j in range(j_b, n_j):
                 _dx_edge(dz, wpack + cb * w_blk, dx, e_in, e_w, ih, r + j * s_w, n_w, c_in,
-                         f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l, level, nv, nb, cb, nch)
+                         f_h, f_w, o_h, o_w, c_out, s_h, s_w, p_t, p_l, level, nv, nb, cb,
+                         nch, dot, w_tap)
 
 
 cdef inline void _dx_edge(const floating *dz, const floating *wblk, floating *dx,
@@ -374,7 +421,7 @@ cdef inline void _dx_edge(const floating *dz, const floating *wblk, floating *dx
                           ptrdiff_t f_h, ptrdiff_t f_w, ptrdiff_t o_h, ptrdiff_t o_w,
                           ptrdiff_t c_out, ptrdiff_t s_h, ptrdiff_t s_w,
                           ptrdiff_t p_t, ptrdiff_t p_l, int level, int nv, ptrdiff_t nb,
-                          ptrdiff_t cb, int nch) noexcept nogil:
+                          ptrdiff_t cb, int nch, bint dot, ptrdiff_t w_tap) noexcept nogil:
     # One dx column some of whose taps fall outside dz: its own tap list.
     cdef ptrdiff_t kh, kw, th, tw, oh, ow, ne = 0
     for th in range(_count((ih + p_t) % s_h, f_h, s_h)):
@@ -388,10 +435,10 @@ cdef inline void _dx_edge(const floating *dz, const floating *wblk, floating *dx
             if ow < 0 or ow >= o_w:
                 continue
             e_in[ne] = (oh * o_w + ow) * c_out
-            e_w[ne] = (kh * f_w + kw) * c_out * nb
+            e_w[ne] = (kh * f_w + kw) * w_tap
             ne += 1
-    _tile(level, 1, nv, dz, 0, 0, 1, wblk, nb, e_in, e_w, ne, c_out,
-          dx + iw * c_in + cb * nb, c_in, nch, <const floating *> NULL, False)
+    _dx_tile(dot, level, 1, nv, dz, 0, 0, wblk, nb, e_in, e_w, ne, c_out,
+             dx + iw * c_in + cb * nb, c_in, nch)
 
 
 def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_out)
@@ -421,11 +468,22 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     cdef int level = _tile_level(_level, sizeof(floating), c_in)
     cdef int nv = _tile_vectors(level, sizeof(floating), c_in)
     cdef Py_ssize_t nb = nv * cyc_lanes(level, sizeof(floating))
-    cdef Py_ssize_t n_cb = (c_in + nb - 1) // nb
     cdef int n_threads = _threads_for(num_threads, <double> dz.size * n_taps * c_in)
-    # Scratch: filters as (n_cb, f_h, f_w, c_out, nb), blocks of input channels
-    # with the sum over output channels inside; per thread, a row's tap lists.
-    cdef floating *wpack = <floating *> _alloc(n_cb * n_taps * c_out * nb * sizeof(floating))
+    # Few input channels (float32): a vector over c_in would be mostly empty,
+    # so dx takes the dot-product form, vectors over c_out (at the widest level whose
+    # lanes divide c_out), reading w in place, in blocks of up to 3 channels.
+    cdef bint dot = False
+    cdef int dot_level = _level
+    while dot_level > 0 and c_out % cyc_lanes(dot_level, sizeof(floating)):
+        dot_level -= 1
+    if (c_in <= 4 and c_out % cyc_lanes(dot_level, sizeof(floating)) == 0
+            and floating is float):   # measured: for float64 the register tile wins
+        dot, level, nb = True, dot_level, cyc_dot_max_channels()
+    cdef Py_ssize_t n_cb = (c_in + nb - 1) // nb
+    # Scratch: for the register tile, filters as (n_cb, f_h, f_w, c_out, nb),
+    # blocks of input channels with the sum over output channels inside; per
+    # thread, a row's tap lists.
+    cdef floating *wpack = NULL
     cdef ptrdiff_t *taps = NULL
     cdef ptrdiff_t *offs = NULL
     # Narrow images (kernel wide next to the image): most dx columns would be
@@ -445,6 +503,8 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
         p_l2 = p_l + L * s_w
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * 4 * n_taps * sizeof(ptrdiff_t))
+        if not dot:
+            wpack = <floating *> _alloc(n_cb * n_taps * c_out * nb * sizeof(floating))
         if o_w2 != o_w:
             dzpad = <floating *> _alloc(m * o_h * o_w2 * c_out * sizeof(floating))
             with nogil:
@@ -455,15 +515,16 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
                     memset(dzpad + (r_ * o_w2 + L + o_w) * c_out, 0, R * c_out * sizeof(floating))
             dzs = dzpad
         with nogil:
-            _pack_blocks_t(&w[0, 0, 0, 0], n_taps, c_in, c_out, nb, wpack)
+            if not dot:
+                _pack_blocks_t(&w[0, 0, 0, 0], n_taps, c_in, c_out, nb, wpack)
             with parallel(num_threads=n_threads):
                 offs = taps + threadid() * 4 * n_taps
                 for row in prange(m * n_h, schedule="static"):
                     i = row // n_h
                     ih = row % n_h
-                    _dx_row(dzs + i * o_h * o_w2 * c_out, wpack, &dx[i, ih, 0, 0],
-                            offs, offs + 2 * n_taps, ih, n_w, c_in, f_h, f_w, o_h, o_w2, c_out,
-                            s_h, s_w, p_t, p_l2, level, nv, nb)
+                    _dx_row(dzs + i * o_h * o_w2 * c_out, &w[0, 0, 0, 0] if dot else wpack,
+                            &dx[i, ih, 0, 0], offs, offs + 2 * n_taps, ih, n_w, c_in, f_h, f_w,
+                            o_h, o_w2, c_out, s_h, s_w, p_t, p_l2, level, nv, nb, dot)
     finally:
         PyMem_Free(taps)
         PyMem_Free(wpack)

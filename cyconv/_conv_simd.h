@@ -138,6 +138,75 @@ static ATTR void cyc_tile_##SUF(int P, int NV,                                  
                               ntaps, K, out, out_ps, nch, bias, accumulate);         \
         break;
 
+/* The dot-product tile, for dx of layers with few input channels (the tile
+ * above would leave most lanes of a vector over c_in empty): P dx pixels x C
+ * input channels, each a vector over output channels, summed over the taps
+ * and the K output channels (K a multiple of the lanes), then reduced across
+ * the lanes in lane order:
+ *
+ *   out[p * out_ps + c] = sum_t sum_k in[base + in_off[t] + p * in_ps + k]
+ *                                     * w[w_off[t] + c * w_cs + k]
+ */
+#define CYCONV_DEFINE_DOT_TILE(T, SUF, ATTR)                                          \
+CYC_INLINE(ATTR) void cyc_dot_##SUF##_body(                                          \
+        const int P, const int C,                                                    \
+        const T *in, ptrdiff_t base, ptrdiff_t in_ps,                                \
+        const T *w, ptrdiff_t w_cs,                                                  \
+        const ptrdiff_t *in_off, const ptrdiff_t *w_off,                             \
+        ptrdiff_t ntaps, ptrdiff_t K, T *out, ptrdiff_t out_ps) {                    \
+    enum { NL = CYC_NL_##SUF };                                                      \
+    cyc_v##SUF acc[CYC_DOT_MP][CYC_DOT_MC];                                          \
+    _Pragma("GCC unroll 4")                                                          \
+    for (int p = 0; p < P; p++)                                                      \
+        _Pragma("GCC unroll 4")                                                      \
+        for (int c = 0; c < C; c++) acc[p][c] = (cyc_v##SUF){0};                     \
+    for (ptrdiff_t t = 0; t < ntaps; t++) {                                          \
+        const T *ip = in + (base + in_off[t]);                                       \
+        const T *wp = w + w_off[t];                                                  \
+        for (ptrdiff_t k = 0; k < K; k += NL) {                                      \
+            cyc_v##SUF wv[CYC_DOT_MC];                                               \
+            _Pragma("GCC unroll 4")                                                  \
+            for (int c = 0; c < C; c++) wv[c] = cyc_load_##SUF(wp + c * w_cs + k);   \
+            _Pragma("GCC unroll 4")                                                  \
+            for (int p = 0; p < P; p++) {                                            \
+                cyc_v##SUF d = cyc_load_##SUF(ip + p * in_ps + k);                   \
+                _Pragma("GCC unroll 4")                                              \
+                for (int c = 0; c < C; c++) acc[p][c] += d * wv[c];                  \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+    for (int p = 0; p < P; p++)                                                      \
+        for (int c = 0; c < C; c++) {                                                \
+            T lanes[NL], sum = 0;                                                    \
+            cyc_store_##SUF(lanes, acc[p][c]);                                       \
+            for (int l = 0; l < NL; l++) sum += lanes[l];                            \
+            out[p * out_ps + c] = sum;                                               \
+        }                                                                            \
+}                                                                                    \
+                                                                                     \
+static ATTR void cyc_dot_##SUF(int P, int C,                                         \
+        const T *in, ptrdiff_t base, ptrdiff_t in_ps,                                \
+        const T *w, ptrdiff_t w_cs,                                                  \
+        const ptrdiff_t *in_off, const ptrdiff_t *w_off,                             \
+        ptrdiff_t ntaps, ptrdiff_t K, T *out, ptrdiff_t out_ps) {                    \
+    switch (C * 16 + P) {                                                            \
+    CYC_DOT_CASE(SUF, 1, 1) CYC_DOT_CASE(SUF, 1, 2) CYC_DOT_CASE(SUF, 1, 3)          \
+    CYC_DOT_CASE(SUF, 1, 4) CYC_DOT_CASE(SUF, 2, 1) CYC_DOT_CASE(SUF, 2, 2)          \
+    CYC_DOT_CASE(SUF, 2, 3) CYC_DOT_CASE(SUF, 2, 4) CYC_DOT_CASE(SUF, 3, 1)          \
+    CYC_DOT_CASE(SUF, 3, 2) CYC_DOT_CASE(SUF, 3, 3) CYC_DOT_CASE(SUF, 3, 4)          \
+    default: break;                                                                  \
+    }                                                                                \
+}
+
+#define CYC_DOT_CASE(SUF, C, P)                                                      \
+    case C * 16 + P:                                                                 \
+        cyc_dot_##SUF##_body(P, C, in, base, in_ps, w, w_cs, in_off, w_off,         \
+                             ntaps, K, out, out_ps);                                 \
+        break;
+
+/* Largest dot tile: pixels and input channels. */
+enum { CYC_DOT_MP = 4, CYC_DOT_MC = 3 };
+
 /* The CPU levels: 0 = baseline (SSE2 on x86-64, the build's own flags
  * elsewhere), 1 = x86-64-v3 (AVX2 + FMA), 2 = x86-64-v4 (AVX-512). Only the
  * tile is compiled per level (it is where the time goes); the drivers in
@@ -146,6 +215,8 @@ enum { CYC_LEVEL_BASE = 0, CYC_LEVEL_V3 = 1, CYC_LEVEL_V4 = 2 };
 
 CYCONV_DEFINE_CONV_TILE(float, f32_base, 16, )
 CYCONV_DEFINE_CONV_TILE(double, f64_base, 16, )
+CYCONV_DEFINE_DOT_TILE(float, f32_base, )
+CYCONV_DEFINE_DOT_TILE(double, f64_base, )
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) \
     && !defined(CYCONV_NO_CPU_DISPATCH)
@@ -157,6 +228,10 @@ CYCONV_DEFINE_CONV_TILE(float, f32_v3, 32, CYC_TARGET_V3)
 CYCONV_DEFINE_CONV_TILE(double, f64_v3, 32, CYC_TARGET_V3)
 CYCONV_DEFINE_CONV_TILE(float, f32_v4, 64, CYC_TARGET_V4)
 CYCONV_DEFINE_CONV_TILE(double, f64_v4, 64, CYC_TARGET_V4)
+CYCONV_DEFINE_DOT_TILE(float, f32_v3, CYC_TARGET_V3)
+CYCONV_DEFINE_DOT_TILE(double, f64_v3, CYC_TARGET_V3)
+CYCONV_DEFINE_DOT_TILE(float, f32_v4, CYC_TARGET_V4)
+CYCONV_DEFINE_DOT_TILE(double, f64_v4, CYC_TARGET_V4)
 
 /* Highest level this CPU (and its OS: libgcc checks the saved vector state)
  * runs; the features tested are exactly those the targets above enable. */
@@ -205,6 +280,28 @@ static inline cyc_tile_f64_t cyc_tile_f64_at(int level) {
     (void)level;
     return cyc_tile_f64_base;
 }
+typedef void (*cyc_dot_f32_t)(int, int, const float *, ptrdiff_t, ptrdiff_t, const float *,
+                              ptrdiff_t, const ptrdiff_t *, const ptrdiff_t *, ptrdiff_t,
+                              ptrdiff_t, float *, ptrdiff_t);
+typedef void (*cyc_dot_f64_t)(int, int, const double *, ptrdiff_t, ptrdiff_t, const double *,
+                              ptrdiff_t, const ptrdiff_t *, const ptrdiff_t *, ptrdiff_t,
+                              ptrdiff_t, double *, ptrdiff_t);
+static inline cyc_dot_f32_t cyc_dot_f32_at(int level) {
+#if CYC_HAVE_DISPATCH
+    if (level == CYC_LEVEL_V4) return cyc_dot_f32_v4;
+    if (level == CYC_LEVEL_V3) return cyc_dot_f32_v3;
+#endif
+    (void)level;
+    return cyc_dot_f32_base;
+}
+static inline cyc_dot_f64_t cyc_dot_f64_at(int level) {
+#if CYC_HAVE_DISPATCH
+    if (level == CYC_LEVEL_V4) return cyc_dot_f64_v4;
+    if (level == CYC_LEVEL_V3) return cyc_dot_f64_v3;
+#endif
+    (void)level;
+    return cyc_dot_f64_base;
+}
 static inline int cyc_lanes(int level, int itemsize) {
     int bytes = 16;
 #if CYC_HAVE_DISPATCH
@@ -215,5 +312,7 @@ static inline int cyc_lanes(int level, int itemsize) {
     return bytes / itemsize;
 }
 static inline int cyc_max_pixels(int nv) { return nv == 1 ? CYC_MR1 : CYC_MR2; }
+static inline int cyc_dot_max_pixels(void) { return CYC_DOT_MP; }
+static inline int cyc_dot_max_channels(void) { return CYC_DOT_MC; }
 
 #endif
