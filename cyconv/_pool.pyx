@@ -632,9 +632,12 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
                 scale = scale / count
                 at = ((oh * s_h - p_t + kh0) * n_w + ow * s_w - p_l + kw0) * c_n
                 c0 = 0
-                while c0 < c_n:
+                while c0 + CB <= c_n:  # full blocks: a constant count the C compiler unrolls
                     _disjoint_block(&x[i, 0, 0, 0] + at + c0, &dx[i, 0, 0, 0] + at + c0,
                                     &dp[i, oh, ow, 0] + c0, is_max, all_ties, scale,
-                                    kh1 - kh0, kw1 - kw0, row_step, c_n,
-                                    min(CB, c_n - c0))
+                                    kh1 - kh0, kw1 - kw0, row_step, c_n, CB)
                     c0 = c0 + CB
+                if c0 < c_n:
+                    _disjoint_block(&x[i, 0, 0, 0] + at + c0, &dx[i, 0, 0, 0] + at + c0,
+                                    &dp[i, oh, ow, 0] + c0, is_max, all_ties, scale,
+                                    kh1 - kh0, kw1 - kw0, row_step, c_n, c_n - c0)

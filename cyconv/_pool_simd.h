@@ -54,7 +54,7 @@ static inline cy_bits cy_takes_over_##SUF(cy_v##SUF v, cy_v##SUF best) {        
 /* out[c] = max over the n_kh x n_kw taps starting at xw. The running max */      \
 /* is a plain compare-and-blend; NaNs are collected in a separate mask and  */      \
 /* applied once at the end (acc * (1 + NaN) is NaN, acc * 1 is exact).      */      \
-static inline void cy_max_block_##SUF(const T *xw, T *out, ptrdiff_t n_kh,          \
+static inline __attribute__((always_inline)) void cy_max_block_##SUF(const T *xw, T *out, ptrdiff_t n_kh,          \
                                       ptrdiff_t n_kw, ptrdiff_t row_step,            \
                                       ptrdiff_t col_step, int nv) {                  \
     cy_v##SUF acc[CY_NV_##SUF];                                                      \
@@ -80,7 +80,7 @@ static inline void cy_max_block_##SUF(const T *xw, T *out, ptrdiff_t n_kh,      
 }                                                                                    \
                                                                                      \
 /* out[c] = scale * sum over the n_kh x n_kw taps starting at xw, CB channels. */    \
-static inline void cy_sum_block_##SUF(const T *xw, T *out, ptrdiff_t n_kh,           \
+static inline __attribute__((always_inline)) void cy_sum_block_##SUF(const T *xw, T *out, ptrdiff_t n_kh,           \
                                       ptrdiff_t n_kw, ptrdiff_t row_step,            \
                                       ptrdiff_t col_step, T scale, int nv) {                 \
     cy_v##SUF acc[CY_NV_##SUF];                                                      \
@@ -99,7 +99,7 @@ static inline void cy_sum_block_##SUF(const T *xw, T *out, ptrdiff_t n_kh,      
 /* best[c] = first maximum of the window starting at xw (at least one tap), */      \
 /* key[c] = its tap index kh * f_w + kw in the full window, as a T (exact: */      \
 /* pool areas are < 2**24); k_first is the index of the first real tap.   */      \
-static inline void cy_argmax_block_##SUF(const T *xw, ptrdiff_t n_kh,              \
+static inline __attribute__((always_inline)) void cy_argmax_block_##SUF(const T *xw, ptrdiff_t n_kh,              \
                                          ptrdiff_t n_kw, ptrdiff_t row_step,         \
                                          ptrdiff_t col_step, T k_first, T f_w,       \
                                          T *best, T *key, int nv) {                          \
@@ -129,7 +129,7 @@ static inline void cy_argmax_block_##SUF(const T *xw, ptrdiff_t n_kh,           
 /* [oh0, oh1) x [ow0, ow1) covering input (ih, iw) whose key[oh, ow, c]     */      \
 /* names this input: its tap index (ph - oh*s_h) * f_w + (pw - ow*s_w),     */      \
 /* with ph = ih + p_top, pw = iw + p_left.                                   */      \
-static inline void cy_route_first_block_##SUF(const T *dpi, const T *keyi, T *out,  \
+static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(const T *dpi, const T *keyi, T *out,  \
                                               ptrdiff_t oh0, ptrdiff_t oh1,         \
                                               ptrdiff_t ow0, ptrdiff_t ow1,         \
                                               ptrdiff_t o_w, ptrdiff_t c_n,         \
@@ -156,7 +156,7 @@ static inline void cy_route_first_block_##SUF(const T *dpi, const T *keyi, T *ou
                                                                                      \
 /* As cy_route_first_block, but every window whose maximum best[oh, ow, c]  */      \
 /* equals the input value xv[c] passes its gradient (the course's mask).    */      \
-static inline void cy_route_ties_block_##SUF(const T *dpi, const T *besti,          \
+static inline __attribute__((always_inline)) void cy_route_ties_block_##SUF(const T *dpi, const T *besti,          \
                                              const T *xv, T *out,                   \
                                              ptrdiff_t oh0, ptrdiff_t oh1,          \
                                              ptrdiff_t ow0, ptrdiff_t ow1,          \
@@ -183,7 +183,7 @@ static inline void cy_route_ties_block_##SUF(const T *dpi, const T *besti,      
 /* most one window, so the backward pass writes every tap of the window     */      \
 /* directly: max routes g to the first maximum (all_ties: to every element */      \
 /* equal to the maximum), average spreads g * scale.                        */      \
-static inline void cy_max_route_disjoint_##SUF(const T *xw, T *dxw, const T *g,    \
+static inline __attribute__((always_inline)) void cy_max_route_disjoint_##SUF(const T *xw, T *dxw, const T *g,    \
                                                ptrdiff_t n_kh, ptrdiff_t n_kw,      \
                                                ptrdiff_t row_step,                  \
                                                ptrdiff_t col_step, int all_ties,    \
@@ -226,7 +226,7 @@ static inline void cy_max_route_disjoint_##SUF(const T *xw, T *dxw, const T *g, 
         }                                                                            \
 }                                                                                    \
                                                                                      \
-static inline void cy_avg_spread_disjoint_##SUF(T *dxw, const T *g, ptrdiff_t n_kh, \
+static inline __attribute__((always_inline)) void cy_avg_spread_disjoint_##SUF(T *dxw, const T *g, ptrdiff_t n_kh, \
                                                 ptrdiff_t n_kw, ptrdiff_t row_step,  \
                                                 ptrdiff_t col_step, T scale,         \
                                                 int nv) {                            \
@@ -242,7 +242,7 @@ static inline void cy_avg_spread_disjoint_##SUF(T *dxw, const T *g, ptrdiff_t n_
                                                                                      \
 /* out[c] = sum over outputs (oh, ow) in [oh0, oh1) x [ow0, ow1) of          */      \
 /* dp[oh, ow, c] * inv_h[oh] * inv_w[ow], for CB channels.                   */      \
-static inline void cy_spread_block_##SUF(const T *dpi, T *out, ptrdiff_t oh0,      \
+static inline __attribute__((always_inline)) void cy_spread_block_##SUF(const T *dpi, T *out, ptrdiff_t oh0,      \
                                          ptrdiff_t oh1, ptrdiff_t ow0,               \
                                          ptrdiff_t ow1, ptrdiff_t o_w,               \
                                          ptrdiff_t c_n, const T *inv_h,              \
