@@ -2,9 +2,13 @@
 
 OpenMP is detected by compiling a tiny program; where the compiler has no
 OpenMP the extensions are built serial (with a warning) instead of failing.
-No CPU-specific flags are used: the build runs on any x86-64 (or other) CPU.
+The default build runs on any x86-64 (or other) CPU: no -march=native. On
+x86-64 the hot kernels are also compiled for x86-64-v3 and x86-64-v4 and chosen
+at import (CYCONV_CPU_LEVEL forces one; CYCONV_NO_CPU_DISPATCH=1 at build time
+builds the baseline only).
 """
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -60,19 +64,42 @@ def _openmp_flags():
     return [], []
 
 
+# CPU levels with modules of their own (x86-64, GCC or Clang): the pooling
+# kernels are compiled once per level with these flags and vector widths. The
+# features are exactly those cyconv checks at run time before loading a level
+# (cyc_cpu_max_level in cyconv/_conv_simd.h), so a module is only ever loaded
+# on a CPU that runs it. The convolution tile dispatches inside _conv itself.
+_V3 = ["-mavx", "-mavx2", "-mfma", "-mbmi", "-mbmi2", "-mf16c"]
+_LEVEL_FLAGS = {
+    "_v3": _V3 + ["-DCYCONV_VBYTES=32"],
+    "_v4": _V3 + ["-mavx512f", "-mavx512bw", "-mavx512cd", "-mavx512dq", "-mavx512vl",
+                  "-DCYCONV_VBYTES=64"],
+}
+
+
+def _per_level_builds():
+    if os.environ.get("CYCONV_NO_CPU_DISPATCH") or sys.platform == "win32":
+        return False
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
 def _extensions():
     omp_c, omp_l = _openmp_flags()
     extra_c = ["-O3"] if sys.platform != "win32" else ["/O2"]
-    names = ["_conv", "_pool", "_openmp"]
+    modules = [("_conv", []), ("_pool", []), ("_openmp", [])]
+    if _per_level_builds():
+        modules += [("_pool" + level, flags) for level, flags in _LEVEL_FLAGS.items()]
+    else:
+        extra_c.append("-DCYCONV_NO_CPU_DISPATCH")
     return [
         Extension(
             f"cyconv.{name}",
             [f"cyconv/{name}.pyx"],
             include_dirs=["cyconv"],
-            extra_compile_args=extra_c + omp_c,
+            extra_compile_args=extra_c + omp_c + flags,
             extra_link_args=omp_l,
         )
-        for name in names
+        for name, flags in modules
     ]
 
 

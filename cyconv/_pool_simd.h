@@ -5,11 +5,11 @@
  * GCC's auto-vectoriser does not reliably vectorise the compare-and-blend
  * loops of max pooling (it gave scalar code for the argmax), so these few
  * loops are written with GCC/Clang vector extensions: one source, compiled
- * for whatever vector width the build targets (16 bytes = SSE2 at the
+ * for the vector width of each CPU level setup.py builds (16 bytes = SSE2 at the
  * x86-64 baseline). Loops over windows, threads and validation stay in
- * Cython (_pool.pyx); these functions only see one window and one block.
+ * Cython (_pool_kernels.pxi); these functions only see one window and one block.
  *
- * Semantics (shared with the scalar tail loops in _pool.pyx):
+ * Semantics (shared with the scalar tail loops in _pool_kernels.pxi):
  *   max:    a value takes over the running maximum if strictly greater, or
  *           if it is the window's first NaN (ties keep the first maximum).
  *   argmax: the tap index kh * f_w + kw of that maximum, kept as a float of
@@ -26,7 +26,9 @@
 #include <string.h>
 
 #define CYCONV_CB 16          /* channels per block */
-#define CYCONV_VBYTES 16      /* vector width in bytes */
+#ifndef CYCONV_VBYTES
+#define CYCONV_VBYTES 16      /* vector width in bytes (setup.py sets it per CPU level) */
+#endif
 
 typedef int cy_bits __attribute__((vector_size(CYCONV_VBYTES)));
 

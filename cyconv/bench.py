@@ -564,7 +564,7 @@ def markdown(report):
                  f"{report.get('load_before')} before, {info['load_average']} after")
     lines.append(f"- Python {info['python']}, NumPy {info['numpy']} (BLAS: {info['blas'] or '?'}), "
                  f"cyconv {info['cyconv']}" + (f" ({info['commit']})" if info["commit"] else "")
-                 + f", conv CPU level {info['cpu_level']}"
+                 + f", CPU level {info['cpu_level']}"
                  + (f", torch {info['torch']}" if info["torch"] else ", torch not installed"))
     s = report["settings"]
     lines.append(f"- medians of {'quick ' if report['quick'] else ''}interleaved rounds "

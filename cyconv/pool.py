@@ -1,9 +1,11 @@
 """Max and average pooling, forward and backward: validate -> allocate -> call ``_pool``."""
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
-from cyconv import _pool
+from cyconv import _conv, _pool
 from cyconv._args import (
     as_array,
     as_float_array,
@@ -23,6 +25,27 @@ __all__ = [
 
 
 _MAX_POOL_AREA = 2**24
+
+# The pooling kernels are built once per CPU level (setup.py); calls use the
+# module of the level the convolution kernels run at, so CYCONV_CPU_LEVEL and
+# the tests' level switch govern both. A module is imported only once its
+# level is selected, i.e. known to run on this CPU.
+_LEVEL_MODULES = {"baseline": "cyconv._pool", "x86-64-v3": "cyconv._pool_v3",
+                  "x86-64-v4": "cyconv._pool_v4"}
+_loaded = {}
+
+
+def _kernels():
+    """The compiled pooling module for ``cyconv.cpu_level()``."""
+    level = _conv.cpu_level()
+    module = _loaded.get(level)
+    if module is None:
+        try:
+            module = importlib.import_module(_LEVEL_MODULES[level])
+        except ImportError:  # a build without per-level modules
+            module = _pool
+        _loaded[level] = module
+    return module
 
 
 def _geometry(op, x_shape, pool_size, stride, padding):
@@ -84,8 +107,8 @@ def max_pool2d(x, pool_size, *, stride=None, padding=0, num_threads=None):
     if x.size == 0:  # every window lies in the padding (or there are none)
         p.fill(-np.inf)
     elif p.size:
-        _pool.pool2d_forward(as_float_array(x, dtype), p, True, False, f[0], f[1], s[0], s[1],
-                             pads[0][0], pads[1][0], n_threads)
+        _kernels().pool2d_forward(as_float_array(x, dtype), p, True, False, f[0], f[1], s[0], s[1],
+                                  pads[0][0], pads[1][0], n_threads)
     return p
 
 
@@ -141,20 +164,20 @@ def _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_tie
     x_c = as_float_array(x, dtype)
     if s[0] >= f[0] and s[1] >= f[1]:  # disjoint windows: one direct pass
         dx = np.zeros(x.shape, dtype=dtype)
-        _pool.pool2d_backward_disjoint(x_c, as_float_array(dp, dtype), dx, True, all_ties,
-                                       False, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                                       n_threads)
+        _kernels().pool2d_backward_disjoint(x_c, as_float_array(dp, dtype), dx, True, all_ties,
+                                            False, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                            n_threads)
         return dx
     p = np.empty(shape, dtype=dtype)
     key = np.empty(shape, dtype=dtype)
-    _pool.max_pool2d_argmax(x_c, p, key, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                            n_threads)
+    _kernels().max_pool2d_argmax(x_c, p, key, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                 n_threads)
     dx = np.empty(x.shape, dtype=dtype)
     cover = [_window_table(n, f_, s_, pad, o, True, dtype)[0]
              for n, f_, s_, pad, o in zip(x.shape[1:3], f, s, pads, shape[1:3])]
-    _pool.max_pool2d_backward(x_c, as_float_array(dp, dtype), p if all_ties else key, dx,
-                              cover[0], cover[1], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                              all_ties, n_threads)
+    _kernels().max_pool2d_backward(x_c, as_float_array(dp, dtype), p if all_ties else key, dx,
+                                   cover[0], cover[1], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                   all_ties, n_threads)
     return dx
 
 
@@ -201,8 +224,8 @@ def avg_pool2d(x, pool_size, *, stride=None, padding=0, count_include_pad=True,
     n_threads = resolve_num_threads(num_threads)
     p = np.zeros(shape, dtype=dtype)
     if p.size and x.size:
-        _pool.pool2d_forward(as_float_array(x, dtype), p, False, bool(count_include_pad),
-                             f[0], f[1], s[0], s[1], pads[0][0], pads[1][0], n_threads)
+        _kernels().pool2d_forward(as_float_array(x, dtype), p, False, bool(count_include_pad),
+                                  f[0], f[1], s[0], s[1], pads[0][0], pads[1][0], n_threads)
     return p
 
 
@@ -257,9 +280,9 @@ def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
     if s[0] >= f[0] and s[1] >= f[1]:  # disjoint windows: one direct pass
         dx = np.zeros(x_shape, dtype=dtype)
         # x is not read for average pooling: dx stands in for it.
-        _pool.pool2d_backward_disjoint(dx, dp_c, dx, False, False, bool(count_include_pad),
-                                       f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                                       n_threads)
+        _kernels().pool2d_backward_disjoint(dx, dp_c, dx, False, False, bool(count_include_pad),
+                                            f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                            n_threads)
         return dx
     dx = np.empty(x_shape, dtype=dtype)
     (cover_h, inv_h), (cover_w, inv_w) = [
@@ -268,8 +291,8 @@ def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
     if count_include_pad:  # one rounding: 1 / (f_h * f_w), not 1 / f_h * 1 / f_w
         inv_h = np.ones_like(inv_h)
         inv_w = np.full_like(inv_w, 1.0 / (f[0] * f[1]))
-    _pool.avg_pool2d_backward(dp_c, dx, cover_h, cover_w,
-                              inv_h, inv_w, n_threads)
+    _kernels().avg_pool2d_backward(dp_c, dx, cover_h, cover_w,
+                                   inv_h, inv_w, n_threads)
     return dx
 
 

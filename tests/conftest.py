@@ -28,3 +28,15 @@ def layouts(a):
 @pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
 def dtype(request):
     return request.param
+
+
+@pytest.fixture(params=["baseline", "x86-64-v3", "x86-64-v4"])
+def level(request):
+    """Run the test at one CPU level (convolution tile and pooling module); restore after."""
+    from cyconv import _conv
+    if request.param not in _conv.cpu_levels():
+        pytest.skip(f"this CPU (or build) does not run {request.param}")
+    before = _conv.cpu_level()
+    _conv.set_cpu_level(request.param)
+    yield request.param
+    _conv.set_cpu_level(before)

@@ -27,17 +27,6 @@ WIDE = [
 IDS = [f"x{c[0]}-w{c[1]}-s{c[2]}-p{c[3]}".replace(" ", "") for c in WIDE]
 
 
-@pytest.fixture(params=_conv.LEVELS)
-def level(request):
-    """Run the test with the CPU level forced; restore the default afterwards."""
-    if request.param not in _conv.cpu_levels():
-        pytest.skip(f"this CPU does not run {request.param}")
-    before = _conv.cpu_level()
-    _conv.set_cpu_level(request.param)
-    yield request.param
-    _conv.set_cpu_level(before)
-
-
 def _data(case, dtype):
     x_shape, w_shape, _, _ = case
     rng = np.random.default_rng(7)
