@@ -30,21 +30,29 @@ _MAX_POOL_AREA = 2**24
 # module of the level the convolution kernels run at, so CYCONV_CPU_LEVEL and
 # the tests' level switch govern both. A module is imported only once its
 # level is selected, i.e. known to run on this CPU.
-_LEVEL_MODULES = {"baseline": "cyconv._pool", "x86-64-v3": "cyconv._pool_v3",
-                  "x86-64-v4": "cyconv._pool_v4"}
+_LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
+_LEVEL_MODULES = ("cyconv._pool", "cyconv._pool_v3", "cyconv._pool_v4")
+_LEVEL_VBYTES = (16, 32, 64)
 _loaded = {}
 
 
-def _kernels():
-    """The compiled pooling module for ``cyconv.cpu_level()``."""
-    level = _conv.cpu_level()
-    module = _loaded.get(level)
+def _kernels(dtype, channels):
+    """The compiled pooling module for ``cyconv.cpu_level()`` and this layer.
+
+    Layers whose channels fill less than one vector of the level (8 float32
+    channels on AVX-512, say) take the widest lower level they fill: the
+    kernels vectorise over channels, and a part-filled vector is scalar code.
+    """
+    i = _LEVELS.index(_conv.cpu_level())
+    while i > 0 and channels * np.dtype(dtype).itemsize < _LEVEL_VBYTES[i]:
+        i -= 1
+    module = _loaded.get(i)
     if module is None:
         try:
-            module = importlib.import_module(_LEVEL_MODULES[level])
+            module = importlib.import_module(_LEVEL_MODULES[i])
         except ImportError:  # a build without per-level modules
             module = _pool
-        _loaded[level] = module
+        _loaded[i] = module
     return module
 
 
@@ -107,8 +115,9 @@ def max_pool2d(x, pool_size, *, stride=None, padding=0, num_threads=None):
     if x.size == 0:  # every window lies in the padding (or there are none)
         p.fill(-np.inf)
     elif p.size:
-        _kernels().pool2d_forward(as_float_array(x, dtype), p, True, False, f[0], f[1], s[0], s[1],
-                                  pads[0][0], pads[1][0], n_threads)
+        kernels = _kernels(dtype, x.shape[3])
+        kernels.pool2d_forward(as_float_array(x, dtype), p, True, False, f[0], f[1], s[0], s[1],
+                               pads[0][0], pads[1][0], n_threads)
     return p
 
 
@@ -164,20 +173,22 @@ def _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_tie
     x_c = as_float_array(x, dtype)
     if s[0] >= f[0] and s[1] >= f[1]:  # disjoint windows: one direct pass
         dx = np.zeros(x.shape, dtype=dtype)
-        _kernels().pool2d_backward_disjoint(x_c, as_float_array(dp, dtype), dx, True, all_ties,
-                                            False, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                                            n_threads)
+        kernels = _kernels(dtype, x.shape[3])
+        kernels.pool2d_backward_disjoint(x_c, as_float_array(dp, dtype), dx, True, all_ties,
+                                         False, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                         n_threads)
         return dx
     p = np.empty(shape, dtype=dtype)
     key = np.empty(shape, dtype=dtype)
-    _kernels().max_pool2d_argmax(x_c, p, key, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                                 n_threads)
+    kernels = _kernels(dtype, x.shape[3])
+    kernels.max_pool2d_argmax(x_c, p, key, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                              n_threads)
     dx = np.empty(x.shape, dtype=dtype)
     cover = [_window_table(n, f_, s_, pad, o, True, dtype)[0]
              for n, f_, s_, pad, o in zip(x.shape[1:3], f, s, pads, shape[1:3])]
-    _kernels().max_pool2d_backward(x_c, as_float_array(dp, dtype), p if all_ties else key, dx,
-                                   cover[0], cover[1], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                                   all_ties, n_threads)
+    kernels.max_pool2d_backward(x_c, as_float_array(dp, dtype), p if all_ties else key, dx,
+                                cover[0], cover[1], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                all_ties, n_threads)
     return dx
 
 
@@ -224,8 +235,9 @@ def avg_pool2d(x, pool_size, *, stride=None, padding=0, count_include_pad=True,
     n_threads = resolve_num_threads(num_threads)
     p = np.zeros(shape, dtype=dtype)
     if p.size and x.size:
-        _kernels().pool2d_forward(as_float_array(x, dtype), p, False, bool(count_include_pad),
-                                  f[0], f[1], s[0], s[1], pads[0][0], pads[1][0], n_threads)
+        kernels = _kernels(dtype, x.shape[3])
+        kernels.pool2d_forward(as_float_array(x, dtype), p, False, bool(count_include_pad),
+                               f[0], f[1], s[0], s[1], pads[0][0], pads[1][0], n_threads)
     return p
 
 
@@ -280,9 +292,10 @@ def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
     if s[0] >= f[0] and s[1] >= f[1]:  # disjoint windows: one direct pass
         dx = np.zeros(x_shape, dtype=dtype)
         # x is not read for average pooling: dx stands in for it.
-        _kernels().pool2d_backward_disjoint(dx, dp_c, dx, False, False, bool(count_include_pad),
-                                            f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                                            n_threads)
+        kernels = _kernels(dtype, dx.shape[3])
+        kernels.pool2d_backward_disjoint(dx, dp_c, dx, False, False, bool(count_include_pad),
+                                         f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                         n_threads)
         return dx
     dx = np.empty(x_shape, dtype=dtype)
     (cover_h, inv_h), (cover_w, inv_w) = [
@@ -291,8 +304,9 @@ def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
     if count_include_pad:  # one rounding: 1 / (f_h * f_w), not 1 / f_h * 1 / f_w
         inv_h = np.ones_like(inv_h)
         inv_w = np.full_like(inv_w, 1.0 / (f[0] * f[1]))
-    _kernels().avg_pool2d_backward(dp_c, dx, cover_h, cover_w,
-                                   inv_h, inv_w, n_threads)
+    kernels = _kernels(dtype, dx.shape[3])
+    kernels.avg_pool2d_backward(dp_c, dx, cover_h, cover_w,
+                                inv_h, inv_w, n_threads)
     return dx
 
 

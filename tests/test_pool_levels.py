@@ -21,12 +21,26 @@ IDS = [f"x{c[0]}-k{c[1]}-s{c[2]}-p{c[3]}".replace(" ", "") for c in CASES]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
 
+MODULES = {"baseline": "cyconv._pool", "x86-64-v3": "cyconv._pool_v3",
+           "x86-64-v4": "cyconv._pool_v4"}
+
+
+def _module_of(level):
+    name = MODULES[level]
+    return name if importlib.util.find_spec(name) else "cyconv._pool"  # no per-level build
+
+
 def test_the_pool_module_follows_the_level(level):
-    expected = {"baseline": "cyconv._pool", "x86-64-v3": "cyconv._pool_v3",
-                "x86-64-v4": "cyconv._pool_v4"}[level]
-    if importlib.util.find_spec(expected) is None:  # a build without per-level modules
-        expected = "cyconv._pool"
-    assert pool._kernels().__name__ == expected
+    assert pool._kernels(np.float32, 64).__name__ == _module_of(level)
+    assert pool._kernels(np.float64, 64).__name__ == _module_of(level)
+
+
+def test_narrow_layers_take_the_widest_level_they_fill(level):
+    # 8 float32 channels fill 32 bytes: AVX2 vectors, not half an AVX-512 one.
+    narrow = "x86-64-v3" if level == "x86-64-v4" else level
+    assert pool._kernels(np.float32, 8).__name__ == _module_of(narrow)
+    assert pool._kernels(np.float64, 8).__name__ == _module_of(level)
+    assert pool._kernels(np.float32, 1).__name__ == "cyconv._pool"
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
