@@ -196,6 +196,19 @@ cdef bint _all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
     return acc == 0
 
 
+cdef floating *_padded_columns(const floating *src, Py_ssize_t rows, Py_ssize_t width,
+                               Py_ssize_t ch, Py_ssize_t L, Py_ssize_t R) except NULL:
+    # A copy of src (rows, width, ch) with L zero columns before and R after.
+    cdef Py_ssize_t w2 = width + L + R, r
+    cdef floating *dst = <floating *> _alloc(rows * w2 * ch * sizeof(floating))
+    with nogil:
+        for r in range(rows):
+            memset(dst + r * w2 * ch, 0, L * ch * sizeof(floating))
+            memcpy(dst + (r * w2 + L) * ch, src + r * width * ch, width * ch * sizeof(floating))
+            memset(dst + (r * w2 + L + width) * ch, 0, R * ch * sizeof(floating))
+    return dst
+
+
 cdef void *_alloc(size_t n_bytes) except NULL:
     cdef void *p = PyMem_Malloc(n_bytes if n_bytes > 0 else 1)
     if p == NULL:
@@ -328,8 +341,25 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     cdef floating *bpack = wpack + n_cb * n_taps * c_in * nb
     cdef ptrdiff_t *taps = NULL
     cdef ptrdiff_t *offs = NULL
+    # Narrow images (kernel wide next to the image) would run mostly edge
+    # columns, one pixel per tile: there x is copied with its left and right
+    # zero padding, and every column is a full tile. Skipped when w holds a
+    # non-finite value (inf * 0 would turn the sum into NaN).
+    cdef floating *xpad = NULL
+    cdef const floating *xs = &x[0, 0, 0, 0]
+    cdef Py_ssize_t n_w2 = n_w, p_l2 = p_l
+    cdef Py_ssize_t R = (o_w - 1) * s_w - p_l + f_w - n_w     # zero columns after
+    if R < 0:
+        R = 0
+    if ((f_w - 1) * 8 > n_w and (p_l > 0 or R > 0)
+            and _all_finite(&w[0, 0, 0, 0], n_taps * c_in * c_out)):
+        n_w2 = n_w + p_l + R
+        p_l2 = 0
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * 4 * n_taps * sizeof(ptrdiff_t))
+        if n_w2 != n_w:
+            xpad = _padded_columns(xs, m * n_h, n_w, c_in, p_l, R)
+            xs = xpad
         with nogil:
             _pack_blocks(&w[0, 0, 0, 0], n_taps * c_in, c_out, nb, wpack)
             _pack_blocks(&b[0], 1, c_out, nb, bpack)
@@ -338,13 +368,14 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
                 for row in prange(m * o_h, schedule="static"):
                     i = row // o_h
                     oh = row % o_h
-                    _forward_row(&x[i, 0, 0, 0], wpack, bpack, &z[i, oh, 0, 0],
+                    _forward_row(xs + i * n_h * n_w2 * c_in, wpack, bpack, &z[i, oh, 0, 0],
                                  offs, offs + 2 * n_taps,
-                                 oh, n_h, n_w, c_in, f_h, f_w, o_w, c_out,
-                                 s_h, s_w, p_t, p_l, level, nv, nb)
+                                 oh, n_h, n_w2, c_in, f_h, f_w, o_w, c_out,
+                                 s_h, s_w, p_t, p_l2, level, nv, nb)
     finally:
         PyMem_Free(taps)
         PyMem_Free(wpack)
+        PyMem_Free(xpad)
 
 
 cdef void _dx_row(const floating *dz, const floating *wpack, floating *dx,
@@ -493,7 +524,7 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     # when w holds a non-finite value (inf * 0 would turn a sum into NaN).
     cdef floating *dzpad = NULL
     cdef const floating *dzs = &dz[0, 0, 0, 0]
-    cdef Py_ssize_t L = 0, R = 0, o_w2 = o_w, p_l2 = p_l, r_
+    cdef Py_ssize_t L = 0, R = 0, o_w2 = o_w, p_l2 = p_l
     cdef Py_ssize_t lo = _floor_div(p_l - (f_w - 1), s_w)   # smallest ow any tap asks for
     cdef Py_ssize_t hi = (n_w - 1 + p_l) // s_w              # largest
     if (f_w - 1) * 8 > n_w and _all_finite(&w[0, 0, 0, 0], n_taps * c_in * c_out):
@@ -506,13 +537,7 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
         if not dot:
             wpack = <floating *> _alloc(n_cb * n_taps * c_out * nb * sizeof(floating))
         if o_w2 != o_w:
-            dzpad = <floating *> _alloc(m * o_h * o_w2 * c_out * sizeof(floating))
-            with nogil:
-                for r_ in range(m * o_h):
-                    memset(dzpad + r_ * o_w2 * c_out, 0, L * c_out * sizeof(floating))
-                    memcpy(dzpad + (r_ * o_w2 + L) * c_out, dzs + r_ * o_w * c_out,
-                           o_w * c_out * sizeof(floating))
-                    memset(dzpad + (r_ * o_w2 + L + o_w) * c_out, 0, R * c_out * sizeof(floating))
+            dzpad = _padded_columns(dzs, m * o_h, o_w, c_out, L, R)
             dzs = dzpad
         with nogil:
             if not dot:

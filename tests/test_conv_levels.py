@@ -117,3 +117,16 @@ def test_dx_of_a_narrow_image_keeps_non_finite_filters_local(level):
     want, _, _ = reference.conv2d_backward(dz, x, w)
     np.testing.assert_array_equal(dx, want)
     assert np.isinf(dx).sum() == 4 and not np.isnan(dx).any()
+
+
+def test_forward_of_a_narrow_image_keeps_non_finite_filters_local(level):
+    # Narrow padded images take the zero-padded-x path for the forward, unless
+    # w has inf/NaN: padding taps are skipped, so inf * 0 never enters a sum.
+    x = np.ones((1, 4, 4, 1))
+    w = np.ones((3, 3, 1, 1))
+    w[0, 0, 0, 0] = np.inf
+    z = cyconv.conv2d(x, w, padding=1)
+    assert np.isinf(z).sum() == 9 and not np.isnan(z).any()  # the 9 outputs with tap (0, 0) inside
+    w[0, 0, 0, 0] = 2.0
+    np.testing.assert_array_equal(cyconv.conv2d(x, w, padding=1),
+                                  reference.conv2d(x, w, padding=1))
