@@ -83,6 +83,25 @@ def _per_level_builds():
     return platform.machine().lower() in ("x86_64", "amd64")
 
 
+def _c_string(text):
+    """``text`` as a C string literal, for a -D define (setuptools runs no shell)."""
+    text = " ".join(text.split())          # no newlines or tabs in a define
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _build_info_macros(compile_args):
+    # Compiled into cyconv._openmp for cyconv.show_config(): cyconv's own
+    # flags, the compiler command setuptools runs (CC, else Python's) and any
+    # CFLAGS/CPPFLAGS from the build environment (added to Python's CFLAGS).
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or ""
+    env_flags = " ".join(os.environ.get(v, "") for v in ("CFLAGS", "CPPFLAGS"))
+    return [
+        ("CYCONV_CFLAGS", _c_string(" ".join(compile_args))),
+        ("CYCONV_BUILD_CC", _c_string(cc)),
+        ("CYCONV_BUILD_ENV_CFLAGS", _c_string(env_flags)),
+    ]
+
+
 def _extensions():
     omp_c, omp_l = _openmp_flags()
     extra_c = ["-O3"] if sys.platform != "win32" else ["/O2"]
@@ -98,6 +117,8 @@ def _extensions():
             include_dirs=["cyconv"],
             extra_compile_args=extra_c + omp_c + flags,
             extra_link_args=omp_l,
+            define_macros=(_build_info_macros(extra_c + omp_c + flags)
+                           if name == "_openmp" else []),
         )
         for name, flags in modules
     ]

@@ -3,6 +3,7 @@
 Convolution, max-pooling and average-pooling, forward and backward, as
 typed, OpenMP-parallel kernels over float32 and float64 arrays.
 """
+from cyconv._config import show_config
 from cyconv._version import __version__
 from cyconv.conv import conv2d, conv2d_backward, cpu_level
 from cyconv.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
@@ -16,4 +17,5 @@ __all__ = [
     "cpu_level",
     "max_pool2d",
     "max_pool2d_backward",
+    "show_config",
 ]
