@@ -9,10 +9,15 @@ import functools
 import math
 import numbers
 import os
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from cyconv import _openmp
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeGuard
 
 __all__ = [
     "as_float_array",
@@ -23,12 +28,25 @@ __all__ = [
     "result_dtype",
 ]
 
+# Types of the public signatures (cyconv.conv, cyconv.pool, cyconv.layers).
+# Union rather than ``|``: the aliases are evaluated, also on Python 3.9.
+FloatArray = npt.NDArray[np.floating[Any]]
+"""A float32 or float64 result array."""
+Int = Union[int, np.integer[Any]]
+"""An integer argument: a Python int or a NumPy integer (not a bool)."""
+IntPair = Union[Int, tuple[Int, Int]]
+"""``stride``, ``pool_size``: an int or ``(height, width)``."""
+Pads = tuple[tuple[int, int], tuple[int, int]]
+"""Normalised padding ``((top, bottom), (left, right))``."""
+Padding = Union[Int, tuple[Int, Int], tuple[tuple[Int, Int], tuple[Int, Int]], str]
+"""``padding``: ``p``, ``(p_h, p_w)``, ``((top, bottom), (left, right))``, "valid", "same"."""
 
-def _is_int(v):
+
+def _is_int(v: object) -> TypeGuard[Int]:
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
-def parse_pair(value, name, minimum=1):
+def parse_pair(value: object, name: str, minimum: int = 1) -> tuple[int, int]:
     """Parse an int or a pair of ints (height, width), each >= ``minimum``.
 
     Parameters
@@ -63,7 +81,7 @@ def parse_pair(value, name, minimum=1):
     return pair
 
 
-def _same_padding(n, f, s):
+def _same_padding(n: int, f: int, s: int) -> tuple[int, int]:
     # TensorFlow/Keras: out = ceil(n / s); the total is split with the extra
     # pixel (if any) at the end.
     out = -(-n // s)
@@ -71,7 +89,8 @@ def _same_padding(n, f, s):
     return (total // 2, total - total // 2)
 
 
-def parse_padding(padding, n_hw, f_hw, s_hw):
+def parse_padding(padding: object, n_hw: tuple[int, int], f_hw: tuple[int, int],
+                  s_hw: tuple[int, int]) -> Pads:
     """Normalise ``padding`` to ``((top, bottom), (left, right))``.
 
     Parameters
@@ -109,7 +128,8 @@ def parse_padding(padding, n_hw, f_hw, s_hw):
             pads = ((int(padding[0]),) * 2, (int(padding[1]),) * 2)
         elif all(isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(u) for u in v)
                  for v in padding):
-            pads = tuple((int(v[0]), int(v[1])) for v in padding)
+            # Two (begin, end) pairs, as len(padding) == 2; mypy cannot tell.
+            pads = tuple((int(v[0]), int(v[1])) for v in padding)  # type: ignore[assignment]
         else:
             pads = None
     else:
@@ -122,7 +142,7 @@ def parse_padding(padding, n_hw, f_hw, s_hw):
     return pads
 
 
-def conv_output_size(n, f, pad, s, axis, op):
+def conv_output_size(n: int, f: int, pad: tuple[int, int], s: int, axis: str, op: str) -> int:
     """Output size ``floor((n + pad[0] + pad[1] - f) / s) + 1`` of one axis.
 
     Raises
@@ -142,7 +162,7 @@ def conv_output_size(n, f, pad, s, axis, op):
 _FLOAT_KINDS = "fiub"
 
 
-def result_dtype(**arrays):
+def result_dtype(**arrays: npt.NDArray[Any]) -> np.dtype[np.floating[Any]]:
     """The computation dtype for the named arrays: float32 or float64.
 
     NumPy promotion of the float inputs (float32 with float64 gives
@@ -168,7 +188,7 @@ def result_dtype(**arrays):
     return np.dtype(np.float64)
 
 
-def as_array(a, name, ndim=None):
+def as_array(a: npt.ArrayLike, name: str, ndim: int | None = None) -> npt.NDArray[Any]:
     """``np.asarray(a)`` with an error naming the argument and its ndim.
 
     Raises
@@ -190,13 +210,13 @@ def as_array(a, name, ndim=None):
     return a
 
 
-def as_float_array(a, dtype):
+def as_float_array(a: npt.ArrayLike, dtype: np.dtype[np.floating[Any]]) -> FloatArray:
     """C-contiguous array of ``dtype``; copies only if needed, never in place."""
     return np.ascontiguousarray(a, dtype=dtype)
 
 
 @functools.lru_cache(maxsize=None)
-def _usable_cpus():
+def _usable_cpus() -> int:
     # CPUs this process may run on: its affinity mask, then any cgroup quota
     # (containers often give fewer CPUs than the machine shows).
     try:
@@ -204,6 +224,8 @@ def _usable_cpus():
     except AttributeError:
         n = os.cpu_count() or 1
     quota = None
+    q: str | int  # text in cgroup v2's cpu.max, a count in v1's files
+    period: str | int
     try:
         with open("/sys/fs/cgroup/cpu.max") as f:  # cgroup v2
             q, period = f.read().split()[:2]
@@ -224,7 +246,7 @@ def _usable_cpus():
     return max(1, n)
 
 
-def effective_num_threads():
+def effective_num_threads() -> int:
     """Threads used when ``num_threads=None``.
 
     ``OMP_NUM_THREADS`` (if set) and ``threadpoolctl.threadpool_limits``
@@ -239,7 +261,7 @@ def effective_num_threads():
     return max(1, n)
 
 
-def resolve_num_threads(num_threads):
+def resolve_num_threads(num_threads: object) -> int:
     """Validate ``num_threads`` (None or an int >= 1) and resolve None.
 
     Raises

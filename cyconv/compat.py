@@ -44,10 +44,13 @@ array([[1., 2., 1.],
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from cyconv._args import FloatArray, Int
 from cyconv.conv import conv2d, conv2d_backward
 from cyconv.pool import _max_pool2d_backward, avg_pool2d, avg_pool2d_backward, max_pool2d
 
@@ -64,8 +67,15 @@ __all__ = [
 
 _MODES = ("max", "average")
 
+HParameters = Mapping[str, Int]
+"""The course's ``hparameters`` dicts: ``{"stride": s, "pad": p}`` or ``{"f": f, "stride": s}``."""
+ConvCache = tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike, HParameters]
+"""``(A_prev, W, b, hparameters)`` as passed to :func:`conv_forward`."""
+PoolCache = tuple[npt.ArrayLike, HParameters]
+"""``(A_prev, hparameters)`` as passed to :func:`pool_forward`."""
 
-def _hparams(hparameters, keys, op):
+
+def _hparams(hparameters: object, keys: tuple[str, ...], op: str) -> list[int]:
     # The course's dicts: each key present, each value a plain integer.
     if not isinstance(hparameters, Mapping):
         raise TypeError(f"{op}: hparameters must be a dict with keys {list(keys)}, "
@@ -85,12 +95,12 @@ def _hparams(hparameters, keys, op):
     return values
 
 
-def _check_mode(mode, op):
+def _check_mode(mode: object, op: str) -> None:
     if mode not in _MODES:
         raise ValueError(f"{op}: mode must be 'max' or 'average', got mode={mode!r}")
 
 
-def _unpack(cache, names, op):
+def _unpack(cache: object, names: tuple[str, ...], op: str) -> Sequence[Any]:
     if not isinstance(cache, (tuple, list)) or len(cache) != len(names):
         raise ValueError(f"{op}: cache must be the tuple ({', '.join(names)}) returned by the "
                          f"forward function, got {type(cache).__name__}"
@@ -98,7 +108,7 @@ def _unpack(cache, names, op):
     return cache
 
 
-def zero_pad(X, pad):
+def zero_pad(X: npt.ArrayLike, pad: int) -> npt.NDArray[Any]:
     """Pad every image of a batch with zeros along height and width.
 
     Parameters
@@ -125,7 +135,8 @@ def zero_pad(X, pad):
                   constant_values=(0, 0))
 
 
-def conv_single_step(a_slice_prev, W, b):
+def conv_single_step(a_slice_prev: npt.ArrayLike, W: npt.ArrayLike,
+                     b: npt.ArrayLike) -> np.floating[Any]:
     """Apply one filter to one slice of the input: one output value.
 
     Parameters
@@ -167,10 +178,11 @@ def conv_single_step(a_slice_prev, W, b):
                          f"got shape {b.shape}")
     # One window, one filter: the whole slice is a 1 x 1 output of conv2d.
     z = conv2d(a_slice_prev[np.newaxis], W[..., np.newaxis], b.reshape(1), num_threads=1)
-    return z[0, 0, 0, 0]
+    return z[0, 0, 0, 0]  # type: ignore[no-any-return]  # NumPy types scalar indexing as Any
 
 
-def conv_forward(A_prev, W, b, hparameters):
+def conv_forward(A_prev: npt.ArrayLike, W: npt.ArrayLike, b: npt.ArrayLike,
+                 hparameters: HParameters) -> tuple[FloatArray, ConvCache]:
     """Forward pass of a convolution layer.
 
     Parameters
@@ -218,7 +230,8 @@ def conv_forward(A_prev, W, b, hparameters):
     return Z, (A_prev, W, b, hparameters)
 
 
-def conv_backward(dZ, cache):
+def conv_backward(dZ: npt.ArrayLike,
+                  cache: ConvCache) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Backward pass of a convolution layer.
 
     Parameters
@@ -268,7 +281,8 @@ def conv_backward(dZ, cache):
     return dA_prev, dW, db.reshape(1, 1, 1, -1)
 
 
-def pool_forward(A_prev, hparameters, mode="max"):
+def pool_forward(A_prev: npt.ArrayLike, hparameters: HParameters,
+                 mode: str = "max") -> tuple[FloatArray, PoolCache]:
     """Forward pass of a pooling layer (no padding).
 
     Parameters
@@ -321,7 +335,7 @@ def pool_forward(A_prev, hparameters, mode="max"):
     return A, (A_prev, hparameters)
 
 
-def pool_backward(dA, cache, mode="max"):
+def pool_backward(dA: npt.ArrayLike, cache: PoolCache, mode: str = "max") -> FloatArray:
     """Backward pass of a pooling layer.
 
     Parameters
@@ -374,7 +388,7 @@ def pool_backward(dA, cache, mode="max"):
     return avg_pool2d_backward(dA, np.shape(A_prev), f, stride=stride)
 
 
-def create_mask_from_window(x):
+def create_mask_from_window(x: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """Mask of the positions holding the maximum of ``x``.
 
     Parameters
@@ -395,10 +409,10 @@ def create_mask_from_window(x):
            [ True, False]])
     """
     x = np.asarray(x)
-    return x == np.max(x)
+    return x == np.max(x)  # type: ignore[no-any-return]  # NumPy types == as Any
 
 
-def distribute_value(dz, shape):
+def distribute_value(dz: float, shape: tuple[Int, Int]) -> npt.NDArray[np.float64]:
     """Spread a gradient evenly over a window.
 
     Parameters

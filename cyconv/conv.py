@@ -1,10 +1,19 @@
 """2-D convolution, forward and backward: validate -> allocate -> call ``_conv``."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Optional, overload
+
 import numpy as np
+import numpy.typing as npt
 
 from cyconv import _conv
 from cyconv._args import (
+    FloatArray,
+    Int,
+    IntPair,
+    Padding,
+    Pads,
     as_array,
     as_float_array,
     conv_output_size,
@@ -15,10 +24,21 @@ from cyconv._args import (
     result_dtype,
 )
 
+if TYPE_CHECKING:
+    from typing_extensions import ParamSpec
+
+    from cyconv._conv import _FusedFunction
+
+    _P = ParamSpec("_P")
+
 __all__ = ["conv2d", "conv2d_backward", "cpu_level"]
 
+_Gradients = tuple[Optional[FloatArray], Optional[FloatArray], Optional[FloatArray]]
+"""``(dx, dw, db)`` of :func:`conv2d_backward`; those not in ``grads`` are None."""
 
-def _geometry(op, x_shape, w_shape, stride, padding):
+
+def _geometry(op: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: IntPair,
+              padding: Padding) -> tuple[tuple[int, int], Pads, tuple[int, int]]:
     # Shared by forward and backward: (stride, pads, (o_h, o_w)).
     m, n_h, n_w, c_in = x_shape
     f_h, f_w, w_c_in, c_out = w_shape
@@ -44,7 +64,7 @@ def _geometry(op, x_shape, w_shape, stride, padding):
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
-def _by_dtype(kernel):
+def _by_dtype(kernel: _FusedFunction[_P]) -> dict[np.dtype[Any], _FusedFunction[_P]]:
     return {_F32: kernel["float"], _F64: kernel["double"]}
 
 
@@ -53,13 +73,13 @@ _BACKWARD_DX = _by_dtype(_conv.conv2d_backward_dx)
 _BACKWARD_DW = _by_dtype(_conv.conv2d_backward_dw)
 
 
-def _fast_arrays(*arrays):
+def _fast_arrays(*arrays: Any) -> np.dtype[Any] | None:
     # The dtype shared by plain, non-empty, C-contiguous 4-D ndarrays of
     # exactly np.dtype(float32 or float64), compared by identity: byte-swapped
     # dtypes, dtypes with metadata etc. take the slow path.
     if type(arrays[0]) is not np.ndarray:
         return None
-    dtype = arrays[0].dtype
+    dtype: np.dtype[Any] = arrays[0].dtype
     if dtype is not _F32 and dtype is not _F64:
         return None
     for a in arrays:
@@ -69,7 +89,7 @@ def _fast_arrays(*arrays):
     return dtype
 
 
-def _fast_geometry(x, w, stride, padding):
+def _fast_geometry(x: Any, w: Any, stride: Any, padding: Any) -> tuple[int, int] | None:
     # (o_h, o_w) for int stride >= 1 and int padding >= 0, or None.
     if type(stride) is not int or type(padding) is not int or stride < 1 or padding < 0:
         return None
@@ -82,7 +102,7 @@ def _fast_geometry(x, w, stride, padding):
     return o_h, o_w
 
 
-def _fast_num_threads(num_threads):
+def _fast_num_threads(num_threads: Any) -> int | None:
     # As resolve_num_threads, or None for anything it might reject.
     if num_threads is None:
         return effective_num_threads()
@@ -91,7 +111,8 @@ def _fast_num_threads(num_threads):
     return None
 
 
-def _fast_conv2d(x, w, b, stride, padding, num_threads):
+def _fast_conv2d(x: Any, w: Any, b: Any, stride: Any, padding: Any,
+                 num_threads: Any) -> FloatArray | None:
     """``conv2d`` for arguments the kernel takes as they are, else None."""
     dtype = _fast_arrays(x, w)
     if dtype is None:
@@ -110,7 +131,8 @@ def _fast_conv2d(x, w, b, stride, padding, num_threads):
     return z
 
 
-def _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads):
+def _fast_conv2d_backward(dz: Any, x: Any, w: Any, stride: Any, padding: Any, num_threads: Any,
+                          grads: Any) -> _Gradients | None:
     """``conv2d_backward`` for arguments the kernels take as they are, else None."""
     dtype = _fast_arrays(dz, x, w)
     if dtype is None:
@@ -137,7 +159,8 @@ def _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads):
     return dx, dw, db
 
 
-def _bias(b, c_out, dtype):
+def _bias(b: npt.NDArray[Any] | None, c_out: int,
+          dtype: np.dtype[np.floating[Any]]) -> FloatArray:
     if b is None:
         return np.zeros(c_out, dtype=dtype)
     b = as_array(b, "b")
@@ -147,7 +170,9 @@ def _bias(b, c_out, dtype):
     return as_float_array(b.reshape(c_out), dtype)
 
 
-def conv2d(x, w, b=None, *, stride=1, padding=0, out=None, num_threads=None):
+def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *,
+           stride: IntPair = 1, padding: Padding = 0, out: FloatArray | None = None,
+           num_threads: Int | None = None) -> FloatArray:
     """2-D convolution (cross-correlation, as in CNNs) of NHWC data.
 
     Parameters
@@ -229,7 +254,8 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, out=None, num_threads=None):
     return z
 
 
-def _check_out(out, shape, dtype, **inputs):
+def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype[Any],
+               **inputs: npt.NDArray[Any] | None) -> FloatArray:
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
     if out.shape != shape or out.dtype != dtype:
@@ -246,7 +272,17 @@ def _check_out(out, shape, dtype, **inputs):
 _GRADS = ("dx", "dw", "db")
 
 
-def conv2d_backward(dz, x, w, *, stride=1, padding=0, num_threads=None, grads=_GRADS):
+@overload
+def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
+                    stride: IntPair = ..., padding: Padding = ...,
+                    num_threads: Int | None = ...) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+@overload
+def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
+                    stride: IntPair = ..., padding: Padding = ..., num_threads: Int | None = ...,
+                    grads: Iterable[str] | str) -> _Gradients: ...
+def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
+                    stride: IntPair = 1, padding: Padding = 0, num_threads: Int | None = None,
+                    grads: Iterable[str] | str = _GRADS) -> _Gradients:
     """Gradients of :func:`conv2d` with respect to its input, filters and bias.
 
     Parameters
@@ -325,7 +361,7 @@ def conv2d_backward(dz, x, w, *, stride=1, padding=0, num_threads=None, grads=_G
     return dx, dw, db
 
 
-def _parse_grads(grads):
+def _parse_grads(grads: Iterable[str] | str) -> set[str]:
     if isinstance(grads, str):
         grads = (grads,)
     try:
@@ -338,7 +374,7 @@ def _parse_grads(grads):
     return wanted
 
 
-def cpu_level():
+def cpu_level() -> str:
     """The CPU level the convolution kernels run at in this process.
 
     The build compiles the convolution's inner tile for each level below and

@@ -54,11 +54,15 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections.abc import Callable, Iterator, Mapping
+from types import ModuleType
+from typing import Any, Literal, Protocol, TypeVar, Union, overload
 
 import numpy as np
+import numpy.typing as npt
 
 import cyconv
-from cyconv._args import parse_pair
+from cyconv._args import FloatArray, Int, IntPair, Padding, parse_pair
 
 __all__ = [
     "SGD",
@@ -78,12 +82,27 @@ __all__ = [
     "softmax_cross_entropy",
 ]
 
+Seed = Union[int, np.random.Generator, None]
+"""A random source: None, an int seed or a ``numpy.random.Generator``."""
+Params = dict[str, FloatArray]
+"""``params`` and ``grads``: arrays by name."""
+
+_LayerT = TypeVar("_LayerT", bound="Layer")
+_SequentialT = TypeVar("_SequentialT", bound="Sequential")
+
+
+class _Model(Protocol):
+    # What an optimiser updates: a Layer, a Sequential or anything alike.
+    def parameters(self) -> Mapping[str, npt.NDArray[Any]]: ...
+    def gradients(self) -> Mapping[str, npt.NDArray[Any]]: ...
+
 
 # --------------------------------------------------------------------------
 # Initialisation
 # --------------------------------------------------------------------------
 
-def he_normal(shape, fan_in, *, seed=None, dtype=np.float32):
+def he_normal(shape: int | tuple[int, ...], fan_in: int, *, seed: Seed = None,
+              dtype: npt.DTypeLike = np.float32) -> npt.NDArray[Any]:
     """He (Kaiming) normal initialisation, for layers followed by ReLU.
 
     Parameters
@@ -103,10 +122,12 @@ def he_normal(shape, fan_in, *, seed=None, dtype=np.float32):
         Samples of ``N(0, 2 / fan_in)``.
     """
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+    # NumPy's stubs type this as Any.
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)  # type: ignore[no-any-return]
 
 
-def glorot_uniform(shape, fan_in, fan_out, *, seed=None, dtype=np.float32):
+def glorot_uniform(shape: int | tuple[int, ...], fan_in: int, fan_out: int, *,
+                   seed: Seed = None, dtype: npt.DTypeLike = np.float32) -> npt.NDArray[Any]:
     """Glorot (Xavier) uniform initialisation, for layers followed by tanh.
 
     Parameters
@@ -126,11 +147,12 @@ def glorot_uniform(shape, fan_in, fan_out, *, seed=None, dtype=np.float32):
         Samples of ``U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``.
     """
     rng = np.random.default_rng(seed)
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    limit: float = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
-def _init_weight(init, shape, fan_in, fan_out, seed, dtype):
+def _init_weight(init: str, shape: tuple[int, ...], fan_in: int, fan_out: int, seed: Seed,
+                 dtype: np.dtype[Any]) -> npt.NDArray[Any]:
     if init == "he":
         return he_normal(shape, fan_in, seed=seed, dtype=dtype)
     if init == "glorot":
@@ -138,13 +160,13 @@ def _init_weight(init, shape, fan_in, fan_out, seed, dtype):
     raise ValueError(f"init must be 'he' or 'glorot', got {init!r}")
 
 
-def _count(value, name):
+def _count(value: object, name: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     return int(value)
 
 
-def _float_dtype(dtype):
+def _float_dtype(dtype: npt.DTypeLike) -> np.dtype[Any]:
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
@@ -156,7 +178,7 @@ def _float_dtype(dtype):
 # --------------------------------------------------------------------------
 
 @functools.cache
-def _accepts_num_threads(fn):
+def _accepts_num_threads(fn: Callable[..., Any]) -> bool:
     try:
         return "num_threads" in inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -178,44 +200,44 @@ class Layer:
         What the last training-mode :meth:`forward` kept for :meth:`backward`.
     """
 
-    def __init__(self):
-        self.params = {}
-        self.grads = {}
+    def __init__(self) -> None:
+        self.params: Params = {}
+        self.grads: Params = {}
         self.training = True
-        self.cache = None
+        self.cache: Any = None
 
-    def forward(self, x):  # pragma: no cover - abstract
+    def forward(self, x: npt.ArrayLike) -> npt.NDArray[Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def backward(self, dout):  # pragma: no cover - abstract
+    def backward(self, dout: npt.NDArray[Any]) -> npt.NDArray[Any]:  # pragma: no cover
         raise NotImplementedError
 
-    def __call__(self, x):
+    def __call__(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
         return self.forward(x)
 
-    def train(self, mode=True):
+    def train(self: _LayerT, mode: bool = True) -> _LayerT:
         """Set training mode (``mode=False``: evaluation mode, cache dropped). Returns self."""
         self.training = bool(mode)
         if not self.training:
             self.cache = None
         return self
 
-    def eval(self):
+    def eval(self: _LayerT) -> _LayerT:
         """Set evaluation mode: ``forward`` keeps no cache. Returns self."""
         return self.train(False)
 
-    def parameters(self):
+    def parameters(self) -> Params:
         """The ``params`` dict (for optimisers)."""
         return self.params
 
-    def gradients(self):
+    def gradients(self) -> Params:
         """The ``grads`` dict (for optimisers)."""
         return self.grads
 
-    def _keep(self, value):
+    def _keep(self, value: Any) -> None:
         self.cache = value if self.training else None
 
-    def _take(self):
+    def _take(self) -> Any:
         # The cache is released once backward has used it.
         if self.cache is None:
             mode = "training" if self.training else "evaluation"
@@ -226,25 +248,30 @@ class Layer:
         cache, self.cache = self.cache, None
         return cache
 
-    def _set_grad(self, name, value):
+    def _set_grad(self, name: str, value: npt.ArrayLike) -> None:
         np.copyto(self.grads[name], value, casting="same_kind")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self._describe()})"
 
-    def _describe(self):
+    def _describe(self) -> str:
         return ""
 
 
 class _KernelLayer(Layer):
     # Layers that call one of the six kernel functions of a backend module.
 
-    def __init__(self, backend=None, num_threads=None):
+    def __init__(self, backend: ModuleType | None = None, num_threads: Int | None = None) -> None:
         super().__init__()
         self.backend = cyconv if backend is None else backend
         self.num_threads = num_threads
 
-    def _kernel(self, name, *args, **kwargs):
+    @overload
+    def _kernel(self, name: Literal["conv2d_backward"], *args: Any,
+                **kwargs: Any) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+    @overload
+    def _kernel(self, name: str, *args: Any, **kwargs: Any) -> FloatArray: ...
+    def _kernel(self, name: str, *args: Any, **kwargs: Any) -> Any:
         fn = getattr(self.backend, name)
         if _accepts_num_threads(fn):
             kwargs["num_threads"] = self.num_threads
@@ -287,8 +314,10 @@ class Conv2D(_KernelLayer):
     keeps its input in training mode.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=np.float32, seed=None, *, init="he", num_threads=None, backend=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
+                 stride: IntPair = 1, padding: Padding = 0, bias: bool = True,
+                 dtype: npt.DTypeLike = np.float32, seed: Seed = None, *, init: str = "he",
+                 num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
         super().__init__(backend, num_threads)
         f_h, f_w = parse_pair(kernel_size, "kernel_size")
         in_channels, out_channels = _count(in_channels, "in_channels"), _count(
@@ -302,14 +331,14 @@ class Conv2D(_KernelLayer):
             self.params["b"] = np.zeros(out_channels, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C_in) -> (m, n_H_out, n_W_out, C_out)``."""
         z = self._kernel("conv2d", x, self.params["w"], self.params.get("b"),
                          stride=self.stride, padding=self.padding)
         self._keep(x)
         return z
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> FloatArray:
         """``dout`` shaped like the output -> ``dx`` shaped like the input; fills ``grads``."""
         x = self._take()
         dx, dw, db = self._kernel("conv2d_backward", dout, x, self.params["w"],
@@ -319,7 +348,7 @@ class Conv2D(_KernelLayer):
             self._set_grad("b", db)
         return dx
 
-    def _describe(self):
+    def _describe(self) -> str:
         f_h, f_w, c_in, c_out = self.params["w"].shape
         return (f"{c_in}, {c_out}, ({f_h}, {f_w}), stride={self.stride!r}, "
                 f"padding={self.padding!r}, bias={'b' in self.params}")
@@ -341,24 +370,25 @@ class MaxPool2D(_KernelLayer):
     training mode (backward finds each window's maximum again).
     """
 
-    def __init__(self, pool_size, stride=None, padding=0, *, num_threads=None, backend=None):
+    def __init__(self, pool_size: IntPair, stride: IntPair | None = None, padding: Padding = 0,
+                 *, num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
         super().__init__(backend, num_threads)
         self.pool_size, self.stride, self.padding = pool_size, stride, padding
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C) -> (m, n_H_out, n_W_out, C)``."""
         p = self._kernel("max_pool2d", x, self.pool_size, stride=self.stride,
                          padding=self.padding)
         self._keep(x)
         return p
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> FloatArray:
         """``dout`` shaped like the output -> ``dx`` shaped like the input."""
         x = self._take()
         return self._kernel("max_pool2d_backward", dout, x, self.pool_size,
                             stride=self.stride, padding=self.padding)
 
-    def _describe(self):
+    def _describe(self) -> str:
         return f"{self.pool_size!r}, stride={self.stride!r}, padding={self.padding!r}"
 
 
@@ -378,27 +408,28 @@ class AvgPool2D(_KernelLayer):
     shape in training mode.
     """
 
-    def __init__(self, pool_size, stride=None, padding=0, count_include_pad=True, *,
-                 num_threads=None, backend=None):
+    def __init__(self, pool_size: IntPair, stride: IntPair | None = None, padding: Padding = 0,
+                 count_include_pad: bool = True, *, num_threads: Int | None = None,
+                 backend: ModuleType | None = None) -> None:
         super().__init__(backend, num_threads)
         self.pool_size, self.stride, self.padding = pool_size, stride, padding
         self.count_include_pad = count_include_pad
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C) -> (m, n_H_out, n_W_out, C)``."""
         p = self._kernel("avg_pool2d", x, self.pool_size, stride=self.stride,
                          padding=self.padding, count_include_pad=self.count_include_pad)
         self._keep(np.shape(x))
         return p
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> FloatArray:
         """``dout`` shaped like the output -> ``dx`` shaped like the input."""
         x_shape = self._take()
         return self._kernel("avg_pool2d_backward", dout, x_shape, self.pool_size,
                             stride=self.stride, padding=self.padding,
                             count_include_pad=self.count_include_pad)
 
-    def _describe(self):
+    def _describe(self) -> str:
         return (f"{self.pool_size!r}, stride={self.stride!r}, padding={self.padding!r}, "
                 f"count_include_pad={self.count_include_pad}")
 
@@ -406,43 +437,43 @@ class AvgPool2D(_KernelLayer):
 class ReLU(Layer):
     """``max(x, 0)`` elementwise, any shape; keeps a boolean mask in training mode."""
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
         """Any shape -> the same shape."""
         x = np.asarray(x)
         self._keep(x > 0)
-        return np.maximum(x, 0)
+        return np.maximum(x, 0)  # type: ignore[no-any-return]  # Any to NumPy's stubs
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> npt.NDArray[Any]:
         """``dout * (x > 0)``."""
-        mask = self._take()
+        mask: npt.NDArray[np.bool_] = self._take()
         return np.where(mask, dout, np.zeros((), dtype=np.result_type(dout)))
 
 
 class Tanh(Layer):
     """``tanh(x)`` elementwise, any shape; keeps its output in training mode."""
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
         """Any shape -> the same shape."""
         y = np.tanh(x)
         self._keep(y)
         return y
 
-    def backward(self, dout):
+    def backward(self, dout: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """``dout * (1 - tanh(x)**2)``."""
-        y = self._take()
+        y: FloatArray = self._take()
         return dout * (1 - y * y)
 
 
 class Flatten(Layer):
     """``(m, ...) -> (m, prod(...))`` (NHWC order); keeps the input's shape in training mode."""
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
         """``(m, n_H, n_W, C) -> (m, n_H * n_W * C)``."""
         x = np.asarray(x)
         self._keep(x.shape)
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> npt.NDArray[Any]:
         """``(m, n_features) -> (m, n_H, n_W, C)``."""
         return np.reshape(dout, self._take())
 
@@ -469,8 +500,9 @@ class Dense(Layer):
     ``(m, in_features) -> (m, out_features)``; keeps its input in training mode.
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None, *,
-                 init="he"):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 dtype: npt.DTypeLike = np.float32, seed: Seed = None, *,
+                 init: str = "he") -> None:
         super().__init__()
         in_features = _count(in_features, "in_features")
         out_features = _count(out_features, "out_features")
@@ -481,7 +513,7 @@ class Dense(Layer):
             self.params["b"] = np.zeros(out_features, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
-    def forward(self, x):
+    def forward(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
         """``(m, in_features) -> (m, out_features)``."""
         x = np.asarray(x)
         w = self.params["w"]
@@ -493,15 +525,15 @@ class Dense(Layer):
         self._keep(x)
         return z
 
-    def backward(self, dout):
+    def backward(self, dout: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """``(m, out_features) -> (m, in_features)``; fills ``grads``."""
-        x = self._take()
+        x: npt.NDArray[Any] = self._take()
         self._set_grad("w", x.T @ dout)
         if "b" in self.params:
             self._set_grad("b", dout.sum(axis=0))
         return dout @ self.params["w"].T
 
-    def _describe(self):
+    def _describe(self) -> str:
         n_in, n_out = self.params["w"].shape
         return f"{n_in}, {n_out}, bias={'b' in self.params}"
 
@@ -510,17 +542,20 @@ class Dense(Layer):
 # Loss
 # --------------------------------------------------------------------------
 
-def _log_softmax(logits):
+def _log_softmax(logits: npt.NDArray[Any]) -> npt.NDArray[Any]:
     shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    # NumPy's stubs type this as Any.
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # type: ignore[no-any-return]
 
 
-def softmax(logits):
+def softmax(logits: npt.ArrayLike) -> npt.NDArray[Any]:
     """Row-wise softmax of ``(m, K)`` scores; each row sums to 1."""
-    return np.exp(_log_softmax(np.asarray(logits)))
+    # NumPy's stubs type this as Any.
+    return np.exp(_log_softmax(np.asarray(logits)))  # type: ignore[no-any-return]
 
 
-def softmax_cross_entropy(logits, y):
+def softmax_cross_entropy(logits: npt.ArrayLike,
+                          y: npt.ArrayLike) -> tuple[float, npt.NDArray[Any]]:
     """Mean softmax cross-entropy loss and its gradient.
 
     Parameters
@@ -595,29 +630,37 @@ class Sequential:
     {'0.w': (4, 8), '0.b': (8,), '2.w': (8, 3), '2.b': (3,)}
     """
 
-    def __init__(self, *layers):
+    @overload
+    def __init__(self, *layers: Layer) -> None: ...
+    @overload
+    def __init__(self, layers: list[Layer] | tuple[Layer, ...], /) -> None: ...
+    def __init__(self, *layers: Any) -> None:
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} must be a cyconv.layers.Layer, "
                                 f"got {type(layer).__name__}")
-        self.layers = list(layers)
+        self.layers: list[Layer] = list(layers)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.layers)
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> Layer: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Layer]: ...
+    def __getitem__(self, i: int | slice) -> Layer | list[Layer]:
         return self.layers[i]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"
 
-    def forward(self, x):
+    def forward(self, x: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Run every layer's ``forward``; returns the last output."""
         for layer in self.layers:
             x = layer.forward(x)
@@ -625,50 +668,50 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dout):
+    def backward(self, dout: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Run every layer's ``backward`` in reverse; fills ``grads``, returns ``dx``."""
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
         return dout
 
     @property
-    def training(self):
+    def training(self) -> bool:
         """True if any layer is in training mode."""
         return any(layer.training for layer in self.layers)
 
-    def train(self, mode=True):
+    def train(self: _SequentialT, mode: bool = True) -> _SequentialT:
         """Put every layer in training mode (or evaluation mode if ``mode`` is False)."""
         for layer in self.layers:
             layer.train(mode)
         return self
 
-    def eval(self):
+    def eval(self: _SequentialT) -> _SequentialT:
         """Put every layer in evaluation mode: no caches are kept."""
         return self.train(False)
 
     @property
-    def num_threads(self):
+    def num_threads(self) -> Int | None:
         """Kernel threads of the conv/pool layers (None: every usable core); settable."""
         values = {layer.num_threads for layer in self.layers if isinstance(layer, _KernelLayer)}
         return values.pop() if len(values) == 1 else None
 
     @num_threads.setter
-    def num_threads(self, n):
+    def num_threads(self, n: Int | None) -> None:
         for layer in self.layers:
             if isinstance(layer, _KernelLayer):
                 layer.num_threads = n
 
-    def parameters(self):
+    def parameters(self) -> Params:
         """``{"<index>.<name>": array}`` of every layer's ``params`` (the arrays themselves)."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
                 for k, v in layer.params.items()}
 
-    def gradients(self):
+    def gradients(self) -> Params:
         """``{"<index>.<name>": array}`` of every layer's ``grads`` (keys of :meth:`parameters`)."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
                 for k, v in layer.grads.items()}
 
-    def predict(self, x, batch_size=256):
+    def predict(self, x: npt.NDArray[Any], batch_size: int = 256) -> npt.NDArray[np.intp]:
         """Class labels ``argmax(forward(x), axis=1)``, shape ``(m,)``, in evaluation mode.
 
         Runs in batches of ``batch_size`` and restores each layer's mode afterwards.
@@ -683,12 +726,12 @@ class Sequential:
                 layer.train(mode)
         return np.concatenate(labels) if labels else np.zeros(0, dtype=np.intp)
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the parameters to an ``.npz`` file, keys as in :meth:`parameters`."""
         with open(os.fspath(path), "wb") as f:
-            np.savez(f, **self.parameters())
+            np.savez(f, **self.parameters())  # type: ignore[arg-type]  # names, not savez's flags
 
-    def load(self, path):
+    def load(self: _SequentialT, path: str | os.PathLike[str]) -> _SequentialT:
         """Read parameters saved by :meth:`save` into this model, in place.
 
         Raises
@@ -719,7 +762,9 @@ class Sequential:
 # --------------------------------------------------------------------------
 
 class _Optimizer:
-    def __init__(self, model, lr):
+    _update: Callable[[str, npt.NDArray[Any], npt.NDArray[Any]], None]  # by each subclass
+
+    def __init__(self, model: _Model, lr: float) -> None:
         if not (lr > 0):
             raise ValueError(f"lr must be > 0, got {lr!r}")
         params, grads = model.parameters(), model.gradients()
@@ -728,9 +773,9 @@ class _Optimizer:
                              "names and shapes")
         self.model = model
         self.lr = lr
-        self.state = {}
+        self.state: dict[str, Any] = {}
 
-    def step(self):
+    def step(self) -> None:
         """Update every parameter in place from its gradient."""
         params, grads = self.model.parameters(), self.model.gradients()
         for name, p in params.items():
@@ -752,13 +797,13 @@ class SGD(_Optimizer):
     ``v = momentum * v - lr * grad; param += v``.
     """
 
-    def __init__(self, model, lr=0.01, momentum=0.0):
+    def __init__(self, model: _Model, lr: float = 0.01, momentum: float = 0.0) -> None:
         super().__init__(model, lr)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = momentum
 
-    def _update(self, name, p, g):
+    def _update(self, name: str, p: npt.NDArray[Any], g: npt.NDArray[Any]) -> None:
         if not self.momentum:
             p -= self.lr * g
             return
@@ -787,17 +832,18 @@ class Adam(_Optimizer):
     ``param -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``.
     """
 
-    def __init__(self, model, lr=0.001, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, model: _Model, lr: float = 0.001,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         super().__init__(model, lr)
         self.betas, self.eps = tuple(betas), eps
         self.t = 0
 
-    def step(self):
+    def step(self) -> None:
         """Update every parameter in place from its gradient."""
         self.t += 1
         super().step()
 
-    def _update(self, name, p, g):
+    def _update(self, name: str, p: npt.NDArray[Any], g: npt.NDArray[Any]) -> None:
         b1, b2 = self.betas
         if name not in self.state:
             self.state[name] = (np.zeros_like(p), np.zeros_like(p))

@@ -2,11 +2,20 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable, Sequence
+from types import ModuleType
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from cyconv import _conv, _pool
 from cyconv._args import (
+    FloatArray,
+    Int,
+    IntPair,
+    Padding,
+    Pads,
     as_array,
     as_float_array,
     conv_output_size,
@@ -33,10 +42,10 @@ _MAX_POOL_AREA = 2**24
 _LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
 _LEVEL_MODULES = ("cyconv._pool", "cyconv._pool_v3", "cyconv._pool_v4")
 _LEVEL_VBYTES = (16, 32, 64)
-_loaded = {}
+_loaded: dict[int, ModuleType] = {}
 
 
-def _kernels(dtype, channels):
+def _kernels(dtype: np.dtype[Any], channels: int) -> ModuleType:
     """The compiled pooling module for ``cyconv.cpu_level()`` and this layer.
 
     Layers whose channels fill less than one vector of the level (8 float32
@@ -56,7 +65,9 @@ def _kernels(dtype, channels):
     return module
 
 
-def _geometry(op, x_shape, pool_size, stride, padding):
+def _geometry(op: str, x_shape: tuple[int, ...], pool_size: IntPair, stride: IntPair | None,
+              padding: Padding) -> tuple[tuple[int, int], tuple[int, int], Pads,
+                                         tuple[int, int, int, int]]:
     # (pool (f_h, f_w), stride, pads, output shape) for an NHWC input shape.
     m, n_h, n_w, c = x_shape
     f = parse_pair(pool_size, "pool_size")
@@ -67,12 +78,13 @@ def _geometry(op, x_shape, pool_size, stride, padding):
     return f, s, pads, (m, o_h, o_w, c)
 
 
-def _check_dp(dp, shape):
+def _check_dp(dp: npt.NDArray[Any], shape: tuple[int, ...]) -> None:
     if dp.shape != shape:
         raise ValueError(f"dp must have the forward output's shape {shape}, got {dp.shape}")
 
 
-def max_pool2d(x, pool_size, *, stride=None, padding=0, num_threads=None):
+def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
+               padding: Padding = 0, num_threads: Int | None = None) -> FloatArray:
     """Max pooling of NHWC data.
 
     Parameters
@@ -121,7 +133,9 @@ def max_pool2d(x, pool_size, *, stride=None, padding=0, num_threads=None):
     return p
 
 
-def max_pool2d_backward(dp, x, pool_size, *, stride=None, padding=0, num_threads=None):
+def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair, *,
+                        stride: IntPair | None = None, padding: Padding = 0,
+                        num_threads: Int | None = None) -> FloatArray:
     """Gradient of :func:`max_pool2d` with respect to its input.
 
     Parameters
@@ -156,7 +170,9 @@ def max_pool2d_backward(dp, x, pool_size, *, stride=None, padding=0, num_threads
     return _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_ties=False)
 
 
-def _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_ties):
+def _max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
+                         stride: IntPair | None, padding: Padding, num_threads: Int | None,
+                         all_ties: bool) -> FloatArray:
     # all_ties=True gives the course's mask rule (used by cyconv.compat).
     dp = as_array(dp, "dp", 4)
     x = as_array(x, "x", 4)
@@ -192,8 +208,9 @@ def _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_tie
     return dx
 
 
-def avg_pool2d(x, pool_size, *, stride=None, padding=0, count_include_pad=True,
-               num_threads=None):
+def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
+               padding: Padding = 0, count_include_pad: bool = True,
+               num_threads: Int | None = None) -> FloatArray:
     """Average pooling of NHWC data.
 
     Parameters
@@ -241,7 +258,7 @@ def avg_pool2d(x, pool_size, *, stride=None, padding=0, count_include_pad=True,
     return p
 
 
-def _check_shape(x_shape):
+def _check_shape(x_shape: Iterable[Any]) -> tuple[int, ...]:
     try:
         shape = tuple(int(v) for v in x_shape)
     except (TypeError, ValueError):
@@ -251,8 +268,10 @@ def _check_shape(x_shape):
     return shape
 
 
-def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
-                        count_include_pad=True, num_threads=None):
+def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: IntPair, *,
+                        stride: IntPair | None = None, padding: Padding = 0,
+                        count_include_pad: bool = True,
+                        num_threads: Int | None = None) -> FloatArray:
     """Gradient of :func:`avg_pool2d` with respect to its input.
 
     Parameters
@@ -310,7 +329,9 @@ def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
     return dx
 
 
-def _window_table(n, f, s, pad, n_out, count_include_pad, dtype):
+def _window_table(n: int, f: int, s: int, pad: tuple[int, int], n_out: int,
+                  count_include_pad: bool, dtype: np.dtype[np.floating[Any]],
+                  ) -> tuple[npt.NDArray[np.intp], FloatArray]:
     # One spatial axis of avg-pool backward: for each input index the range
     # [begin, end) of outputs whose window covers it, and for each output its
     # factor of 1 / count. Computed once per call so the kernel's per-pixel

@@ -23,10 +23,14 @@ Conventions
 * Results have the ``np.result_type`` of the inputs; integer and bool inputs
   are computed in float64.
 """
+from __future__ import annotations
 
 import operator
+from collections.abc import Iterator, Sequence
+from typing import Any, Union
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "conv2d",
@@ -37,12 +41,19 @@ __all__ = [
     "avg_pool2d_backward",
 ]
 
+# Types of the signatures (the same as cyconv's, written out again here).
+FloatArray = npt.NDArray[np.floating[Any]]
+Int = Union[int, np.integer[Any]]
+IntPair = Union[Int, tuple[Int, Int]]
+Pads = tuple[tuple[int, int], ...]  # ((top, bottom), (left, right))
+Padding = Union[Int, tuple[Int, Int], tuple[tuple[Int, Int], tuple[Int, Int]], str]
+
 
 # --------------------------------------------------------------------------
 # Argument parsing (deliberately a separate copy of the package's rules)
 # --------------------------------------------------------------------------
 
-def _int(value, name):
+def _int(value: Any, name: str) -> int:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     try:
@@ -51,7 +62,7 @@ def _int(value, name):
         raise TypeError(f"{name} must be an integer, got {value!r}") from None
 
 
-def _pair(value, name):
+def _pair(value: object, name: str) -> tuple[int, int]:
     """An int or an ``(h, w)`` pair of positive ints -> ``(h, w)``."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
@@ -64,7 +75,8 @@ def _pair(value, name):
     return pair
 
 
-def _padding(padding, n_H, n_W, f_h, f_w, s_h, s_w):
+def _padding(padding: object, n_H: int, n_W: int, f_h: int, f_w: int, s_h: int,
+             s_w: int) -> Pads:
     """Any accepted padding form -> ``((top, bottom), (left, right))``."""
     if isinstance(padding, str):
         if padding == "valid":
@@ -91,14 +103,14 @@ def _padding(padding, n_H, n_W, f_h, f_w, s_h, s_w):
     return pads
 
 
-def _same(n, f, s):
+def _same(n: int, f: int, s: int) -> tuple[int, int]:
     """TensorFlow/Keras 'same' padding of one axis -> ``(begin, end)``."""
     out = -(-n // s)  # ceil(n / s)
     total = max((out - 1) * s + f - n, 0)
     return total // 2, total - total // 2
 
 
-def _out_size(n, f, s, pads, axis):
+def _out_size(n: int, f: int, s: int, pads: tuple[int, int], axis: str) -> int:
     begin, end = pads
     if n + begin + end < f:
         raise ValueError(
@@ -106,7 +118,7 @@ def _out_size(n, f, s, pads, axis):
     return (n + begin + end - f) // s + 1
 
 
-def _dtype(*arrays):
+def _dtype(*arrays: npt.NDArray[Any]) -> np.dtype[Any]:
     """Common float dtype of the inputs; integers and bools compute in float64."""
     dtype = np.result_type(*arrays)
     if dtype.kind in "biu":
@@ -114,14 +126,15 @@ def _dtype(*arrays):
     return dtype
 
 
-def _as_4d(a, name):
+def _as_4d(a: npt.ArrayLike, name: str) -> npt.NDArray[Any]:
     a = np.asarray(a)
     if a.ndim != 4:
         raise ValueError(f"{name} must be 4-D, got shape {a.shape}")
     return a
 
 
-def _geometry(x_shape, f_h, f_w, stride, padding):
+def _geometry(x_shape: tuple[int, ...], f_h: int, f_w: int, stride: object,
+              padding: object) -> tuple[tuple[int, int], Pads, tuple[int, int]]:
     """Shared shape logic: returns ``(s_h, s_w), pads, (n_H_out, n_W_out)``."""
     _, n_H, n_W, _ = x_shape
     s_h, s_w = _pair(stride, "stride")
@@ -131,7 +144,7 @@ def _geometry(x_shape, f_h, f_w, stride, padding):
     return (s_h, s_w), pads, out
 
 
-def _check_grad_shape(g, expected, name):
+def _check_grad_shape(g: npt.NDArray[Any], expected: tuple[int, ...], name: str) -> None:
     if g.shape != expected:
         raise ValueError(f"{name} must have the forward output's shape {expected}, got {g.shape}")
 
@@ -140,7 +153,8 @@ def _check_grad_shape(g, expected, name):
 # Convolution
 # --------------------------------------------------------------------------
 
-def conv2d(x, w, b=None, *, stride=1, padding=0):
+def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *,
+           stride: IntPair = 1, padding: Padding = 0) -> FloatArray:
     r"""2-D convolution (cross-correlation, as in the notes) of NHWC input.
 
     Parameters
@@ -193,7 +207,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0):
     f_h, f_w, w_C_in, C_out = w.shape
     if w_C_in != C_in:
         raise ValueError(f"w must have C_in = x.shape[3] = {C_in} input channels, got {w_C_in}")
-    arrays = (x, w)
+    arrays: tuple[npt.NDArray[Any], ...] = (x, w)
     if b is not None:
         b = np.asarray(b)
         if b.shape not in ((C_out,), (1, 1, 1, C_out)):
@@ -216,7 +230,9 @@ def conv2d(x, w, b=None, *, stride=1, padding=0):
     return z
 
 
-def conv2d_backward(dz, x, w, *, stride=1, padding=0):
+def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
+                    stride: IntPair = 1, padding: Padding = 0,
+                    ) -> tuple[FloatArray, FloatArray, FloatArray]:
     r"""Gradients of :func:`conv2d` with respect to its input, filters and bias.
 
     Parameters
@@ -305,7 +321,8 @@ def conv2d_backward(dz, x, w, *, stride=1, padding=0):
 # Max pooling
 # --------------------------------------------------------------------------
 
-def max_pool2d(x, pool_size, *, stride=None, padding=0):
+def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
+               padding: Padding = 0) -> FloatArray:
     r"""2-D max pooling of NHWC input, each channel separately.
 
     Parameters
@@ -360,7 +377,8 @@ def max_pool2d(x, pool_size, *, stride=None, padding=0):
     return p
 
 
-def max_pool2d_backward(dp, x, pool_size, *, stride=None, padding=0):
+def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair, *,
+                        stride: IntPair | None = None, padding: Padding = 0) -> FloatArray:
     """Gradient of :func:`max_pool2d` with respect to its input.
 
     Parameters
@@ -422,7 +440,8 @@ def max_pool2d_backward(dp, x, pool_size, *, stride=None, padding=0):
 # Average pooling
 # --------------------------------------------------------------------------
 
-def avg_pool2d(x, pool_size, *, stride=None, padding=0, count_include_pad=True):
+def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
+               padding: Padding = 0, count_include_pad: bool = True) -> FloatArray:
     r"""2-D average pooling of NHWC input, each channel separately.
 
     Parameters
@@ -483,8 +502,9 @@ def avg_pool2d(x, pool_size, *, stride=None, padding=0, count_include_pad=True):
     return p
 
 
-def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
-                        count_include_pad=True):
+def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[int], pool_size: IntPair, *,
+                        stride: IntPair | None = None, padding: Padding = 0,
+                        count_include_pad: bool = True) -> FloatArray:
     r"""Gradient of :func:`avg_pool2d` with respect to its input.
 
     Parameters
@@ -548,19 +568,23 @@ def avg_pool2d_backward(dp, x_shape, pool_size, *, stride=None, padding=0,
 # Pooling helpers
 # --------------------------------------------------------------------------
 
-def _pool_geometry(x_shape, pool_size, stride, padding):
+def _pool_geometry(x_shape: tuple[int, ...], pool_size: object, stride: object,
+                   padding: object) -> tuple[tuple[int, int], tuple[int, int], Pads,
+                                             tuple[int, int]]:
     f_h, f_w = _pair(pool_size, "pool_size")
     strides, pads, out = _geometry(x_shape, f_h, f_w,
                                    (f_h, f_w) if stride is None else stride, padding)
     return (f_h, f_w), strides, pads, out
 
 
-def _pool_output_shape(x_shape, pool_size, stride, padding):
+def _pool_output_shape(x_shape: tuple[int, ...], pool_size: object, stride: object,
+                       padding: object) -> tuple[int, int, int, int]:
     _, _, _, (n_H, n_W) = _pool_geometry(x_shape, pool_size, stride, padding)
     return (x_shape[0], n_H, n_W, x_shape[3])
 
 
-def _pool_windows(x_shape, pool_size, stride, padding):
+def _pool_windows(x_shape: tuple[int, ...], pool_size: object, stride: object, padding: object,
+                  ) -> Iterator[tuple[int, int, int, slice, slice]]:
     """Yield ``(i, oh, ow, rows, cols)`` for every output position, in order.
 
     ``rows`` and ``cols`` slice the unpadded input: the window clipped to the
