@@ -1,6 +1,28 @@
 """Shared fixtures: tolerances per dtype and the memory layouts every kernel must accept."""
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    # Registered here, not only in pyproject.toml, so a copy of tests/ run
+    # against an installed wheel knows the marker too.
+    config.addinivalue_line(
+        "markers", "packaging: builds the sdist, a wheel from it and a fresh venv (~2 min)")
+
+
+def needs_source_tree(*paths):
+    """Skip unless these repository files exist next to tests/.
+
+    The suite also runs against an installed wheel from a copy of tests/
+    (cibuildwheel, the packaging check); tests of the repository's own files
+    (README, CI script, asv suites, pyproject) do not apply there.
+    """
+    missing = [p for p in paths if not (ROOT / p).exists()]
+    return pytest.mark.skipif(bool(missing), reason=f"needs the source tree: {', '.join(missing)}")
 
 # Kernels and reference sum in different orders; these bounds allow for that
 # rounding and nothing more (relative to values of order 1-10).

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import needs_source_tree
 
 import cyconv
 from cyconv import bench
@@ -183,6 +184,10 @@ def _asv_conf():
     return json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.M))  # asv allows // comments
 
 
+_ASV_FILES = needs_source_tree("asv.conf.json", "benchmarks/benchmark_conv.py", ".gitignore")
+
+
+@_ASV_FILES
 def test_asv_conf_uses_benchmarks_and_keeps_its_output_out_of_git():
     conf = _asv_conf()
     assert (conf["project"], conf["repo"], conf["benchmark_dir"]) == ("cyconv", ".", "benchmarks")
@@ -202,6 +207,7 @@ def suites():
         sys.path.remove(str(ROOT))
 
 
+@_ASV_FILES
 def test_asv_suites_cover_every_kernel_on_the_shape_table(suites):
     conv, pool = suites["benchmark_conv"].Conv2d, suites["benchmark_pool"]
     assert conv.params[:2] == (["S1", "S2", "S3", "S4", "S5", "S6", "S7"], ["float32", "float64"])
@@ -214,6 +220,7 @@ def test_asv_suites_cover_every_kernel_on_the_shape_table(suites):
         assert {m for m in dir(cls) if m.startswith("time_")} == {"time_forward", "time_backward"}
 
 
+@_ASV_FILES
 def test_asv_suites_run_on_the_smallest_shapes(suites):
     conv = suites["benchmark_conv"].Conv2d()
     conv.setup("S1", "float64", 1)
@@ -230,6 +237,7 @@ def test_asv_suites_run_on_the_smallest_shapes(suites):
         suite.time_backward("P1", "float32", 1)
 
 
+@_ASV_FILES
 def test_asv_check_finds_no_problems():
     pytest.importorskip("asv")
     proc = subprocess.run([sys.executable, "-m", "asv", "check", "--python=same"], cwd=ROOT,

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import needs_source_tree
 
 import cyconv
 
@@ -38,13 +39,17 @@ def _public_names():
 def test_py_typed_marker_is_in_the_package():
     package_dir = Path(cyconv.__file__).parent
     assert (package_dir / "py.typed").is_file()
-    # ... and is declared as package data, with the stubs of the compiled modules.
+    # ... with the stubs of the compiled modules.
+    for stub in ("_conv.pyi", "_pool.pyi", "_openmp.pyi"):
+        assert (package_dir / stub).is_file()
+
+
+@needs_source_tree("pyproject.toml")
+def test_py_typed_and_stubs_are_declared_as_package_data():
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     with open(ROOT / "pyproject.toml", "rb") as f:
         data = tomllib.load(f)["tool"]["setuptools"]["package-data"]["cyconv"]
     assert "py.typed" in data and "*.pyi" in data
-    for stub in ("_conv.pyi", "_pool.pyi", "_openmp.pyi"):
-        assert (package_dir / stub).is_file()
 
 
 def _callables():
@@ -104,7 +109,8 @@ def test_mypy_strict_accepts_the_sample(mypy):
 
 
 def test_mypy_strict_accepts_the_package(mypy):
-    modules = sorted({"cyconv"} | {f"cyconv.{p.stem}" for p in (ROOT / "cyconv").glob("*.py")
+    package_dir = Path(cyconv.__file__).parent  # the source tree or an installed wheel
+    modules = sorted({"cyconv"} | {f"cyconv.{p.stem}" for p in package_dir.glob("*.py")
                                    if p.stem != "__init__"} - NOT_TYPED)
     assert {"cyconv.conv", "cyconv.pool", "cyconv._args", "cyconv.layers"} <= set(modules)
     args = [arg for module in modules for arg in ("-m", module)]
