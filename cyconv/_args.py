@@ -46,6 +46,11 @@ def _is_int(v: object) -> TypeGuard[Int]:
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
+# Strides, window sizes and paddings are capped so that no index arithmetic in
+# the kernels can overflow 64 bits (no real layer comes near).
+MAX_EXTENT = 2**31
+
+
 def parse_pair(value: object, name: str, minimum: int = 1) -> tuple[int, int]:
     """Parse an int or a pair of ints (height, width), each >= ``minimum``.
 
@@ -78,6 +83,8 @@ def parse_pair(value: object, name: str, minimum: int = 1) -> tuple[int, int]:
                         f"got {value!r}")
     if min(pair) < minimum:
         raise ValueError(f"{name} must be >= {minimum} on both axes, got {value!r}")
+    if max(pair) >= MAX_EXTENT:
+        raise ValueError(f"{name} must be < 2**31 on both axes, got {value!r}")
     return pair
 
 
@@ -139,7 +146,23 @@ def parse_padding(padding: object, n_hw: tuple[int, int], f_hw: tuple[int, int],
                         f"'valid' or 'same', got {padding!r}")
     if min(pads[0] + pads[1]) < 0:
         raise ValueError(f"padding must be >= 0 on every side, got {padding!r}")
+    if max(pads[0] + pads[1]) >= MAX_EXTENT:
+        raise ValueError(f"padding must be < 2**31 on every side, got {padding!r}")
     return pads
+
+
+def check_output_size(op: str, o_hw: tuple[int, int], pads: Pads, stride: tuple[int, int]) -> None:
+    """Reject a padding/stride whose output plane would have more than 2**40 pixels.
+
+    Raises
+    ------
+    ValueError
+        Naming the padding, the stride and the output size (NumPy's own
+        "array is too big" would not say why).
+    """
+    if o_hw[0] * o_hw[1] > 2**40:
+        raise ValueError(f"{op}: padding {pads} with stride {stride} gives an output of "
+                         f"{o_hw[0]} x {o_hw[1]} pixels per image and channel: too large")
 
 
 def conv_output_size(n: int, f: int, pad: tuple[int, int], s: int, axis: str, op: str) -> int:

@@ -351,7 +351,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     cdef Py_ssize_t R = (o_w - 1) * s_w - p_l + f_w - n_w     # zero columns after
     if R < 0:
         R = 0
-    if ((f_w - 1) * 8 > n_w and (p_l > 0 or R > 0)
+    if ((f_w - 1) * 8 > n_w and (p_l > 0 or R > 0) and p_l <= f_w and R <= f_w
             and _all_finite(&w[0, 0, 0, 0], n_taps * c_in * c_out)):
         n_w2 = n_w + p_l + R
         p_l2 = 0
@@ -616,8 +616,15 @@ cdef void _dw_item(const floating *x, const floating *dzb, floating *dw,
         ci1 = r + P - kw * c_in if r + P < (kw + 1) * c_in else c_in
         pk = <int>(ci1 - ci0)
         for e in range(2):     # the edge columns before, then after, the interior
-            lo = _first_out(p_l, kw, s_w) if e == 0 else ow_b
-            hi = ow_a if e == 0 else _end_out(p_l, kw, s_w, n_w, o_w)
+            # kw's valid columns [first, end) minus the interior [ow_a, ow_b); with
+            # no interior (ow_a == ow_b, kernel wider than the image) the two
+            # pieces split [first, end) at ow_a.
+            lo = _first_out(p_l, kw, s_w)
+            hi = _end_out(p_l, kw, s_w, n_w, o_w)
+            if e == 0:
+                hi = ow_a if ow_a < hi else hi
+            elif ow_b > lo:
+                lo = ow_b
             K = hi - lo
             if K <= 0:
                 continue

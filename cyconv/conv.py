@@ -9,6 +9,8 @@ import numpy.typing as npt
 
 from cyconv import _conv
 from cyconv._args import (
+    MAX_EXTENT,
+    check_output_size,
     FloatArray,
     Int,
     IntPair,
@@ -51,6 +53,7 @@ def _geometry(op: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], strid
     pads = parse_padding(padding, (n_h, n_w), (f_h, f_w), s)
     o_h = conv_output_size(n_h, f_h, pads[0], s[0], "height (axis 1)", op)
     o_w = conv_output_size(n_w, f_w, pads[1], s[1], "width (axis 2)", op)
+    check_output_size(op, (o_h, o_w), pads, s)
     return s, pads, (o_h, o_w)
 
 
@@ -91,13 +94,14 @@ def _fast_arrays(*arrays: Any) -> np.dtype[Any] | None:
 
 def _fast_geometry(x: Any, w: Any, stride: Any, padding: Any) -> tuple[int, int] | None:
     # (o_h, o_w) for int stride >= 1 and int padding >= 0, or None.
-    if type(stride) is not int or type(padding) is not int or stride < 1 or padding < 0:
+    if (type(stride) is not int or type(padding) is not int or stride < 1 or padding < 0
+            or stride >= MAX_EXTENT or padding >= MAX_EXTENT):
         return None
     _, n_h, n_w, c_in = x.shape
     f_h, f_w, w_c_in, _ = w.shape
     o_h = (n_h + 2 * padding - f_h) // stride + 1  # as conv_output_size
     o_w = (n_w + 2 * padding - f_w) // stride + 1
-    if w_c_in != c_in or o_h < 1 or o_w < 1:
+    if w_c_in != c_in or o_h < 1 or o_w < 1 or o_h * o_w > 2**40:  # as check_output_size
         return None
     return o_h, o_w
 

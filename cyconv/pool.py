@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from cyconv import _conv, _pool
 from cyconv._args import (
+    _is_int,
     FloatArray,
     Int,
     IntPair,
@@ -18,6 +19,7 @@ from cyconv._args import (
     Pads,
     as_array,
     as_float_array,
+    check_output_size,
     conv_output_size,
     parse_pair,
     parse_padding,
@@ -75,6 +77,7 @@ def _geometry(op: str, x_shape: tuple[int, ...], pool_size: IntPair, stride: Int
     pads = parse_padding(padding, (n_h, n_w), f, s)
     o_h = conv_output_size(n_h, f[0], pads[0], s[0], "height (axis 1)", op)
     o_w = conv_output_size(n_w, f[1], pads[1], s[1], "width (axis 2)", op)
+    check_output_size(op, (o_h, o_w), pads, s)
     return f, s, pads, (m, o_h, o_w, c)
 
 
@@ -260,9 +263,12 @@ def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
 
 def _check_shape(x_shape: Iterable[Any]) -> tuple[int, ...]:
     try:
-        shape = tuple(int(v) for v in x_shape)
-    except (TypeError, ValueError):
+        items = list(x_shape)
+    except TypeError:
         raise TypeError(f"x_shape must be a tuple of 4 ints, got {x_shape!r}") from None
+    if not all(_is_int(v) for v in items):  # 4.5 must not pass as 4
+        raise TypeError(f"x_shape must be a tuple of 4 ints, got {x_shape!r}")
+    shape = tuple(int(v) for v in items)
     if len(shape) != 4 or min(shape) < 0:
         raise ValueError(f"x_shape must be 4 non-negative ints (m, n_H, n_W, C), got {x_shape!r}")
     return shape

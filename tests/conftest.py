@@ -62,3 +62,25 @@ def level(request):
     _conv.set_cpu_level(request.param)
     yield request.param
     _conv.set_cpu_level(before)
+
+
+# --------------------------------------------------------------------------
+# Hypothesis profiles (tests/test_properties.py)
+# --------------------------------------------------------------------------
+# "ci" is loaded by default: few examples, no deadline (the first call of a
+# kernel pays for OpenMP start-up), and derandomized so every CI run tests the
+# same examples. "long" explores: `pytest --hypothesis-profile=long` (option
+# of the hypothesis pytest plugin, which loads the profile after this file).
+# Optional: without hypothesis installed, test_properties.py is skipped.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # pragma: no cover
+    pass
+else:
+    settings.register_profile(
+        "ci", max_examples=60, deadline=None, derandomize=True, database=None,
+        print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile(
+        "long", max_examples=2000, deadline=None, print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("ci")
