@@ -5,7 +5,9 @@ OpenMP the extensions are built serial (with a warning) instead of failing.
 The default build runs on any x86-64 (or other) CPU: no -march=native. On
 x86-64 the hot kernels are also compiled for x86-64-v3 and x86-64-v4 and chosen
 at import (CYCONV_CPU_LEVEL forces one; CYCONV_NO_CPU_DISPATCH=1 at build time
-builds the baseline only).
+builds the baseline only). CYCONV_SANITIZE=address builds every extension with
+AddressSanitizer and UndefinedBehaviorSanitizer, for debugging only (see README,
+"Sanitizers").
 """
 import os
 import platform
@@ -102,9 +104,30 @@ def _build_info_macros(compile_args):
     ]
 
 
+# CYCONV_SANITIZE=address: ASan + UBSan, for debugging only (README,
+# "Sanitizers"). Added to both compile and link arguments, after -O3 so -O1
+# wins; OpenMP stays on.
+_SANITIZE_FLAGS = {
+    "address": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g", "-O1"],
+}
+
+
+def _sanitize_flags():
+    mode = os.environ.get("CYCONV_SANITIZE", "").strip().lower()
+    if not mode:
+        return []
+    if mode not in _SANITIZE_FLAGS:
+        raise SystemExit(f"cyconv: CYCONV_SANITIZE={mode!r} is not supported; "
+                         f"use one of: {', '.join(sorted(_SANITIZE_FLAGS))}")
+    if sys.platform == "win32":
+        raise SystemExit("cyconv: CYCONV_SANITIZE needs GCC or Clang")
+    return list(_SANITIZE_FLAGS[mode])
+
+
 def _extensions():
     omp_c, omp_l = _openmp_flags()
-    extra_c = ["-O3"] if sys.platform != "win32" else ["/O2"]
+    san = _sanitize_flags()
+    extra_c = (["-O3"] if sys.platform != "win32" else ["/O2"]) + san
     modules = [("_conv", []), ("_pool", []), ("_openmp", [])]
     if _per_level_builds():
         modules += [("_pool" + level, flags) for level, flags in _LEVEL_FLAGS.items()]
@@ -116,7 +139,7 @@ def _extensions():
             [f"cyconv/{name}.pyx"],
             include_dirs=["cyconv"],
             extra_compile_args=extra_c + omp_c + flags,
-            extra_link_args=omp_l,
+            extra_link_args=omp_l + san,
             define_macros=(_build_info_macros(extra_c + omp_c + flags)
                            if name == "_openmp" else []),
         )

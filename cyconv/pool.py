@@ -162,6 +162,13 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
     gradient to every tied maximum (e.g. to all zeros of a window after a
     ReLU); :mod:`cyconv.compat` keeps that rule for course code.
 
+    Raises
+    ------
+    ValueError
+        Besides the argument checks of :func:`max_pool2d`: a pool of 2**24
+        elements or more (the window's tap index travels as a float of the
+        data type, exact below 2**24).
+
     Examples
     --------
     >>> import numpy as np, cyconv

@@ -12,6 +12,8 @@ def pytest_configure(config):
     # against an installed wheel knows the marker too.
     config.addinivalue_line(
         "markers", "packaging: builds the sdist, a wheel from it and a fresh venv (~2 min)")
+    config.addinivalue_line(
+        "markers", "slow: > 2**31-element inputs (tests/test_large.py); run with CYCONV_RUN_SLOW=1")
 
 
 def needs_source_tree(*paths):
