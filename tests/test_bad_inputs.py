@@ -22,6 +22,7 @@ n_H or n_W = 0, padding    pools: every window lies in the padding: max -inf, av
 f_h or f_w = 0 (conv2d)    ValueError "w must have a kernel of at least 1x1"
 =========================  ===========================================================
 """
+import os
 import re
 import subprocess
 import sys
@@ -474,8 +475,10 @@ def run_isolated(code, limit_bytes=2 * 2**30, timeout=120):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-needs_rlimit = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                  reason="uses RLIMIT_AS (Linux)")
+needs_rlimit = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or "libasan" in os.environ.get("LD_PRELOAD", ""),
+    reason="uses RLIMIT_AS (Linux; not under AddressSanitizer, whose shadow memory needs "
+           "terabytes of address space)")
 
 
 @needs_rlimit
