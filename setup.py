@@ -2,10 +2,10 @@
 
 OpenMP is detected by compiling a tiny program; where the compiler has no
 OpenMP the extensions are built serial (with a warning) instead of failing.
-The default build runs on any x86-64 (or other) CPU: no -march=native. On
-x86-64 the hot kernels are also compiled for x86-64-v3 and x86-64-v4 and chosen
-at import (CYCONV_CPU_LEVEL forces one; CYCONV_NO_CPU_DISPATCH=1 at build time
-builds the baseline only). CYCONV_SANITIZE=address builds every extension with
+The default build runs on any x86-64 (or other) CPU: it never tunes for the
+build machine's own CPU. On x86-64 the hot kernels are also compiled for
+x86-64-v3 and x86-64-v4 and chosen at import (CYCONV_CPU_LEVEL forces one;
+CYCONV_NO_CPU_DISPATCH=1 at build time builds the baseline only). CYCONV_SANITIZE=address builds every extension with
 AddressSanitizer and UndefinedBehaviorSanitizer, for debugging only (see README,
 "Sanitizers").
 """
