@@ -7,8 +7,9 @@ All three passes run on one register-tile micro-kernel (``_conv_simd.h``):
 a tile of up to 8 pixels x 1-2 SIMD vectors of channels that accumulates over
 a list of taps. This module decides the tiles: it packs the operand read as
 vectors into zero-padded blocks of ``NB`` channels, lists the taps of each
-tile (taps in the padding are left out, so no padded copy of the input is
-made), and splits the work over threads. Every output element is summed in an
+tile (taps in the padding are left out; only narrow images, where most
+columns would straddle the padding, run on a zero-padded copy of x or dz),
+and splits the work over threads. Every output element is summed in an
 order fixed by the shapes alone, so results are bitwise identical whatever
 the thread count.
 """
@@ -38,12 +39,7 @@ cdef extern from "_conv_simd.h" nogil:
                                ptrdiff_t in_ps, const float *w, ptrdiff_t w_cs,
                                const ptrdiff_t *in_off, const ptrdiff_t *w_off,
                                ptrdiff_t ntaps, ptrdiff_t K, float *out, ptrdiff_t out_ps)
-    ctypedef void (*dot_f64_t)(int P, int C, const double *inp, ptrdiff_t base,
-                               ptrdiff_t in_ps, const double *w, ptrdiff_t w_cs,
-                               const ptrdiff_t *in_off, const ptrdiff_t *w_off,
-                               ptrdiff_t ntaps, ptrdiff_t K, double *out, ptrdiff_t out_ps)
     dot_f32_t cyc_dot_f32_at(int level)
-    dot_f64_t cyc_dot_f64_at(int level)
     int cyc_dot_max_pixels()
     int cyc_dot_max_channels()
     tile_f32_t cyc_tile_f32_at(int level)
@@ -111,32 +107,21 @@ cdef inline void _tile(int level, int P, int NV, const floating *inp, ptrdiff_t 
                                ntaps, K, out, out_ps, nch, bias, accumulate)
 
 
-cdef inline void _dot(int level, int P, int C, const floating *inp, ptrdiff_t base,
-                      ptrdiff_t in_ps, const floating *w, ptrdiff_t w_cs,
-                      const ptrdiff_t *in_off, const ptrdiff_t *w_off,
-                      ptrdiff_t ntaps, ptrdiff_t K, floating *out,
-                      ptrdiff_t out_ps) noexcept nogil:
-    if floating is float:
-        cyc_dot_f32_at(level)(P, C, inp, base, in_ps, w, w_cs, in_off, w_off, ntaps, K,
-                              out, out_ps)
-    else:
-        cyc_dot_f64_at(level)(P, C, inp, base, in_ps, w, w_cs, in_off, w_off, ntaps, K,
-                              out, out_ps)
-
-
 cdef inline void _dx_tile(bint dot, int level, int P, int nv, const floating *dz,
                           ptrdiff_t base, ptrdiff_t in_ps, const floating *wblk, ptrdiff_t nb,
                           const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
                           ptrdiff_t c_out, floating *out, ptrdiff_t out_ps,
                           int nch) noexcept nogil:
-    # One dx tile: the dot-product form (w read in place, nch input channels)
-    # or the register tile (packed w, a block of nb input channels).
-    if dot:
-        _dot(level, P, nch, dz, base, in_ps, wblk, c_out, in_off, w_off, nt, c_out,
-             out, out_ps)
-    else:
-        _tile(level, P, nv, dz, base, in_ps, 1, wblk, nb, in_off, w_off, nt, c_out,
-              out, out_ps, nch, <const floating *> NULL, False)
+    # One dx tile: the dot-product form (float32 only: w read in place, nch
+    # input channels) or the register tile (packed w, a block of nb input
+    # channels). conv2d_backward_dx sets `dot` for float32 layers only.
+    if floating is float:
+        if dot:
+            cyc_dot_f32_at(level)(P, nch, dz, base, in_ps, wblk, c_out, in_off, w_off, nt,
+                                  c_out, out, out_ps)
+            return
+    _tile(level, P, nv, dz, base, in_ps, 1, wblk, nb, in_off, w_off, nt, c_out,
+          out, out_ps, nch, <const floating *> NULL, False)
 
 
 cdef int _tile_level(int level, Py_ssize_t itemsize, Py_ssize_t channels) noexcept:
@@ -231,6 +216,18 @@ cdef inline ptrdiff_t _end_out(ptrdiff_t p, ptrdiff_t k, ptrdiff_t s, ptrdiff_t 
     return t if t < n_out else n_out
 
 
+cdef inline void _interior_columns(ptrdiff_t p_l, ptrdiff_t f_w, ptrdiff_t s_w, ptrdiff_t n_w,
+                                   ptrdiff_t o_w, ptrdiff_t *ow_a, ptrdiff_t *ow_b) noexcept nogil:
+    # [ow_a, ow_b): the output columns whose whole window lies inside x
+    # (empty, with ow_a == ow_b, when the kernel is wider than the image).
+    ow_a[0] = _first_out(p_l, 0, s_w)
+    ow_b[0] = _end_out(p_l, f_w - 1, s_w, n_w, o_w)
+    if ow_a[0] > o_w:
+        ow_a[0] = o_w
+    if ow_b[0] < ow_a[0]:
+        ow_b[0] = ow_a[0]
+
+
 cdef inline ptrdiff_t _count(ptrdiff_t first, ptrdiff_t end, ptrdiff_t step) noexcept nogil:
     # Length of range(first, end, step) for step >= 1, first >= 0.
     return (end - first + step - 1) // step if first < end else 0
@@ -246,17 +243,13 @@ cdef void _forward_row(const floating *x, const floating *wpack, const floating 
     # Columns whose window lies inside the input share one tap list and run
     # in tiles of P pixels; the few edge columns run one by one.
     cdef ptrdiff_t kh0 = tap_begin(oh, s_h, p_t), kh1 = tap_end(oh, s_h, p_t, n_h, f_h)
-    cdef ptrdiff_t ow_a = _first_out(p_l, 0, s_w)
-    cdef ptrdiff_t ow_b = _end_out(p_l, f_w - 1, s_w, n_w, o_w)
+    cdef ptrdiff_t ow_a, ow_b
     cdef ptrdiff_t kh, kw, ow, nt, cb, n_cb = (c_out + nb - 1) // nb
     cdef ptrdiff_t w_blk = f_h * f_w * c_in * nb
     cdef ptrdiff_t *e_in = in_off + f_h * f_w
     cdef ptrdiff_t *e_w = w_off + f_h * f_w
     cdef int mr = cyc_max_pixels(nv), P, nch
-    if ow_a > o_w:
-        ow_a = o_w
-    if ow_b < ow_a:
-        ow_b = ow_a
+    _interior_columns(p_l, f_w, s_w, n_w, o_w, &ow_a, &ow_b)
     nt = 0
     for kh in range(kh0, kh1):
         for kw in range(f_w):
@@ -594,14 +587,10 @@ cdef void _dw_item(const floating *x, const floating *dzb, floating *dw,
     cdef int mr = cyc_max_pixels(nv), P, nch, pk
     cdef ptrdiff_t n_r = f_w * c_in, n_rt = (n_r + mr - 1) // mr, n_cb = (c_out + nb - 1) // nb
     cdef ptrdiff_t cb = item % n_cb, r = (item // n_cb) % n_rt * mr, kh = item // (n_cb * n_rt)
-    cdef ptrdiff_t ow_a = _first_out(p_l, 0, s_w), ow_b = _end_out(p_l, f_w - 1, s_w, n_w, o_w)
-    cdef ptrdiff_t nt = 0, kw, ci0, ci1, lo, hi, e, K
+    cdef ptrdiff_t ow_a, ow_b, nt = 0, kw, ci0, ci1, lo, hi, e, K
     cdef const floating *dzc = dzb + cb * dz_cb
     cdef floating *out = dw + kh * n_r * c_out + cb * nb
-    if ow_a > o_w:
-        ow_a = o_w
-    if ow_b < ow_a:
-        ow_b = ow_a
+    _interior_columns(p_l, f_w, s_w, n_w, o_w, &ow_a, &ow_b)
     P = <int>(n_r - r if n_r - r < mr else mr)
     nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
     if ow_b > ow_a:

@@ -216,7 +216,6 @@ enum { CYC_LEVEL_BASE = 0, CYC_LEVEL_V3 = 1, CYC_LEVEL_V4 = 2 };
 CYCONV_DEFINE_CONV_TILE(float, f32_base, 16, )
 CYCONV_DEFINE_CONV_TILE(double, f64_base, 16, )
 CYCONV_DEFINE_DOT_TILE(float, f32_base, )
-CYCONV_DEFINE_DOT_TILE(double, f64_base, )
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) \
     && !defined(CYCONV_NO_CPU_DISPATCH)
@@ -229,9 +228,7 @@ CYCONV_DEFINE_CONV_TILE(double, f64_v3, 32, CYC_TARGET_V3)
 CYCONV_DEFINE_CONV_TILE(float, f32_v4, 64, CYC_TARGET_V4)
 CYCONV_DEFINE_CONV_TILE(double, f64_v4, 64, CYC_TARGET_V4)
 CYCONV_DEFINE_DOT_TILE(float, f32_v3, CYC_TARGET_V3)
-CYCONV_DEFINE_DOT_TILE(double, f64_v3, CYC_TARGET_V3)
 CYCONV_DEFINE_DOT_TILE(float, f32_v4, CYC_TARGET_V4)
-CYCONV_DEFINE_DOT_TILE(double, f64_v4, CYC_TARGET_V4)
 
 /* Highest level this CPU (and its OS: libgcc checks the saved vector state)
  * runs; the features tested are exactly those the targets above enable. */
@@ -261,47 +258,29 @@ typedef void (*cyc_tile_f64_t)(int, int, const double *, ptrdiff_t, ptrdiff_t, p
                                const ptrdiff_t *, ptrdiff_t, ptrdiff_t, double *,
                                ptrdiff_t, int, const double *, int);
 
-/* The tile and the lanes per vector of a level (<= cyc_cpu_max_level(),
- * checked by the caller). Callers read the level once per call, so a change
- * of level never mixes two vector widths within one convolution. */
-static inline cyc_tile_f32_t cyc_tile_f32_at(int level) {
-#if CYC_HAVE_DISPATCH
-    if (level == CYC_LEVEL_V4) return cyc_tile_f32_v4;
-    if (level == CYC_LEVEL_V3) return cyc_tile_f32_v3;
-#endif
-    (void)level;
-    return cyc_tile_f32_base;
-}
-static inline cyc_tile_f64_t cyc_tile_f64_at(int level) {
-#if CYC_HAVE_DISPATCH
-    if (level == CYC_LEVEL_V4) return cyc_tile_f64_v4;
-    if (level == CYC_LEVEL_V3) return cyc_tile_f64_v3;
-#endif
-    (void)level;
-    return cyc_tile_f64_base;
-}
 typedef void (*cyc_dot_f32_t)(int, int, const float *, ptrdiff_t, ptrdiff_t, const float *,
                               ptrdiff_t, const ptrdiff_t *, const ptrdiff_t *, ptrdiff_t,
                               ptrdiff_t, float *, ptrdiff_t);
-typedef void (*cyc_dot_f64_t)(int, int, const double *, ptrdiff_t, ptrdiff_t, const double *,
-                              ptrdiff_t, const ptrdiff_t *, const ptrdiff_t *, ptrdiff_t,
-                              ptrdiff_t, double *, ptrdiff_t);
-static inline cyc_dot_f32_t cyc_dot_f32_at(int level) {
+
+/* NAME_at(level): the variant of a level (<= cyc_cpu_max_level(), checked by
+ * the caller). Callers read the level once per call, so a change of level
+ * never mixes two vector widths within one convolution. */
 #if CYC_HAVE_DISPATCH
-    if (level == CYC_LEVEL_V4) return cyc_dot_f32_v4;
-    if (level == CYC_LEVEL_V3) return cyc_dot_f32_v3;
-#endif
-    (void)level;
-    return cyc_dot_f32_base;
+#define CYC_DEFINE_AT(NAME)                                                          \
+static inline NAME##_t NAME##_at(int level) {                                        \
+    if (level == CYC_LEVEL_V4) return NAME##_v4;                                     \
+    if (level == CYC_LEVEL_V3) return NAME##_v3;                                     \
+    return NAME##_base;                                                              \
 }
-static inline cyc_dot_f64_t cyc_dot_f64_at(int level) {
-#if CYC_HAVE_DISPATCH
-    if (level == CYC_LEVEL_V4) return cyc_dot_f64_v4;
-    if (level == CYC_LEVEL_V3) return cyc_dot_f64_v3;
+#else
+#define CYC_DEFINE_AT(NAME)                                                          \
+static inline NAME##_t NAME##_at(int level) { (void)level; return NAME##_base; }
 #endif
-    (void)level;
-    return cyc_dot_f64_base;
-}
+CYC_DEFINE_AT(cyc_tile_f32)
+CYC_DEFINE_AT(cyc_tile_f64)
+CYC_DEFINE_AT(cyc_dot_f32)  /* the dot form serves float32 only (measured) */
+
+/* Lanes per vector of a level. */
 static inline int cyc_lanes(int level, int itemsize) {
     int bytes = 16;
 #if CYC_HAVE_DISPATCH

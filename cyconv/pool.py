@@ -41,7 +41,7 @@ _MAX_POOL_AREA = 2**24
 # module of the level the convolution kernels run at, so CYCONV_CPU_LEVEL and
 # the tests' level switch govern both. A module is imported only once its
 # level is selected, i.e. known to run on this CPU.
-_LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
+# Indexed like _conv.LEVELS (baseline, x86-64-v3, x86-64-v4).
 _LEVEL_MODULES = ("cyconv._pool", "cyconv._pool_v3", "cyconv._pool_v4")
 _LEVEL_VBYTES = (16, 32, 64)
 _loaded: dict[int, ModuleType] = {}
@@ -54,7 +54,7 @@ def _kernels(dtype: np.dtype[Any], channels: int) -> ModuleType:
     channels on AVX-512, say) take the widest lower level they fill: the
     kernels vectorise over channels, and a part-filled vector is scalar code.
     """
-    i = _LEVELS.index(_conv.cpu_level())
+    i = _conv.LEVELS.index(_conv.cpu_level())
     while i > 0 and channels * np.dtype(dtype).itemsize < _LEVEL_VBYTES[i]:
         i -= 1
     module = _loaded.get(i)
