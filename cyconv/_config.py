@@ -6,8 +6,6 @@ when installed (it is optional) to describe the OpenMP runtimes loaded.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import importlib
 import os
 import platform
@@ -32,14 +30,17 @@ _OPENMP_SPECS = {
 _RUNTIME_PREFIXES = ("libgomp", "libomp", "libiomp", "vcomp")
 
 
-class _DlInfo(ctypes.Structure):
-    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
-                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
-
-
 def _dladdr(address: int) -> str | None:
     # The shared object holding ``address`` (Linux, macOS, BSDs). dladdr is in
-    # libc since glibc 2.34, in libdl before.
+    # libc since glibc 2.34, in libdl before. ctypes is imported here, not at
+    # module level: `import cyconv` should not pay for a diagnostic.
+    import ctypes
+    import ctypes.util
+
+    class _DlInfo(ctypes.Structure):
+        _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                    ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
     for name in (None, ctypes.util.find_library("dl")):
         try:
             dladdr = ctypes.CDLL(name).dladdr
