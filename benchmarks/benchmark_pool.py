@@ -27,6 +27,11 @@ class MaxPool2d(_Pool):
     def time_backward(self, shape, dtype, threads):
         cyconv.max_pool2d_backward(self.dp, self.x, self.pool_size, **self.kw)
 
+    def time_forward_backward_indices(self, shape, dtype, threads):
+        # as a layer trains: the forward keeps the argmax, the backward uses it
+        _, indices = cyconv.max_pool2d(self.x, self.pool_size, return_indices=True, **self.kw)
+        cyconv.max_pool2d_backward(self.dp, self.x, self.pool_size, indices=indices, **self.kw)
+
 
 class AvgPool2d(_Pool):
     """avg_pool2d and avg_pool2d_backward (count_include_pad=True)."""

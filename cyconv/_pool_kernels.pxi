@@ -41,17 +41,17 @@ cdef extern from "_pool_simd.h":
     void cy_sum_block_f64(const double *xw, double *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
                           Py_ssize_t row_step, Py_ssize_t col_step, double scale, int nv) noexcept nogil
     void cy_argmax_block_f32(const float *xw, Py_ssize_t n_kh, Py_ssize_t n_kw,
-                             Py_ssize_t row_step, Py_ssize_t col_step, float k_first,
-                             float f_w, float *best, float *key, int nv) noexcept nogil
+                             Py_ssize_t row_step, Py_ssize_t col_step, int k_first,
+                             int f_w, float *best, int *key, int nv) noexcept nogil
     void cy_argmax_block_f64(const double *xw, Py_ssize_t n_kh, Py_ssize_t n_kw,
-                             Py_ssize_t row_step, Py_ssize_t col_step, double k_first,
-                             double f_w, double *best, double *key, int nv) noexcept nogil
-    void cy_route_first_block_f32(const float *dpi, const float *keyi, float *out,
+                             Py_ssize_t row_step, Py_ssize_t col_step, long long k_first,
+                             long long f_w, double *best, long long *key, int nv) noexcept nogil
+    void cy_route_first_block_f32(const float *dpi, const int *keyi, float *out,
                                   Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t ow0,
                                   Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
                                   Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t s_h,
                                   Py_ssize_t s_w, Py_ssize_t f_w, int nv) noexcept nogil
-    void cy_route_first_block_f64(const double *dpi, const double *keyi, double *out,
+    void cy_route_first_block_f64(const double *dpi, const long long *keyi, double *out,
                                   Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t ow0,
                                   Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
                                   Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t s_h,
@@ -70,6 +70,14 @@ cdef extern from "_pool_simd.h":
     void cy_max_route_disjoint_f64(const double *xw, double *dxw, const double *g,
                                    Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
                                    Py_ssize_t col_step, int all_ties, int nv) noexcept nogil
+    void cy_key_route_disjoint_f32(const int *key, float *dxw, const float *g,
+                                   Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
+                                   Py_ssize_t col_step, int k_first, int f_w,
+                                   int nv) noexcept nogil
+    void cy_key_route_disjoint_f64(const long long *key, double *dxw, const double *g,
+                                   Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
+                                   Py_ssize_t col_step, long long k_first, long long f_w,
+                                   int nv) noexcept nogil
     void cy_avg_spread_disjoint_f32(float *dxw, const float *g, Py_ssize_t n_kh,
                                     Py_ssize_t n_kw, Py_ssize_t row_step,
                                     Py_ssize_t col_step, float scale, int nv) noexcept nogil
@@ -238,24 +246,44 @@ def pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
                       oh, n_h, n_w, c_n, o_w, f_h, f_w, s_h, s_w, p_t, p_l)
 
 
+# Argmax keys: the tap index kh * f_w + kw of a window's first maximum, stored
+# as an integer of the data type's width (int32 for float32, int64 for float64)
+# so the vector blend and compare run on one lane width. pool.py allocates the
+# integer array and passes it viewed as the data type (one fused signature);
+# these two helpers are the only scalar code that reads or writes it.
+cdef inline void _put_key(floating *key, Py_ssize_t c, Py_ssize_t k) noexcept nogil:
+    if floating is float:
+        (<int *>key)[c] = <int>k
+    else:
+        (<long long *>key)[c] = k
+
+
+cdef inline Py_ssize_t _get_key(const floating *key, Py_ssize_t c) noexcept nogil:
+    if floating is float:
+        return (<const int *>key)[c]
+    else:
+        return <Py_ssize_t>(<const long long *>key)[c]
+
+
 cdef inline void _argmax_block(const floating *xw,
                                Py_ssize_t n_kh, Py_ssize_t n_kw,
                                Py_ssize_t row_step, Py_ssize_t col_step,
-                               floating k_first, floating f_w,
+                               Py_ssize_t k_first, Py_ssize_t f_w,
                                floating *best, floating *key,
                                Py_ssize_t nc) noexcept nogil:
     # best[c]: the window's first maximum (or first NaN); key[c]: its tap
-    # index kh * f_w + kw in the full window, as a float of the data type
-    # (exact: pool areas are < 2**24) so the vector blend has one lane width.
-    cdef floating v, k
+    # index kh * f_w + kw in the full window (see _put_key).
+    cdef floating v
     cdef const floating *xp
     cdef Py_ssize_t kh, kw, c
     cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
     if nv:
         if floating is float:
-            cy_argmax_block_f32(xw, n_kh, n_kw, row_step, col_step, k_first, f_w, best, key, <int>nv)
+            cy_argmax_block_f32(xw, n_kh, n_kw, row_step, col_step, <int>k_first, <int>f_w,
+                                best, <int *>key, <int>nv)
         else:
-            cy_argmax_block_f64(xw, n_kh, n_kw, row_step, col_step, k_first, f_w, best, key, <int>nv)
+            cy_argmax_block_f64(xw, n_kh, n_kw, row_step, col_step, k_first, f_w,
+                                best, <long long *>key, <int>nv)
         done = nv * (VBYTES // sizeof(floating))
         if done == nc:
             return
@@ -265,21 +293,20 @@ cdef inline void _argmax_block(const floating *xw,
         nc -= done
     for c in range(nc):
         best[c] = xw[c]
-        key[c] = k_first
+        _put_key(key, c, k_first)
     for kh in range(n_kh):
         for kw in range(n_kw):
             xp = xw + kh * row_step + kw * col_step
-            k = k_first + kh * f_w + kw
             for c in range(nc):
                 v = xp[c]
                 if _takes_over(v, best[c]):
                     best[c] = v
-                    key[c] = k
+                    _put_key(key, c, k_first + kh * f_w + kw)
 
 
 def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
                       floating[:, :, :, ::1] p,         # OUT (m, o_h, o_w, c)
-                      floating[:, :, :, ::1] key,       # OUT (m, o_h, o_w, c)
+                      floating[:, :, :, ::1] key,       # OUT (m, o_h, o_w, c), integers
                       Py_ssize_t f_h, Py_ssize_t f_w,
                       Py_ssize_t s_h, Py_ssize_t s_w,
                       Py_ssize_t p_t, Py_ssize_t p_l,
@@ -293,11 +320,12 @@ def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
     p : C-contiguous memoryview
         Output, as :func:`pool2d_forward` with ``is_max``.
     key : C-contiguous memoryview
-        For each output, the tap index ``kh * f_w + kw`` (in the full
-        window, padding included) of its first maximum or first NaN; -1 for
-        a window with no input element. Stored in the data's float type.
+        An int32 (float32 data) or int64 (float64 data) array viewed as the
+        data type: for each output, the tap index ``kh * f_w + kw`` (in the
+        full window, padding included) of its first maximum or first NaN;
+        -1 for a window with no input element.
     f_h, f_w, s_h, s_w, p_t, p_l, num_threads : int
-        As for :func:`pool2d_forward`; ``f_h * f_w`` must be < 2**24.
+        As for :func:`pool2d_forward`; ``f_h * f_w`` must be < 2**31.
     """
     cdef Py_ssize_t m = p.shape[0], o_h = p.shape[1], o_w = p.shape[2]
     cdef Py_ssize_t c_n = p.shape[3], n_h = x.shape[1], n_w = x.shape[2]
@@ -320,15 +348,17 @@ def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
                 if kh0 >= kh1 or kw0 >= kw1:  # window wholly in the padding
                     for c in range(c_n):
                         pp[c] = -INFINITY
-                        kp[c] = -1
+                        _put_key(kp, c, -1)
                     continue
                 xw = &x[i, oh * s_h - p_t + kh0, ow * s_w - p_l + kw0, 0]
                 c0 = 0
-                while c0 < c_n:
+                while c0 + CB <= c_n:  # full blocks: a constant count the C compiler unrolls
                     _argmax_block(xw + c0, kh1 - kh0, kw1 - kw0, row_step, c_n,
-                                  <floating>(kh0 * f_w + kw0), <floating>f_w,
-                                  pp + c0, kp + c0, min(CB, c_n - c0))
+                                  kh0 * f_w + kw0, f_w, pp + c0, kp + c0, CB)
                     c0 = c0 + CB
+                if c0 < c_n:
+                    _argmax_block(xw + c0, kh1 - kh0, kw1 - kw0, row_step, c_n,
+                                  kh0 * f_w + kw0, f_w, pp + c0, kp + c0, c_n - c0)
 
 
 cdef inline void _route_block(const floating *dpi, const floating *keyi,
@@ -340,10 +370,11 @@ cdef inline void _route_block(const floating *dpi, const floating *keyi,
                               Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t f_w,
                               Py_ssize_t nc) noexcept nogil:
     # out[c] = sum of dp over the covering windows that route to this input:
-    # first-maximum rule (key = tap index) or, with all_ties, every window
-    # whose maximum (key = max) equals the input value xv[c].
+    # first-maximum rule (key = integer tap index, see _put_key) or, with
+    # all_ties, every window whose maximum (key = max) equals the input value
+    # xv[c].
     cdef floating acc[CB]
-    cdef floating k
+    cdef Py_ssize_t k
     cdef Py_ssize_t oh, ow, c, at
     cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
     if nv:
@@ -353,10 +384,11 @@ cdef inline void _route_block(const floating *dpi, const floating *keyi,
             else:
                 cy_route_ties_block_f64(dpi, keyi, xv, out, oh0, oh1, ow0, ow1, o_w, c_n, <int>nv)
         elif floating is float:
-            cy_route_first_block_f32(dpi, keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
+            cy_route_first_block_f32(dpi, <const int *>keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
                                      ph, pw, s_h, s_w, f_w, <int>nv)
         else:
-            cy_route_first_block_f64(dpi, keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
+            cy_route_first_block_f64(dpi, <const long long *>keyi, out, oh0, oh1, ow0, ow1,
+                                     o_w, c_n,
                                      ph, pw, s_h, s_w, f_w, <int>nv)
         done = nv * (VBYTES // sizeof(floating))
         if done == nc:
@@ -373,7 +405,7 @@ cdef inline void _route_block(const floating *dpi, const floating *keyi,
             at = (oh * o_w + ow) * c_n
             k = (ph - oh * s_h) * f_w + (pw - ow * s_w)
             for c in range(nc):
-                if (keyi[at + c] == xv[c]) if all_ties else (keyi[at + c] == k):
+                if (keyi[at + c] == xv[c]) if all_ties else (_get_key(keyi, at + c) == k):
                     acc[c] = acc[c] + dpi[at + c]
     for c in range(nc):
         out[c] = acc[c]
@@ -402,8 +434,9 @@ def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c
     dp : C-contiguous memoryview
         Output gradient.
     key : C-contiguous memoryview
-        From :func:`max_pool2d_argmax`: the tap index of each window's first
-        maximum, or with ``all_ties`` the window maxima ``p``.
+        From :func:`max_pool2d_argmax` (integers viewed as the data type):
+        the tap index of each window's first maximum; any other value routes
+        nowhere. With ``all_ties``, the window maxima ``p`` instead.
     dx : C-contiguous memoryview, non-empty
         Input gradient, fully overwritten.
     cover_h, cover_w : C-contiguous memoryviews
@@ -432,13 +465,17 @@ def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c
                 dxp = &dx[i, ih, iw, 0]
                 xv = &x[i, ih, iw, 0]
                 c0 = 0
-                while c0 < c_n:
+                while c0 + CB <= c_n:  # full blocks: a constant count the C compiler unrolls
                     _route_block(dpi + c0, ki + c0, xv + c0, dxp + c0, all_ties,
                                  cover_h[ih, 0], cover_h[ih, 1],
                                  cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
-                                 ih + p_t, iw + p_l, s_h, s_w, f_w,
-                                 min(CB, c_n - c0))
+                                 ih + p_t, iw + p_l, s_h, s_w, f_w, CB)
                     c0 = c0 + CB
+                if c0 < c_n:
+                    _route_block(dpi + c0, ki + c0, xv + c0, dxp + c0, all_ties,
+                                 cover_h[ih, 0], cover_h[ih, 1],
+                                 cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
+                                 ih + p_t, iw + p_l, s_h, s_w, f_w, c_n - c0)
 
 
 cdef inline void _spread_block(const floating *dpi, floating *out,
@@ -529,17 +566,27 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c
 
 
 cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floating *g,
-                                 bint is_max, bint all_ties, floating scale,
-                                 Py_ssize_t n_kh, Py_ssize_t n_kw,
+                                 const floating *kp, bint is_max, bint all_ties, bint by_key,
+                                 floating scale, Py_ssize_t n_kh, Py_ssize_t n_kw,
                                  Py_ssize_t row_step, Py_ssize_t col_step,
+                                 Py_ssize_t k_first, Py_ssize_t f_w,
                                  Py_ssize_t nc) noexcept nogil:
     # Backward of one disjoint window for nc channels: write every tap.
+    # by_key (max only): route by the forward's argmax keys kp (see _put_key)
+    # instead of searching the window in x.
     cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
     cdef Py_ssize_t kh, kw, c, at
     cdef floating best
     cdef Py_ssize_t first
     if nv:
-        if is_max:
+        if by_key:
+            if floating is float:
+                cy_key_route_disjoint_f32(<const int *>kp, dxw, g, n_kh, n_kw, row_step,
+                                          col_step, <int>k_first, <int>f_w, <int>nv)
+            else:
+                cy_key_route_disjoint_f64(<const long long *>kp, dxw, g, n_kh, n_kw, row_step,
+                                          col_step, k_first, f_w, <int>nv)
+        elif is_max:
             if floating is float:
                 cy_max_route_disjoint_f32(xw, dxw, g, n_kh, n_kw, row_step, col_step,
                                           all_ties, <int>nv)
@@ -556,8 +603,15 @@ cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floati
         xw += done
         dxw += done
         g += done
+        kp += done
         nc -= done
     for c in range(nc):
+        if by_key:
+            for kh in range(n_kh):
+                for kw in range(n_kw):
+                    if _get_key(kp, c) == k_first + kh * f_w + kw:
+                        dxw[kh * row_step + kw * col_step + c] = g[c]
+            continue
         if not is_max:
             for kh in range(n_kh):
                 for kw in range(n_kw):
@@ -583,8 +637,9 @@ cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floati
 
 def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c)
                              const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c)
+                             const floating[:, :, :, ::1] key,  # IN  (m, o_h, o_w, c), by_key
                              floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c), zeroed
-                             bint is_max, bint all_ties, bint count_include_pad,
+                             bint is_max, bint all_ties, bint by_key, bint count_include_pad,
                              Py_ssize_t f_h, Py_ssize_t f_w,
                              Py_ssize_t s_h, Py_ssize_t s_w,
                              Py_ssize_t p_t, Py_ssize_t p_l,
@@ -599,14 +654,19 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
     Parameters
     ----------
     x : C-contiguous memoryview, non-empty
-        Forward input (max only; any array of the right shape for average).
+        Forward input (max without ``by_key`` only; any array of the right
+        shape otherwise).
     dp : C-contiguous memoryview
         Output gradient.
+    key : C-contiguous memoryview
+        With ``by_key``: the forward's argmax keys (integers viewed as the
+        data type, see :func:`max_pool2d_argmax`); any array of ``dp``'s
+        shape otherwise.
     dx : C-contiguous memoryview, zero-filled
         Input gradient; elements outside every window stay 0.
-    is_max, all_ties, count_include_pad : bool
-        Max (first maximum, or every tied maximum) or average pooling, and
-        the average's divisor rule.
+    is_max, all_ties, by_key, count_include_pad : bool
+        Max (first maximum, or every tied maximum, or routed by ``key``) or
+        average pooling, and the average's divisor rule.
     f_h, f_w, s_h, s_w, p_t, p_l, num_threads : int
         As for :func:`pool2d_forward`; ``s_h >= f_h`` and ``s_w >= f_w``.
     """
@@ -635,10 +695,12 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
                 c0 = 0
                 while c0 + CB <= c_n:  # full blocks: a constant count the C compiler unrolls
                     _disjoint_block(&x[i, 0, 0, 0] + at + c0, &dx[i, 0, 0, 0] + at + c0,
-                                    &dp[i, oh, ow, 0] + c0, is_max, all_ties, scale,
-                                    kh1 - kh0, kw1 - kw0, row_step, c_n, CB)
+                                    &dp[i, oh, ow, 0] + c0, &key[i, oh, ow, 0] + c0,
+                                    is_max, all_ties, by_key, scale, kh1 - kh0, kw1 - kw0,
+                                    row_step, c_n, kh0 * f_w + kw0, f_w, CB)
                     c0 = c0 + CB
                 if c0 < c_n:
                     _disjoint_block(&x[i, 0, 0, 0] + at + c0, &dx[i, 0, 0, 0] + at + c0,
-                                    &dp[i, oh, ow, 0] + c0, is_max, all_ties, scale,
-                                    kh1 - kh0, kw1 - kw0, row_step, c_n, c_n - c0)
+                                    &dp[i, oh, ow, 0] + c0, &key[i, oh, ow, 0] + c0,
+                                    is_max, all_ties, by_key, scale, kh1 - kh0, kw1 - kw0,
+                                    row_step, c_n, kh0 * f_w + kw0, f_w, c_n - c0)

@@ -12,9 +12,9 @@
  * Semantics (shared with the scalar tail loops in _pool_kernels.pxi):
  *   max:    a value takes over the running maximum if strictly greater, or
  *           if it is the window's first NaN (ties keep the first maximum).
- *   argmax: the tap index kh * f_w + kw of that maximum, kept as a float of
- *           the data type (exact: pool areas are < 2**24) so the blend runs
- *           on one lane width.
+ *   argmax: the tap index kh * f_w + kw of that maximum, kept as an integer
+ *           of the data type's width (int32 for float32, int64 for float64)
+ *           so the blend runs on one lane width.
  *   route:  max-pool backward in gather form: each input element sums the
  *           gradients of the covering windows whose argmax names it.
  */
@@ -50,7 +50,8 @@ static inline cy_v##SUF cy_blend_##SUF(cy_bits take, cy_v##SUF a, cy_v##SUF b) {
 static inline cy_bits cy_takes_over_##SUF(cy_v##SUF v, cy_v##SUF best) {            \
     /* masks go to 32-bit lanes at once: GCC handles 64-bit lane masks of   */      \
     /* comparisons through scalar code on SSE2                              */      \
-    return (cy_bits)(v > best) | ((cy_bits)(v != v) & (cy_bits)(best == best));     \
+    /* !(v <= best) is v > best or either is NaN; a NaN best keeps its place */    \
+    return ~(cy_bits)(v <= best) & (cy_bits)(best == best);                          \
 }                                                                                    \
                                                                                      \
 /* out[c] = max over the n_kh x n_kw taps starting at xw. The running max */      \
@@ -99,31 +100,33 @@ static inline __attribute__((always_inline)) void cy_sum_block_##SUF(const T *xw
 }                                                                                    \
                                                                                      \
 /* best[c] = first maximum of the window starting at xw (at least one tap), */      \
-/* key[c] = its tap index kh * f_w + kw in the full window, as a T (exact: */      \
-/* pool areas are < 2**24); k_first is the index of the first real tap.   */      \
+/* key[c] = its tap index kh * f_w + kw in the full window, an integer of  */      \
+/* T's width (IT) so the blend runs on one lane width; k_first is the     */      \
+/* index of the first real tap.                                            */      \
 static inline __attribute__((always_inline)) void cy_argmax_block_##SUF(const T *xw, ptrdiff_t n_kh,              \
                                          ptrdiff_t n_kw, ptrdiff_t row_step,         \
-                                         ptrdiff_t col_step, T k_first, T f_w,       \
-                                         T *best, T *key, int nv) {                          \
-    cy_v##SUF b[CY_NV_##SUF], k[CY_NV_##SUF];                                        \
+                                         ptrdiff_t col_step, IT k_first, IT f_w,     \
+                                         T *best, IT *key, int nv) {                 \
+    cy_v##SUF b[CY_NV_##SUF];                                                        \
+    cy_m##SUF k[CY_NV_##SUF];                                                        \
     for (int j = 0; j < nv; j++) {                                          \
         b[j] = cy_load_##SUF(xw + j * CY_NL_##SUF);                                  \
-        k[j] = (cy_v##SUF){0} + k_first;                                             \
+        k[j] = (cy_m##SUF){0} + k_first;                                             \
     }                                                                                \
     for (ptrdiff_t kh = 0; kh < n_kh; kh++)                                          \
         for (ptrdiff_t kw = 0; kw < n_kw; kw++) {                                    \
-            cy_v##SUF kv = (cy_v##SUF){0} + (k_first + (T)kh * f_w + (T)kw);         \
+            cy_m##SUF kv = (cy_m##SUF){0} + (IT)(k_first + (IT)kh * f_w + (IT)kw);   \
             const T *xp = xw + kh * row_step + kw * col_step;                        \
             for (int j = 0; j < nv; j++) {                                  \
                 cy_v##SUF v = cy_load_##SUF(xp + j * CY_NL_##SUF);                    \
                 cy_bits take = cy_takes_over_##SUF(v, b[j]);                       \
                 b[j] = cy_blend_##SUF(take, v, b[j]);                                \
-                k[j] = cy_blend_##SUF(take, kv, k[j]);                               \
+                k[j] = (cy_m##SUF)((take & (cy_bits)kv) | (~take & (cy_bits)k[j]));  \
             }                                                                        \
         }                                                                            \
     for (int j = 0; j < nv; j++) {                                          \
         cy_store_##SUF(best + j * CY_NL_##SUF, b[j]);                                \
-        cy_store_##SUF(key + j * CY_NL_##SUF, k[j]);                                 \
+        memcpy(key + j * CY_NL_##SUF, &k[j], sizeof k[j]);                           \
     }                                                                                \
 }                                                                                    \
                                                                                      \
@@ -131,7 +134,7 @@ static inline __attribute__((always_inline)) void cy_argmax_block_##SUF(const T 
 /* [oh0, oh1) x [ow0, ow1) covering input (ih, iw) whose key[oh, ow, c]     */      \
 /* names this input: its tap index (ph - oh*s_h) * f_w + (pw - ow*s_w),     */      \
 /* with ph = ih + p_top, pw = iw + p_left.                                   */      \
-static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(const T *dpi, const T *keyi, T *out,  \
+static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(const T *dpi, const IT *keyi, T *out, \
                                               ptrdiff_t oh0, ptrdiff_t oh1,         \
                                               ptrdiff_t ow0, ptrdiff_t ow1,         \
                                               ptrdiff_t o_w, ptrdiff_t c_n,         \
@@ -144,11 +147,12 @@ static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(con
     for (ptrdiff_t oh = oh0; oh < oh1; oh++)                                         \
         for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                   \
             ptrdiff_t at = (oh * o_w + ow) * c_n;                                    \
-            cy_v##SUF kv = (cy_v##SUF){0}                                            \
-                + (T)((ph - oh * s_h) * f_w + (pw - ow * s_w));                      \
+            cy_m##SUF kv = (cy_m##SUF){0}                                            \
+                + (IT)((ph - oh * s_h) * f_w + (pw - ow * s_w));                     \
             for (int j = 0; j < nv; j++) {                                  \
                 cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);              \
-                cy_v##SUF key = cy_load_##SUF(keyi + at + j * CY_NL_##SUF);           \
+                cy_m##SUF key;                                                       \
+                memcpy(&key, keyi + at + j * CY_NL_##SUF, sizeof key);               \
                 acc[j] += (cy_v##SUF)((cy_bits)(key == kv) & (cy_bits)g);              \
             }                                                                        \
         }                                                                            \
@@ -225,6 +229,30 @@ static inline __attribute__((always_inline)) void cy_max_route_disjoint_##SUF(co
                     cy_store_##SUF(dxw + at + j * CY_NL_##SUF,                       \
                                    (cy_v##SUF)(hit & (cy_bits)gv[j]));               \
                 }                                                                    \
+        }                                                                            \
+}                                                                                    \
+                                                                                     \
+/* As cy_max_route_disjoint, routed by the forward's argmax keys (integer  */      \
+/* tap indices in the full window; k_first is the first real tap's index):  */      \
+/* no search of x. A key naming no real tap routes nowhere.                 */      \
+static inline __attribute__((always_inline)) void cy_key_route_disjoint_##SUF(const IT *key, T *dxw,              \
+                                               const T *g, ptrdiff_t n_kh,          \
+                                               ptrdiff_t n_kw, ptrdiff_t row_step,  \
+                                               ptrdiff_t col_step, IT k_first,      \
+                                               IT f_w, int nv) {                    \
+    cy_m##SUF k[CY_NV_##SUF];                                                        \
+    cy_v##SUF gv[CY_NV_##SUF];                                                       \
+    for (int j = 0; j < nv; j++) {                                                   \
+        memcpy(&k[j], key + j * CY_NL_##SUF, sizeof k[j]);                           \
+        gv[j] = cy_load_##SUF(g + j * CY_NL_##SUF);                                  \
+    }                                                                                \
+    for (ptrdiff_t kh = 0; kh < n_kh; kh++)                                          \
+        for (ptrdiff_t kw = 0; kw < n_kw; kw++) {                                    \
+            cy_m##SUF kv = (cy_m##SUF){0} + (IT)(k_first + (IT)kh * f_w + (IT)kw);   \
+            ptrdiff_t at = kh * row_step + kw * col_step;                            \
+            for (int j = 0; j < nv; j++)                                             \
+                cy_store_##SUF(dxw + at + j * CY_NL_##SUF,                           \
+                               (cy_v##SUF)((cy_bits)(k[j] == kv) & (cy_bits)gv[j])); \
         }                                                                            \
 }                                                                                    \
                                                                                      \

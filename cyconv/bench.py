@@ -25,7 +25,11 @@ of ``conv2d_backward``, each timed alone: cyconv's halves run the same kernels
 ``conv2d_backward`` runs (tests check they give its exact results), torch's
 ``aten.convolution_backward`` gets the matching ``output_mask``. Pools:
 ``max_fwd``, ``max_fb`` (forward then backward), ``avg_fwd``, ``avg_fb``;
-torch's backward goes through autograd.
+torch's backward goes through autograd. cyconv's ``max_fb`` keeps the argmax
+as torch does (``max_pool2d(..., return_indices=True)``, then
+``max_pool2d_backward(..., indices=...)``, as :class:`cyconv.layers.MaxPool2D`
+trains); the backward from ``x`` alone is timed by the asv suite
+``benchmark_pool.MaxPool2d.time_backward``.
 
 The shape table :data:`SHAPES` is shared with the asv suites in ``benchmarks/``.
 This module imports only the standard library and NumPy at import time (the
@@ -181,8 +185,12 @@ def cyconv_op(name, op, data, threads):
         return lambda: cyconv.avg_pool2d(x, k, stride=s, padding=p, num_threads=n)
     if op == "max_fb":
         def max_fb():
-            cyconv.max_pool2d(x, k, stride=s, padding=p, num_threads=n)
-            return cyconv.max_pool2d_backward(dp, x, k, stride=s, padding=p, num_threads=n)
+            # as torch's autograd and cyconv.layers.MaxPool2D do: the forward
+            # keeps the argmax, the backward routes by it
+            _, indices = cyconv.max_pool2d(x, k, stride=s, padding=p, num_threads=n,
+                                           return_indices=True)
+            return cyconv.max_pool2d_backward(dp, x, k, stride=s, padding=p, num_threads=n,
+                                              indices=indices)
         return max_fb
     if op == "avg_fb":
         def avg_fb():

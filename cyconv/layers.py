@@ -366,8 +366,10 @@ class MaxPool2D(_KernelLayer):
 
     Notes
     -----
-    ``(m, n_H, n_W, C) -> (m, n_H_out, n_W_out, C)``; keeps its input in
-    training mode (backward finds each window's maximum again).
+    ``(m, n_H, n_W, C) -> (m, n_H_out, n_W_out, C)``; in training mode keeps
+    each window's argmax (``max_pool2d(..., return_indices=True)``) and the
+    input's shape and dtype, not the input, so backward routes the gradient
+    without searching the windows again.
     """
 
     def __init__(self, pool_size: IntPair, stride: IntPair | None = None, padding: Padding = 0,
@@ -377,16 +379,21 @@ class MaxPool2D(_KernelLayer):
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C) -> (m, n_H_out, n_W_out, C)``."""
-        p = self._kernel("max_pool2d", x, self.pool_size, stride=self.stride,
-                         padding=self.padding)
-        self._keep(x)
-        return p
+        if not self.training:
+            return self._kernel("max_pool2d", x, self.pool_size, stride=self.stride,
+                                padding=self.padding)
+        p, indices = self._kernel("max_pool2d", x, self.pool_size, stride=self.stride,
+                                  padding=self.padding, return_indices=True)
+        x = np.asarray(x)
+        # backward reads only the shape and dtype of x: a zero-stride stand-in
+        self._keep((np.broadcast_to(np.zeros((), x.dtype), x.shape), indices))
+        return p  # type: ignore[no-any-return]
 
     def backward(self, dout: npt.ArrayLike) -> FloatArray:
         """``dout`` shaped like the output -> ``dx`` shaped like the input."""
-        x = self._take()
+        x, indices = self._take()
         return self._kernel("max_pool2d_backward", dout, x, self.pool_size,
-                            stride=self.stride, padding=self.padding)
+                            stride=self.stride, padding=self.padding, indices=indices)
 
     def _describe(self) -> str:
         return f"{self.pool_size!r}, stride={self.stride!r}, padding={self.padding!r}"

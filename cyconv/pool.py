@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +35,12 @@ __all__ = [
 ]
 
 
-_MAX_POOL_AREA = 2**24
+# Argmax indices are integers of the data type's width (int32 for float32,
+# int64 for float64), so the kernels select them in the data's vector lanes.
+_INDEX_DTYPE: dict[np.dtype[Any], np.dtype[Any]] = {
+    np.dtype(np.float32): np.dtype(np.int32), np.dtype(np.float64): np.dtype(np.int64)}
+_MAX_POOL_AREA = 2**31  # tap indices must fit int32
+IndexArray = npt.NDArray[np.signedinteger[Any]]
 
 # The pooling kernels are built once per CPU level (setup.py); calls use the
 # module of the level the convolution kernels run at, so CYCONV_CPU_LEVEL and
@@ -86,8 +91,17 @@ def _check_dp(dp: npt.NDArray[Any], shape: tuple[int, ...]) -> None:
         raise ValueError(f"dp must have the forward output's shape {shape}, got {dp.shape}")
 
 
+@overload
+def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = ...,
+               padding: Padding = ..., num_threads: Int | None = ...,
+               return_indices: Literal[False] = ...) -> FloatArray: ...
+@overload
+def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = ...,
+               padding: Padding = ..., num_threads: Int | None = ...,
+               return_indices: Literal[True]) -> tuple[FloatArray, IndexArray]: ...
 def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
-               padding: Padding = 0, num_threads: Int | None = None) -> FloatArray:
+               padding: Padding = 0, num_threads: Int | None = None,
+               return_indices: bool = False) -> FloatArray | tuple[FloatArray, IndexArray]:
     """Max pooling of NHWC data.
 
     Parameters
@@ -102,11 +116,24 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         As for :func:`cyconv.conv2d`; padded positions count as -inf.
     num_threads : int, optional
         OpenMP threads; default every usable core.
+    return_indices : bool, default False
+        Also return where each maximum is, for
+        ``max_pool2d_backward(..., indices=...)``: the backward then routes
+        gradients without searching the windows again.
 
     Returns
     -------
     p : ndarray, shape (m, n_H_out, n_W_out, C)
         float32 for float32 (and float16) input, float64 otherwise.
+    indices : ndarray, shape (m, n_H_out, n_W_out, C)
+        Only with ``return_indices``. For each output, the position of its
+        window's first maximum (or first NaN) within the window, counted
+        row-major over the full ``f_h x f_w`` window with padding included:
+        ``kh * f_w + kw``. -1 for a window lying wholly in the padding.
+        int32 for float32 ``p``, int64 for float64 (an integer of the data's
+        width). Note: PyTorch's indices count positions in the input plane
+        instead; here ``ih = h * s_h - pad_top + indices // f_w`` and
+        ``iw = w * s_w - pad_left + indices % f_w``.
 
     Notes
     -----
@@ -121,24 +148,39 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     >>> cyconv.max_pool2d(x, 2)[0, :, :, 0]
     array([[ 5.,  7.],
            [13., 15.]])
+    >>> p, indices = cyconv.max_pool2d(x, 2, return_indices=True)
+    >>> indices[0, :, :, 0]
+    array([[3, 3],
+           [3, 3]])
     """
     x = as_array(x, "x", 4)
     dtype = result_dtype(x=x)
     f, s, pads, shape = _geometry("max_pool2d", x.shape, pool_size, stride, padding)
     n_threads = resolve_num_threads(num_threads)
+    if return_indices and f[0] * f[1] >= _MAX_POOL_AREA:
+        raise ValueError(f"pool_size must cover fewer than 2**31 elements with "
+                         f"return_indices=True, got {f[0]} x {f[1]}")
     p = np.empty(shape, dtype=dtype)
+    indices = np.empty(shape, dtype=_INDEX_DTYPE[dtype]) if return_indices else None
     if x.size == 0:  # every window lies in the padding (or there are none)
         p.fill(-np.inf)
+        if indices is not None:
+            indices.fill(-1)
     elif p.size:
         kernels = _kernels(dtype, x.shape[3])
-        kernels.pool2d_forward(as_float_array(x, dtype), p, True, False, f[0], f[1], s[0], s[1],
-                               pads[0][0], pads[1][0], n_threads)
-    return p
+        if indices is not None:
+            kernels.max_pool2d_argmax(as_float_array(x, dtype), p, indices.view(dtype),
+                                      f[0], f[1], s[0], s[1], pads[0][0], pads[1][0], n_threads)
+        else:
+            kernels.pool2d_forward(as_float_array(x, dtype), p, True, False, f[0], f[1],
+                                   s[0], s[1], pads[0][0], pads[1][0], n_threads)
+    return p if indices is None else (p, indices)
 
 
 def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair, *,
                         stride: IntPair | None = None, padding: Padding = 0,
-                        num_threads: Int | None = None) -> FloatArray:
+                        num_threads: Int | None = None,
+                        indices: npt.ArrayLike | None = None) -> FloatArray:
     """Gradient of :func:`max_pool2d` with respect to its input.
 
     Parameters
@@ -146,9 +188,16 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
     dp : array_like, shape (m, n_H_out, n_W_out, C)
         Gradient of the loss with respect to the pooled output.
     x : array_like, shape (m, n_H, n_W, C)
-        The forward input (windows are recomputed from it).
+        The forward input (windows are recomputed from it). With ``indices``
+        only its shape and dtype are used.
     pool_size, stride, padding, num_threads
         As given to :func:`max_pool2d`.
+    indices : array_like of int, shape (m, n_H_out, n_W_out, C), optional
+        From ``max_pool2d(..., return_indices=True)`` with the same
+        arguments: each window's gradient goes to the element they name,
+        and ``x``'s values are not read. A value naming no input element of
+        its window (negative, ``>= f_h * f_w`` or in the padding) passes no
+        gradient. Fastest as returned (int32 for float32, int64 for float64).
 
     Returns
     -------
@@ -165,9 +214,11 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
     Raises
     ------
     ValueError
-        Besides the argument checks of :func:`max_pool2d`: a pool of 2**24
-        elements or more (the window's tap index travels as a float of the
-        data type, exact below 2**24).
+        Besides the argument checks of :func:`max_pool2d`: a pool of 2**31
+        elements or more (tap indices are int32 for float32 data), or
+        ``indices`` not shaped like ``dp``.
+    TypeError
+        ``indices`` not of an integer dtype.
 
     Examples
     --------
@@ -176,43 +227,78 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
     >>> cyconv.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2)[0, :, :, 0]
     array([[1., 0.],
            [0., 0.]])
+    >>> x = np.array([1.0, 5.0, 2.0, 4.0]).reshape(1, 2, 2, 1)
+    >>> p, indices = cyconv.max_pool2d(x, 2, return_indices=True)
+    >>> cyconv.max_pool2d_backward(np.ones_like(p), x, 2, indices=indices)[0, :, :, 0]
+    array([[0., 1.],
+           [0., 0.]])
     """
-    return _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads, all_ties=False)
+    return _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads,
+                                all_ties=False, indices=indices)
+
+
+def _as_indices(indices: npt.ArrayLike, shape: tuple[int, ...], dtype: np.dtype[Any],
+                area: int) -> IndexArray:
+    # The kernels' key form: C-contiguous integers of the data's width.
+    a = as_array(indices, "indices", 4)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integers (from max_pool2d(..., return_indices=True)), "
+                        f"got dtype {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"indices must have the forward output's shape {shape}, got {a.shape}")
+    want = _INDEX_DTYPE[dtype]
+    if a.dtype != want:
+        # Values outside [0, area) route nowhere; clipping first keeps them
+        # so through a narrowing cast (2**32 + 3 must not become 3).
+        a = np.clip(a, -1, area).astype(want)
+    return np.ascontiguousarray(a)
 
 
 def _max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
                          stride: IntPair | None, padding: Padding, num_threads: Int | None,
-                         all_ties: bool) -> FloatArray:
+                         all_ties: bool, indices: npt.ArrayLike | None = None) -> FloatArray:
     # all_ties=True gives the course's mask rule (used by cyconv.compat).
     dp = as_array(dp, "dp", 4)
     x = as_array(x, "x", 4)
     dtype = result_dtype(dp=dp, x=x)
     f, s, pads, shape = _geometry("max_pool2d_backward", x.shape, pool_size, stride, padding)
     if f[0] * f[1] >= _MAX_POOL_AREA:
-        # Tap indices travel in the data's float type (exact below 2**24).
-        raise ValueError(f"pool_size must cover fewer than 2**24 elements for "
+        raise ValueError(f"pool_size must cover fewer than 2**31 elements for "
                          f"max_pool2d_backward, got {f[0]} x {f[1]}")
     _check_dp(dp, shape)
+    key = None if indices is None else _as_indices(indices, shape, dtype, f[0] * f[1])
     n_threads = resolve_num_threads(num_threads)
     if dp.size == 0 or x.size == 0:
         return np.zeros(x.shape, dtype=dtype)
-    x_c = as_float_array(x, dtype)
-    if s[0] >= f[0] and s[1] >= f[1]:  # disjoint windows: one direct pass
+    dp_c = as_float_array(dp, dtype)
+    kernels = _kernels(dtype, x.shape[3])
+    disjoint = s[0] >= f[0] and s[1] >= f[1]
+    if key is not None and disjoint:  # one direct pass, routed by the forward's indices
         dx = np.zeros(x.shape, dtype=dtype)
-        kernels = _kernels(dtype, x.shape[3])
-        kernels.pool2d_backward_disjoint(x_c, as_float_array(dp, dtype), dx, True, all_ties,
+        kernels.pool2d_backward_disjoint(dx, dp_c, key.view(dtype), dx, True, False, True,
                                          False, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
                                          n_threads)
         return dx
+    if key is not None:  # gather form, routed by the forward's indices
+        dx = np.empty(x.shape, dtype=dtype)
+        cover = _cover_tables(x.shape, f, s, pads, shape, dtype)
+        kernels.max_pool2d_backward(dx, dp_c, key.view(dtype), dx, cover[0], cover[1], f[1],
+                                    s[0], s[1], pads[0][0], pads[1][0], False, n_threads)
+        return dx
+    x_c = as_float_array(x, dtype)
+    if disjoint:  # one direct pass; each window's maximum is found in registers
+        dx = np.zeros(x.shape, dtype=dtype)
+        kernels.pool2d_backward_disjoint(x_c, dp_c, dp_c, dx, True, all_ties, False, False,
+                                         f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                         n_threads)
+        return dx
     p = np.empty(shape, dtype=dtype)
-    key = np.empty(shape, dtype=dtype)
-    kernels = _kernels(dtype, x.shape[3])
-    kernels.max_pool2d_argmax(x_c, p, key, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                              n_threads)
+    key = np.empty(shape, dtype=_INDEX_DTYPE[dtype])
+    kernels.max_pool2d_argmax(x_c, p, key.view(dtype), f[0], f[1], s[0], s[1],
+                              pads[0][0], pads[1][0], n_threads)
     dx = np.empty(x.shape, dtype=dtype)
-    cover = [_window_table(n, f_, s_, pad, o, True, dtype)[0]
-             for n, f_, s_, pad, o in zip(x.shape[1:3], f, s, pads, shape[1:3])]
-    kernels.max_pool2d_backward(x_c, as_float_array(dp, dtype), p if all_ties else key, dx,
+    cover = _cover_tables(x.shape, f, s, pads, shape, dtype)
+    kernels.max_pool2d_backward(x_c, dp_c, p if all_ties else key.view(dtype), dx,
                                 cover[0], cover[1], f[1], s[0], s[1], pads[0][0], pads[1][0],
                                 all_ties, n_threads)
     return dx
@@ -325,7 +411,8 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
         dx = np.zeros(x_shape, dtype=dtype)
         # x is not read for average pooling: dx stands in for it.
         kernels = _kernels(dtype, dx.shape[3])
-        kernels.pool2d_backward_disjoint(dx, dp_c, dx, False, False, bool(count_include_pad),
+        kernels.pool2d_backward_disjoint(dx, dp_c, dp_c, dx, False, False, False,
+                                         bool(count_include_pad),
                                          f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
                                          n_threads)
         return dx
@@ -340,6 +427,14 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
     kernels.avg_pool2d_backward(dp_c, dx, cover_h, cover_w,
                                 inv_h, inv_w, n_threads)
     return dx
+
+
+def _cover_tables(x_shape: tuple[int, ...], f: tuple[int, int], s: tuple[int, int], pads: Pads,
+                  shape: tuple[int, ...], dtype: np.dtype[np.floating[Any]],
+                  ) -> list[npt.NDArray[np.intp]]:
+    # Max-pool backward's [begin, end) of covering outputs, per input row and column.
+    return [_window_table(n, f_, s_, pad, o, True, dtype)[0]
+            for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3])]
 
 
 def _window_table(n: int, f: int, s: int, pad: tuple[int, int], n_out: int,

@@ -322,7 +322,8 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
 # --------------------------------------------------------------------------
 
 def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
-               padding: Padding = 0) -> FloatArray:
+               padding: Padding = 0, return_indices: bool = False,
+               ) -> Any:
     r"""2-D max pooling of NHWC input, each channel separately.
 
     Parameters
@@ -335,6 +336,8 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         Step of the window; ``None`` (default) means ``pool_size``.
     padding : int, (int, int), ((int, int), (int, int)), 'valid' or 'same'
         As in :func:`conv2d`; padded positions count as ``-inf``.
+    return_indices : bool, default False
+        Also return each maximum's position in its window.
 
     Returns
     -------
@@ -342,6 +345,11 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         Window maxima, with the result type of ``x`` (float64 for integer
         input). A window holding a NaN gives NaN; a window lying entirely in
         the padding gives ``-inf``.
+    indices : ndarray, shape (m, n_H, n_W, n_C)
+        Only with ``return_indices``: ``kh * f_w + kw`` of the maximum
+        ``xpad[i, h s_h + k_h, w s_w + k_w, c]`` counted over the full window,
+        padding included; -1 for a window wholly in the padding. int32 for
+        float32 ``p``, int64 otherwise.
 
     Raises
     ------
@@ -367,18 +375,29 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     x = _as_4d(x, "x")
     dtype = _dtype(x)
     x = x.astype(dtype, copy=False)
+    (_, f_w), (s_h, s_w), ((top, _), (left, _)), _ = _pool_geometry(
+        x.shape, pool_size, stride, padding)
     p = np.empty(_pool_output_shape(x.shape, pool_size, stride, padding), dtype=dtype)
+    indices = np.full(p.shape, -1, dtype=np.int32 if dtype == np.float32 else np.int64)
     for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding):
-        a_slice = x[i, rows, cols, :].reshape(-1, x.shape[3])
+        a_slice = x[i, rows, cols, :]
+        n_cols = a_slice.shape[1]
+        a_slice = a_slice.reshape(-1, x.shape[3])
         if a_slice.shape[0] == 0:
             p[i, oh, ow, :] = -np.inf
         else:
-            p[i, oh, ow, :] = a_slice[np.argmax(a_slice, axis=0), np.arange(x.shape[3])]
-    return p
+            k = np.argmax(a_slice, axis=0)
+            p[i, oh, ow, :] = a_slice[k, np.arange(x.shape[3])]
+            # from the clipped window back to the full (padded) window
+            kh = rows.start - (oh * s_h - top) + k // n_cols
+            kw = cols.start - (ow * s_w - left) + k % n_cols
+            indices[i, oh, ow, :] = kh * f_w + kw
+    return (p, indices) if return_indices else p
 
 
 def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair, *,
-                        stride: IntPair | None = None, padding: Padding = 0) -> FloatArray:
+                        stride: IntPair | None = None, padding: Padding = 0,
+                        indices: npt.ArrayLike | None = None) -> FloatArray:
     """Gradient of :func:`max_pool2d` with respect to its input.
 
     Parameters
@@ -389,6 +408,10 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
         The forward input.
     pool_size, stride, padding
         As in :func:`max_pool2d`.
+    indices : array_like of int, shape (m, n_H, n_W, n_C), optional
+        From ``max_pool2d(..., return_indices=True)``: route each window's
+        gradient to the element named, not to the maximum found in ``x``;
+        a value naming no input element of the window routes nowhere.
 
     Returns
     -------
@@ -425,6 +448,8 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
     n_C = x.shape[3]
     channels = np.arange(n_C)
     dx = np.zeros(x.shape, dtype=dtype)
+    if indices is not None:
+        return _route_by_indices(dp, np.asarray(indices), dx, pool_size, stride, padding)
     for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding):
         a_slice = x[i, rows, cols, :]
         n_rows, n_cols = a_slice.shape[:2]
@@ -433,6 +458,23 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
         k = np.argmax(a_slice.reshape(-1, n_C), axis=0)
         # Accumulate: with overlapping windows one element can be the max of several.
         dx[i, rows.start + k // n_cols, cols.start + k % n_cols, channels] += dp[i, oh, ow, :]
+    return dx
+
+
+def _route_by_indices(dp: FloatArray, indices: npt.NDArray[Any], dx: FloatArray,
+                      pool_size: object, stride: object, padding: object) -> FloatArray:
+    # max_pool2d_backward given the forward's indices (kh * f_w + kw per window).
+    (f_h, f_w), (s_h, s_w), ((top, _), (left, _)), _ = _pool_geometry(
+        dx.shape, pool_size, stride, padding)
+    _check_grad_shape(indices, dp.shape, "indices")
+    _, n_H_prev, n_W_prev, n_C = dx.shape
+    channels = np.arange(n_C)
+    for i, oh, ow, _rows, _cols in _pool_windows(dx.shape, pool_size, stride, padding):
+        k = indices[i, oh, ow, :].astype(np.int64)
+        ih = oh * s_h - top + k // f_w
+        iw = ow * s_w - left + k % f_w
+        real = (k >= 0) & (k < f_h * f_w) & (ih >= 0) & (ih < n_H_prev) & (iw >= 0) & (iw < n_W_prev)
+        dx[i, ih[real], iw[real], channels[real]] += dp[i, oh, ow, real]
     return dx
 
 

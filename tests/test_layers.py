@@ -174,7 +174,9 @@ def test_training_mode_keeps_only_what_backward_needs_and_backward_releases_it()
     conv, relu, maxpool, _, tanh, avgpool, flatten, dense = model
     assert conv.cache is x
     assert relu.cache.dtype == bool
-    assert maxpool.cache.shape == (2, 8, 8, 4)
+    stand_in, indices = maxpool.cache  # the argmax, not the input (a zero-stride stand-in)
+    assert stand_in.shape == (2, 8, 8, 4) and stand_in.strides == (0, 0, 0, 0)
+    assert indices.shape == (2, 4, 4, 4) and indices.dtype == np.int32
     assert tanh.cache.shape == (2, 4, 4, 4)
     assert avgpool.cache == (2, 4, 4, 4)  # a shape, not the input
     assert flatten.cache == (2, 2, 2, 4)

@@ -208,10 +208,15 @@ def test_pooling_backward_rejects_dp_of_the_wrong_shape():
         cyconv.avg_pool2d_backward(np.ones((1, 3, 3, 2)), (6, 6, 2), 2)
 
 
-def test_max_pool2d_backward_rejects_pools_of_2_to_the_24_elements():
-    x = np.ones((1, 1, 2**24, 1), dtype=np.float32)
-    with pytest.raises(ValueError, match="pool_size must cover fewer than 2"):
-        cyconv.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, (1, 2**24))
+def test_max_pool2d_rejects_pools_of_2_to_the_31_elements_for_indices():
+    # Tap indices are int32 for float32 data. A zero-stride view stands in
+    # for the 8 GiB input: the check comes before any data is read.
+    x = np.broadcast_to(np.float32(1), (1, 2**16, 2**15, 1))
+    dp = np.ones((1, 1, 1, 1), dtype=np.float32)
+    with pytest.raises(ValueError, match="pool_size must cover fewer than 2\\*\\*31"):
+        cyconv.max_pool2d_backward(dp, x, (2**16, 2**15))
+    with pytest.raises(ValueError, match="pool_size must cover fewer than 2\\*\\*31"):
+        cyconv.max_pool2d(x, (2**16, 2**15), return_indices=True)
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[3]], ids=[IDS[1], IDS[3]])
@@ -223,8 +228,10 @@ def test_pooling_results_are_bitwise_identical_across_thread_counts(case):
         pm = cyconv.max_pool2d(x, case[1], **kw)
         pa = cyconv.avg_pool2d(x, case[1], **kw)
         dp = np.random.default_rng(5).standard_normal(pm.shape).astype(np.float32)
+        _, indices = cyconv.max_pool2d(x, case[1], return_indices=True, **kw)
         results.append((pm, pa, cyconv.max_pool2d_backward(dp, x, case[1], **kw),
-                        cyconv.avg_pool2d_backward(dp, x.shape, case[1], **kw)))
+                        cyconv.avg_pool2d_backward(dp, x.shape, case[1], **kw), indices,
+                        cyconv.max_pool2d_backward(dp, x, case[1], indices=indices, **kw)))
     for later in results[1:]:
         for a, b in zip(later, results[0]):
             np.testing.assert_array_equal(a, b)
@@ -236,3 +243,97 @@ def test_pooling_empty_batch_gives_empty_result():
     assert cyconv.avg_pool2d(x, 2).shape == (0, 2, 2, 3)
     assert cyconv.max_pool2d_backward(np.ones((0, 2, 2, 3)), x, 2).shape == x.shape
     assert cyconv.avg_pool2d_backward(np.ones((0, 2, 2, 3)), x.shape, 2).shape == x.shape
+
+
+# --------------------------------------------------------------------------
+# max_pool2d(..., return_indices=True) and max_pool2d_backward(..., indices=)
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_max_pool2d_indices_match_reference_and_name_the_maximum(case, dtype):
+    x = _x(case, dtype)
+    p, indices = cyconv.max_pool2d(x, case[1], **_kw(case), return_indices=True)
+    p_ref, indices_ref = reference.max_pool2d(x, case[1], **_kw(case), return_indices=True)
+    np.testing.assert_array_equal(p, p_ref)
+    assert indices.dtype == (np.int32 if dtype == np.float32 else np.int64)
+    np.testing.assert_array_equal(indices, indices_ref)
+    np.testing.assert_array_equal(p, cyconv.max_pool2d(x, case[1], **_kw(case)))
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_max_pool2d_backward_with_indices_equals_backward_from_x(case, dtype):
+    x = _x(case, dtype)
+    x[..., ::2] = np.round(x[..., ::2])  # ties in half the channels
+    p, indices = cyconv.max_pool2d(x, case[1], **_kw(case), return_indices=True)
+    dp = np.random.default_rng(1).standard_normal(p.shape).astype(dtype)
+    expected = cyconv.max_pool2d_backward(dp, x, case[1], **_kw(case))
+    # x's values are not read with indices: garbage of the right shape does.
+    garbage = np.full_like(x, np.nan)
+    dx = cyconv.max_pool2d_backward(dp, garbage, case[1], **_kw(case), indices=indices)
+    np.testing.assert_array_equal(dx, expected)
+    assert_close(dx, reference.max_pool2d_backward(dp, x, case[1], **_kw(case),
+                                                   indices=indices), dtype)
+
+
+def test_max_pool2d_indices_of_nan_windows_and_windows_in_the_padding():
+    x = np.zeros((1, 2, 2, 2))
+    x[0, 1, 0, 1] = np.nan
+    # padding 2 with pool 2: the corner windows lie wholly in the padding
+    p, indices = cyconv.max_pool2d(x, 2, stride=1, padding=2, return_indices=True)
+    assert p[0, 0, 0, 0] == -np.inf and indices[0, 0, 0, 0] == -1
+    # window (2, 2) is x[0:2, 0:2]: its NaN x[1, 0] is tap (1, 0), index 1 * 2 + 0
+    assert np.isnan(p[0, 2, 2, 1]) and indices[0, 2, 2, 1] == 2
+    np.testing.assert_array_equal(indices, reference.max_pool2d(
+        x, 2, stride=1, padding=2, return_indices=True)[1])
+
+
+def test_max_pool2d_backward_ignores_indices_that_name_no_input_element(dtype):
+    x = np.zeros((1, 4, 4, 3), dtype=dtype)
+    kw = dict(stride=2, padding=1)
+    p, indices = cyconv.max_pool2d(x, 3, **kw, return_indices=True)
+    dp = np.ones(p.shape, dtype=dtype)
+    bad = indices.copy()
+    bad[0, 0, 0, 0] = -5     # negative
+    bad[0, 0, 1, 1] = 9      # past the 3 x 3 window
+    bad[0, 0, 0, 2] = 0      # the window's (0, 0) tap lies in the padding
+    expected = reference.max_pool2d_backward(dp, x, 3, **kw, indices=bad)
+    dx = cyconv.max_pool2d_backward(dp, x, 3, **kw, indices=bad)
+    np.testing.assert_array_equal(dx, expected)
+    assert dx.sum() == dp.size - 3
+    # a wider integer type is narrowed without wrapping: 2**32 + 4 is not 4
+    wide = indices.astype(np.int64)
+    wide[0, 1, 1, 0] = 2**32 + 4
+    dx = cyconv.max_pool2d_backward(dp.astype(np.float32), x.astype(np.float32), 3, **kw,
+                                    indices=wide)
+    assert dx.sum() == dp.size - 1
+
+
+def test_max_pool2d_backward_accepts_indices_in_any_layout_and_integer_type():
+    x = np.random.default_rng(2).standard_normal((2, 7, 6, 5))
+    p, indices = cyconv.max_pool2d(x, 3, stride=2, return_indices=True)
+    dp = np.random.default_rng(3).standard_normal(p.shape)
+    expected = cyconv.max_pool2d_backward(dp, x, 3, stride=2)
+    for name, a in [("int8", indices.astype(np.int8)), ("uint16", indices.astype(np.uint16)),
+                    *layouts(indices)]:
+        before = a.copy()
+        np.testing.assert_array_equal(
+            cyconv.max_pool2d_backward(dp, x, 3, stride=2, indices=a), expected, err_msg=name)
+        np.testing.assert_array_equal(a, before)
+
+
+@pytest.mark.parametrize("indices, error, message", [
+    (np.zeros((1, 2, 2, 1)), TypeError, "indices must be integers"),
+    (np.zeros((1, 2, 3, 1), dtype=np.int64), ValueError, "indices must have the forward output's shape"),
+    (np.zeros((2, 2, 1), dtype=np.int64), ValueError, "indices must be 4-D"),
+])
+def test_max_pool2d_backward_rejects_bad_indices_naming_them(indices, error, message):
+    with pytest.raises(error, match=message):
+        cyconv.max_pool2d_backward(np.ones((1, 2, 2, 1)), np.ones((1, 4, 4, 1)), 2,
+                                   indices=indices)
+
+
+def test_max_pool2d_return_indices_on_empty_inputs():
+    p, indices = cyconv.max_pool2d(np.ones((0, 4, 4, 2), np.float32), 2, return_indices=True)
+    assert p.shape == indices.shape == (0, 2, 2, 2) and indices.dtype == np.int32
+    p, indices = cyconv.max_pool2d(np.ones((1, 0, 0, 2)), 1, padding=1, return_indices=True)
+    assert p.shape == (1, 2, 2, 2) and (indices == -1).all() and (p == -np.inf).all()

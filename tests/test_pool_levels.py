@@ -55,6 +55,12 @@ def test_every_level_matches_reference(case, level, dtype):
     np.testing.assert_allclose(cyconv.max_pool2d_backward(dp, x, k, stride=s, padding=p),
                                reference.max_pool2d_backward(dp, x, k, stride=s, padding=p),
                                **TOL[dtype])
+    _, indices = cyconv.max_pool2d(x, k, stride=s, padding=p, return_indices=True)
+    np.testing.assert_array_equal(
+        indices, reference.max_pool2d(x, k, stride=s, padding=p, return_indices=True)[1])
+    np.testing.assert_array_equal(
+        cyconv.max_pool2d_backward(dp, x, k, stride=s, padding=p, indices=indices),
+        cyconv.max_pool2d_backward(dp, x, k, stride=s, padding=p))
     for inc in (True, False):
         kw = dict(stride=s, padding=p, count_include_pad=inc)
         np.testing.assert_allclose(cyconv.avg_pool2d(x, k, **kw),

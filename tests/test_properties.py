@@ -33,6 +33,10 @@ layout = st.sampled_from(LAYOUTS)
 # Helpers
 # --------------------------------------------------------------------------
 
+# what fills the gaps of the strided layouts: values no kernel may read
+_GARBAGE = {"f": np.nan, "i": -7}
+
+
 def relayout(a, kind):
     """The values of ``a`` (any ndim) in memory layout ``kind``."""
     if kind == "C":
@@ -40,7 +44,7 @@ def relayout(a, kind):
     if kind == "F":
         return np.asfortranarray(a)
     if kind == "strided":  # every other element of a bigger array, on every axis
-        big = np.full(tuple(2 * n + 1 for n in a.shape), np.nan, dtype=a.dtype)
+        big = np.full(tuple(2 * n + 1 for n in a.shape), _GARBAGE[a.dtype.kind], dtype=a.dtype)
         view = big[(slice(1, None, 2),) * a.ndim]
         view[...] = a
         return view
@@ -52,7 +56,7 @@ def relayout(a, kind):
         ro.flags.writeable = False
         return ro
     if kind == "channel-slice":  # last axis a non-contiguous slice of a wider one
-        wide = np.full(a.shape[:-1] + (a.shape[-1] + 3,), np.nan, dtype=a.dtype)
+        wide = np.full(a.shape[:-1] + (a.shape[-1] + 3,), _GARBAGE[a.dtype.kind], dtype=a.dtype)
         view = wide[..., 1:1 + a.shape[-1]]
         view[...] = a
         return view
@@ -241,6 +245,21 @@ def test_max_pool2d_backward_matches_reference(case, lp, lx):
     keep = Unchanged(dp=dps, x=xs)
     dx = cyconv.max_pool2d_backward(dps, xs, pool_size, stride=stride, padding=padding)
     assert_matches(dx, want, dtype)  # overlapping windows sum in any order
+    keep.check()
+
+
+@given(case=pool_cases(), lp=layout, lx=layout)
+def test_max_pool2d_indices_route_exactly_as_the_backward_from_x(case, lp, lx):
+    dtype, x, pool_size, stride, padding = case
+    kw = dict(stride=stride, padding=padding)
+    p, indices = cyconv.max_pool2d(relayout(x, lx), pool_size, return_indices=True, **kw)
+    np.testing.assert_array_equal(
+        indices, reference.max_pool2d(x, pool_size, return_indices=True, **kw)[1])
+    dp = np.random.default_rng(3).standard_normal(p.shape).astype(dtype)
+    ins = relayout(indices, lp)
+    keep = Unchanged(indices=ins)
+    dx = cyconv.max_pool2d_backward(dp, x, pool_size, indices=ins, **kw)
+    np.testing.assert_array_equal(dx, cyconv.max_pool2d_backward(dp, x, pool_size, **kw))
     keep.check()
 
 
