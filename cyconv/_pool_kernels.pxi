@@ -578,6 +578,7 @@ cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floati
     cdef Py_ssize_t kh, kw, c, at
     cdef floating best
     cdef Py_ssize_t first
+    cdef bint hit
     if nv:
         if by_key:
             if floating is float:
@@ -606,39 +607,34 @@ cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floati
         kp += done
         nc -= done
     for c in range(nc):
-        if by_key:
-            for kh in range(n_kh):
-                for kw in range(n_kw):
-                    if _get_key(kp, c) == k_first + kh * f_w + kw:
-                        dxw[kh * row_step + kw * col_step + c] = g[c]
-            continue
-        if not is_max:
-            for kh in range(n_kh):
-                for kw in range(n_kw):
-                    dxw[kh * row_step + kw * col_step + c] = g[c] * scale
-            continue
-        best = xw[c]
-        first = 0
-        for kh in range(n_kh):
-            for kw in range(n_kw):
-                at = kh * row_step + kw * col_step
-                if _takes_over(xw[at + c], best):
-                    best = xw[at + c]
-                    first = at
-        if all_ties:
+        if is_max and not by_key:
+            best = xw[c]
+            first = 0
             for kh in range(n_kh):
                 for kw in range(n_kw):
                     at = kh * row_step + kw * col_step
-                    if xw[at + c] == best:
-                        dxw[at + c] = g[c]
-        else:
-            dxw[first + c] = g[c]
+                    if _takes_over(xw[at + c], best):
+                        best = xw[at + c]
+                        first = at
+        for kh in range(n_kh):  # every tap is written (dx need not be zeroed)
+            for kw in range(n_kw):
+                at = kh * row_step + kw * col_step
+                if not is_max:
+                    dxw[at + c] = g[c] * scale
+                    continue
+                if by_key:
+                    hit = _get_key(kp, c) == k_first + kh * f_w + kw
+                elif all_ties:
+                    hit = xw[at + c] == best
+                else:
+                    hit = at == first
+                dxw[at + c] = g[c] if hit else 0
 
 
 def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c)
                              const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c)
                              const floating[:, :, :, ::1] key,  # IN  (m, o_h, o_w, c), by_key
-                             floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c), zeroed
+                             floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c)
                              bint is_max, bint all_ties, bint by_key, bint count_include_pad,
                              Py_ssize_t f_h, Py_ssize_t f_w,
                              Py_ssize_t s_h, Py_ssize_t s_w,
@@ -662,8 +658,10 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
         With ``by_key``: the forward's argmax keys (integers viewed as the
         data type, see :func:`max_pool2d_argmax`); any array of ``dp``'s
         shape otherwise.
-    dx : C-contiguous memoryview, zero-filled
-        Input gradient; elements outside every window stay 0.
+    dx : C-contiguous memoryview
+        Input gradient: every element in a window is written; elements
+        outside every window (gaps, s > f) are left alone, so zero-fill dx
+        unless the windows tile the input.
     is_max, all_ties, by_key, count_include_pad : bool
         Max (first maximum, or every tied maximum, or routed by ``key``) or
         average pooling, and the average's divisor rule.

@@ -274,7 +274,7 @@ def _max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair
     kernels = _kernels(dtype, x.shape[3])
     disjoint = s[0] >= f[0] and s[1] >= f[1]
     if key is not None and disjoint:  # one direct pass, routed by the forward's indices
-        dx = np.zeros(x.shape, dtype=dtype)
+        dx = _disjoint_dx(x.shape, f, s, pads, shape, dtype)
         kernels.pool2d_backward_disjoint(dx, dp_c, key.view(dtype), dx, True, False, True,
                                          False, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
                                          n_threads)
@@ -287,7 +287,7 @@ def _max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair
         return dx
     x_c = as_float_array(x, dtype)
     if disjoint:  # one direct pass; each window's maximum is found in registers
-        dx = np.zeros(x.shape, dtype=dtype)
+        dx = _disjoint_dx(x.shape, f, s, pads, shape, dtype)
         kernels.pool2d_backward_disjoint(x_c, dp_c, dp_c, dx, True, all_ties, False, False,
                                          f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
                                          n_threads)
@@ -408,7 +408,7 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
         return np.zeros(x_shape, dtype=dtype)
     dp_c = as_float_array(dp, dtype)
     if s[0] >= f[0] and s[1] >= f[1]:  # disjoint windows: one direct pass
-        dx = np.zeros(x_shape, dtype=dtype)
+        dx = _disjoint_dx(x_shape, f, s, pads, shape, dtype)
         # x is not read for average pooling: dx stands in for it.
         kernels = _kernels(dtype, dx.shape[3])
         kernels.pool2d_backward_disjoint(dx, dp_c, dp_c, dx, False, False, False,
@@ -427,6 +427,15 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
     kernels.avg_pool2d_backward(dp_c, dx, cover_h, cover_w,
                                 inv_h, inv_w, n_threads)
     return dx
+
+
+def _disjoint_dx(x_shape: tuple[int, ...], f: tuple[int, int], s: tuple[int, int], pads: Pads,
+                 shape: tuple[int, ...], dtype: np.dtype[np.floating[Any]]) -> FloatArray:
+    # dx for the disjoint-window backward, which writes every element of
+    # every window: zero-filled only if some elements lie in no window.
+    tiles = all(s_ == f_ and o * s_ - pad[0] >= n
+                for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3]))
+    return np.empty(x_shape, dtype=dtype) if tiles else np.zeros(x_shape, dtype=dtype)
 
 
 def _cover_tables(x_shape: tuple[int, ...], f: tuple[int, int], s: tuple[int, int], pads: Pads,

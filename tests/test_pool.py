@@ -337,3 +337,38 @@ def test_max_pool2d_return_indices_on_empty_inputs():
     assert p.shape == indices.shape == (0, 2, 2, 2) and indices.dtype == np.int32
     p, indices = cyconv.max_pool2d(np.ones((1, 0, 0, 2)), 1, padding=1, return_indices=True)
     assert p.shape == (1, 2, 2, 2) and (indices == -1).all() and (p == -np.inf).all()
+
+
+@pytest.fixture
+def dirty_empty(monkeypatch):
+    """np.empty that returns garbage (NaN / -7), so a kernel that leaves an
+    element of an np.empty output unwritten fails, instead of passing on
+    memory that happens to be zero."""
+    real_empty = np.empty
+
+    def empty(shape, dtype=float, *args, **kwargs):
+        a = real_empty(shape, dtype, *args, **kwargs)
+        a.fill(np.nan if a.dtype.kind == "f" else -7)
+        return a
+
+    monkeypatch.setattr(np, "empty", empty)
+
+
+@pytest.mark.parametrize("case", CASES + [((2, 8, 6, 3), 2, None, 0), ((1, 9, 9, 17), 3, None, 0),
+                                          ((1, 7, 7, 2), 2, None, 1)],
+                         ids=IDS + ["tiles", "tiles-3x3-tail", "tiles-with-padding"])
+def test_every_output_element_is_written_whatever_np_empty_returns(case, dtype, dirty_empty):
+    x = _x(case, dtype)
+    kw = _kw(case)
+    p_ref, indices_ref = reference.max_pool2d(x, case[1], **kw, return_indices=True)
+    dp = np.random.default_rng(1).standard_normal(p_ref.shape).astype(dtype)
+    p, indices = cyconv.max_pool2d(x, case[1], **kw, return_indices=True)
+    np.testing.assert_array_equal(p, p_ref)
+    np.testing.assert_array_equal(indices, indices_ref)
+    want = reference.max_pool2d_backward(dp, x, case[1], **kw)
+    assert_close(cyconv.max_pool2d_backward(dp, x, case[1], **kw), want, dtype)
+    assert_close(cyconv.max_pool2d_backward(dp, x, case[1], **kw, indices=indices), want, dtype)
+    for cip in (True, False):
+        assert_close(cyconv.avg_pool2d_backward(dp, x.shape, case[1], **kw, count_include_pad=cip),
+                     reference.avg_pool2d_backward(dp, x.shape, case[1], **kw,
+                                                   count_include_pad=cip), dtype)
