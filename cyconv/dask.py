@@ -60,9 +60,9 @@ Chunk advice: chunk along the batch axis first (whole images per chunk,
     ``x.rechunk({0: k, 1: -1, 2: -1})``); tile height and width only for
     images too large for one task. Aim for 16-256 MB per chunk: each task
     holds its input chunk plus a halo of about ``f / 2`` rows and columns on
-    each side from its neighbours, and its output. Spatial chunks much smaller than the window
-    work (the halo then reaches across several chunks) but gather more data
-    per output than they save."""
+    each side from its neighbours, and its output. Spatial chunks smaller
+    than the window work (the halo then reaches across several chunks) but
+    gather more data per output than they save."""
 
 
 # --------------------------------------------------------------------------
