@@ -109,6 +109,25 @@ def test_pool2d_equals_in_memory_bitwise_for_any_chunking(dtype, op, chunking, p
     np.testing.assert_array_equal(p.compute(), want)
 
 
+def test_tiles_are_exact_at_every_cpu_level(level, dtype):
+    # Narrow tiles take other vector paths of the kernels than whole rows do.
+    x = _x(dtype)
+    xd = _dask(x, "tiny-tiles")
+    w, b = _filters((3, 3), dtype)
+    np.testing.assert_array_equal(cd.conv2d(xd, w, b, stride=2, padding="same").compute(),
+                                  cyconv.conv2d(x, w, b, stride=2, padding="same"))
+    xd = _dask(x, "mixed-with-channels")
+    for op in ("max", "avg"):
+        np.testing.assert_array_equal(
+            getattr(cd, f"{op}_pool2d")(xd, 3, stride=2, padding=1).compute(),
+            getattr(cyconv, f"{op}_pool2d")(x, 3, stride=2, padding=1))
+    dz = np.random.default_rng(3).standard_normal((3, 7, 6, 5)).astype(dtype)
+    dx = cd.conv2d_backward(da.from_array(dz, chunks=2), xd, w, stride=2, padding="same",
+                            grads=("dx",))[0]
+    np.testing.assert_array_equal(dx.compute(), cyconv.conv2d_backward(
+        dz, x, w, stride=2, padding="same", grads=("dx",))[0])
+
+
 def test_same_convolution_with_odd_kernel_keeps_the_chunks():
     x = da.from_array(_x(np.float32, (4, 20, 18, 3)), chunks=(2, (7, 7, 6), (9, 9), 3))
     z = cd.conv2d(x, np.ones((3, 5, 3, 8), np.float32), padding="same")
