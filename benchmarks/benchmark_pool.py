@@ -1,4 +1,6 @@
 """asv: max and average pooling, forward and backward, on the standard pool shapes (P1-P3)."""
+import inspect
+
 import cyconv
 
 from . import DTYPES, POOL_SHAPES, SHAPES, THREADS, bench
@@ -27,8 +29,16 @@ class MaxPool2d(_Pool):
     def time_backward(self, shape, dtype, threads):
         cyconv.max_pool2d_backward(self.dp, self.x, self.pool_size, **self.kw)
 
-    def time_forward_backward_indices(self, shape, dtype, threads):
-        # as a layer trains: the forward keeps the argmax, the backward uses it
+
+class MaxPool2dIndices(_Pool):
+    """max_pool2d(..., return_indices=True) then max_pool2d_backward(..., indices=), as a layer trains."""
+
+    def setup(self, shape, dtype, threads):
+        if "return_indices" not in inspect.signature(cyconv.max_pool2d).parameters:
+            raise NotImplementedError("this build has no return_indices (before 2026-11-25)")
+        super().setup(shape, dtype, threads)
+
+    def time_forward_backward(self, shape, dtype, threads):
         _, indices = cyconv.max_pool2d(self.x, self.pool_size, return_indices=True, **self.kw)
         cyconv.max_pool2d_backward(self.dp, self.x, self.pool_size, indices=indices, **self.kw)
 

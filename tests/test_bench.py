@@ -215,10 +215,11 @@ def test_asv_suites_cover_every_kernel_on_the_shape_table(suites):
     assert {m for m in dir(conv) if m.split("_")[0] in ("time", "peakmem", "track")} == {
         "time_forward", "time_backward", "peakmem_forward", "peakmem_backward",
         "track_forward_gflops", "track_backward_gflops"}
-    for cls, extra in ((pool.MaxPool2d, {"time_forward_backward_indices"}), (pool.AvgPool2d, set())):
+    for cls in (pool.MaxPool2d, pool.AvgPool2d):
         assert cls.params[0] == ["P1", "P2", "P3"]
-        assert {m for m in dir(cls) if m.startswith("time_")} == {
-            "time_forward", "time_backward", *extra}
+        assert {m for m in dir(cls) if m.startswith("time_")} == {"time_forward", "time_backward"}
+    assert {m for m in dir(pool.MaxPool2dIndices) if m.startswith("time_")} == {
+        "time_forward_backward"}
 
 
 @_ASV_FILES
@@ -236,6 +237,9 @@ def test_asv_suites_run_on_the_smallest_shapes(suites):
         assert suite.x.shape == (8, 56, 56, 64) and suite.dp.shape == (8, 28, 28, 64)
         suite.time_forward("P1", "float32", 1)
         suite.time_backward("P1", "float32", 1)
+    suite = pool.MaxPool2dIndices()
+    suite.setup("P1", "float32", 1)
+    suite.time_forward_backward("P1", "float32", 1)
 
 
 @_ASV_FILES
