@@ -103,7 +103,7 @@ def test_max_pool2d_propagates_nan_and_routes_its_gradient_to_the_first_nan():
     np.testing.assert_array_equal(dx, [[0, 1, 0, 0], [0, 0, 0, 1]])
 
 
-@pytest.mark.parametrize("c", [1, 4, 16, 21])
+@pytest.mark.parametrize("c", [1, 4, 16, 21, 37, 64])
 def test_max_pool2d_tie_and_nan_rules_hold_in_every_channel_lane(c, dtype):
     # Channels go through vector kernels in whole vectors and a scalar tail:
     # every lane must apply the first-maximum and NaN rules.
