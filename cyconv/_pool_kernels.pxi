@@ -45,13 +45,13 @@ cdef extern from "_pool_simd.h":
                              int f_w, float *best, int *key, int nv) noexcept nogil
     void cy_argmax_block_f64(const double *xw, Py_ssize_t n_kh, Py_ssize_t n_kw,
                              Py_ssize_t row_step, Py_ssize_t col_step, long long k_first,
-                             long long f_w, double *best, long long *key, int nv) noexcept nogil
+                             long long f_w, double *best, int *key, int nv) noexcept nogil
     void cy_route_first_block_f32(const float *dpi, const int *keyi, float *out,
                                   Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t ow0,
                                   Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
                                   Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t s_h,
                                   Py_ssize_t s_w, Py_ssize_t f_w, int nv) noexcept nogil
-    void cy_route_first_block_f64(const double *dpi, const long long *keyi, double *out,
+    void cy_route_first_block_f64(const double *dpi, const int *keyi, double *out,
                                   Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t ow0,
                                   Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
                                   Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t s_h,
@@ -74,7 +74,7 @@ cdef extern from "_pool_simd.h":
                                    Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
                                    Py_ssize_t col_step, int k_first, int f_w,
                                    int nv) noexcept nogil
-    void cy_key_route_disjoint_f64(const long long *key, double *dxw, const double *g,
+    void cy_key_route_disjoint_f64(const int *key, double *dxw, const double *g,
                                    Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
                                    Py_ssize_t col_step, long long k_first, long long f_w,
                                    int nv) noexcept nogil
@@ -246,33 +246,20 @@ def pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
                       oh, n_h, n_w, c_n, o_w, f_h, f_w, s_h, s_w, p_t, p_l)
 
 
-# Argmax keys: the tap index kh * f_w + kw of a window's first maximum, stored
-# as an integer of the data type's width (int32 for float32, int64 for float64)
-# so the vector blend and compare run on one lane width. pool.py allocates the
-# integer array and passes it viewed as the data type (one fused signature);
-# these two helpers are the only scalar code that reads or writes it.
-cdef inline void _put_key(floating *key, Py_ssize_t c, Py_ssize_t k) noexcept nogil:
-    if floating is float:
-        (<int *>key)[c] = <int>k
-    else:
-        (<long long *>key)[c] = k
-
-
-cdef inline Py_ssize_t _get_key(const floating *key, Py_ssize_t c) noexcept nogil:
-    if floating is float:
-        return (<const int *>key)[c]
-    else:
-        return <Py_ssize_t>(<const long long *>key)[c]
+# Argmax keys: the tap index kh * f_w + kw of a window's first maximum in the
+# full window, stored as int32 whatever the data type (-1: no input element).
+# The vector kernels select them in integer lanes of the data's width and
+# convert on load and store.
 
 
 cdef inline void _argmax_block(const floating *xw,
                                Py_ssize_t n_kh, Py_ssize_t n_kw,
                                Py_ssize_t row_step, Py_ssize_t col_step,
                                Py_ssize_t k_first, Py_ssize_t f_w,
-                               floating *best, floating *key,
+                               floating *best, int *key,
                                Py_ssize_t nc) noexcept nogil:
     # best[c]: the window's first maximum (or first NaN); key[c]: its tap
-    # index kh * f_w + kw in the full window (see _put_key).
+    # index kh * f_w + kw in the full window.
     cdef floating v
     cdef const floating *xp
     cdef Py_ssize_t kh, kw, c
@@ -280,10 +267,10 @@ cdef inline void _argmax_block(const floating *xw,
     if nv:
         if floating is float:
             cy_argmax_block_f32(xw, n_kh, n_kw, row_step, col_step, <int>k_first, <int>f_w,
-                                best, <int *>key, <int>nv)
+                                best, key, <int>nv)
         else:
             cy_argmax_block_f64(xw, n_kh, n_kw, row_step, col_step, k_first, f_w,
-                                best, <long long *>key, <int>nv)
+                                best, key, <int>nv)
         done = nv * (VBYTES // sizeof(floating))
         if done == nc:
             return
@@ -293,7 +280,7 @@ cdef inline void _argmax_block(const floating *xw,
         nc -= done
     for c in range(nc):
         best[c] = xw[c]
-        _put_key(key, c, k_first)
+        key[c] = <int>k_first
     for kh in range(n_kh):
         for kw in range(n_kw):
             xp = xw + kh * row_step + kw * col_step
@@ -301,12 +288,12 @@ cdef inline void _argmax_block(const floating *xw,
                 v = xp[c]
                 if _takes_over(v, best[c]):
                     best[c] = v
-                    _put_key(key, c, k_first + kh * f_w + kw)
+                    key[c] = <int>(k_first + kh * f_w + kw)
 
 
 def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
                       floating[:, :, :, ::1] p,         # OUT (m, o_h, o_w, c)
-                      floating[:, :, :, ::1] key,       # OUT (m, o_h, o_w, c), integers
+                      int[:, :, :, ::1] key,            # OUT (m, o_h, o_w, c)
                       Py_ssize_t f_h, Py_ssize_t f_w,
                       Py_ssize_t s_h, Py_ssize_t s_w,
                       Py_ssize_t p_t, Py_ssize_t p_l,
@@ -319,11 +306,10 @@ def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
         Input.
     p : C-contiguous memoryview
         Output, as :func:`pool2d_forward` with ``is_max``.
-    key : C-contiguous memoryview
-        An int32 (float32 data) or int64 (float64 data) array viewed as the
-        data type: for each output, the tap index ``kh * f_w + kw`` (in the
-        full window, padding included) of its first maximum or first NaN;
-        -1 for a window with no input element.
+    key : C-contiguous memoryview of int32
+        For each output, the tap index ``kh * f_w + kw`` (in the full
+        window, padding included) of its first maximum or first NaN; -1 for
+        a window with no input element.
     f_h, f_w, s_h, s_w, p_t, p_l, num_threads : int
         As for :func:`pool2d_forward`; ``f_h * f_w`` must be < 2**31.
     """
@@ -333,7 +319,7 @@ def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
     cdef Py_ssize_t row_step = n_w * c_n
     cdef const floating *xw
     cdef floating *pp
-    cdef floating *kp
+    cdef int *kp
     with nogil:
         for row in prange(m * o_h, num_threads=num_threads, schedule="static"):
             i = row // o_h
@@ -348,7 +334,7 @@ def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
                 if kh0 >= kh1 or kw0 >= kw1:  # window wholly in the padding
                     for c in range(c_n):
                         pp[c] = -INFINITY
-                        _put_key(kp, c, -1)
+                        kp[c] = -1
                     continue
                 xw = &x[i, oh * s_h - p_t + kh0, ow * s_w - p_l + kw0, 0]
                 c0 = 0
@@ -361,7 +347,7 @@ def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
                                   kh0 * f_w + kw0, f_w, pp + c0, kp + c0, c_n - c0)
 
 
-cdef inline void _route_block(const floating *dpi, const floating *keyi,
+cdef inline void _route_block(const floating *dpi, const int *keyi, const floating *besti,
                               const floating *xv, floating *out, bint all_ties,
                               Py_ssize_t oh0, Py_ssize_t oh1,
                               Py_ssize_t ow0, Py_ssize_t ow1,
@@ -370,9 +356,8 @@ cdef inline void _route_block(const floating *dpi, const floating *keyi,
                               Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t f_w,
                               Py_ssize_t nc) noexcept nogil:
     # out[c] = sum of dp over the covering windows that route to this input:
-    # first-maximum rule (key = integer tap index, see _put_key) or, with
-    # all_ties, every window whose maximum (key = max) equals the input value
-    # xv[c].
+    # first-maximum rule (keyi: each window's argmax tap index) or, with
+    # all_ties, every window whose maximum (besti) equals the input value xv[c].
     cdef floating acc[CB]
     cdef Py_ssize_t k
     cdef Py_ssize_t oh, ow, c, at
@@ -380,21 +365,21 @@ cdef inline void _route_block(const floating *dpi, const floating *keyi,
     if nv:
         if all_ties:
             if floating is float:
-                cy_route_ties_block_f32(dpi, keyi, xv, out, oh0, oh1, ow0, ow1, o_w, c_n, <int>nv)
+                cy_route_ties_block_f32(dpi, besti, xv, out, oh0, oh1, ow0, ow1, o_w, c_n, <int>nv)
             else:
-                cy_route_ties_block_f64(dpi, keyi, xv, out, oh0, oh1, ow0, ow1, o_w, c_n, <int>nv)
+                cy_route_ties_block_f64(dpi, besti, xv, out, oh0, oh1, ow0, ow1, o_w, c_n, <int>nv)
         elif floating is float:
-            cy_route_first_block_f32(dpi, <const int *>keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
+            cy_route_first_block_f32(dpi, keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
                                      ph, pw, s_h, s_w, f_w, <int>nv)
         else:
-            cy_route_first_block_f64(dpi, <const long long *>keyi, out, oh0, oh1, ow0, ow1,
-                                     o_w, c_n,
+            cy_route_first_block_f64(dpi, keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
                                      ph, pw, s_h, s_w, f_w, <int>nv)
         done = nv * (VBYTES // sizeof(floating))
         if done == nc:
             return
         dpi += done
         keyi += done
+        besti += done
         xv += done
         out += done
         nc -= done
@@ -405,7 +390,7 @@ cdef inline void _route_block(const floating *dpi, const floating *keyi,
             at = (oh * o_w + ow) * c_n
             k = (ph - oh * s_h) * f_w + (pw - ow * s_w)
             for c in range(nc):
-                if (keyi[at + c] == xv[c]) if all_ties else (_get_key(keyi, at + c) == k):
+                if (besti[at + c] == xv[c]) if all_ties else (keyi[at + c] == k):
                     acc[c] = acc[c] + dpi[at + c]
     for c in range(nc):
         out[c] = acc[c]
@@ -413,7 +398,8 @@ cdef inline void _route_block(const floating *dpi, const floating *keyi,
 
 def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c)
                         const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c)
-                        const floating[:, :, :, ::1] key,  # IN  (m, o_h, o_w, c)
+                        const int[:, :, :, ::1] key,       # IN  (m, o_h, o_w, c)
+                        const floating[:, :, :, ::1] best, # IN  (m, o_h, o_w, c)
                         floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c)
                         const Py_ssize_t[:, ::1] cover_h,  # IN  (n_h, 2)
                         const Py_ssize_t[:, ::1] cover_w,  # IN  (n_w, 2)
@@ -433,10 +419,12 @@ def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c
         Forward input (read only with ``all_ties``).
     dp : C-contiguous memoryview
         Output gradient.
-    key : C-contiguous memoryview
-        From :func:`max_pool2d_argmax` (integers viewed as the data type):
-        the tap index of each window's first maximum; any other value routes
-        nowhere. With ``all_ties``, the window maxima ``p`` instead.
+    key : C-contiguous memoryview of int32
+        From :func:`max_pool2d_argmax`: the tap index of each window's first
+        maximum; any other value routes nowhere. Not read with ``all_ties``.
+    best : C-contiguous memoryview
+        With ``all_ties``, the window maxima ``p``; not read otherwise (any
+        array of ``dp``'s shape).
     dx : C-contiguous memoryview, non-empty
         Input gradient, fully overwritten.
     cover_h, cover_w : C-contiguous memoryviews
@@ -452,7 +440,8 @@ def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c
     cdef Py_ssize_t c_n = dx.shape[3], o_w = dp.shape[2]
     cdef Py_ssize_t row, i, ih, iw, c0
     cdef const floating *dpi
-    cdef const floating *ki
+    cdef const int *ki
+    cdef const floating *bi
     cdef const floating *xv
     cdef floating *dxp
     with nogil:
@@ -461,18 +450,19 @@ def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c
             ih = row % n_h
             dpi = &dp[i, 0, 0, 0]
             ki = &key[i, 0, 0, 0]
+            bi = &best[i, 0, 0, 0]
             for iw in range(n_w):
                 dxp = &dx[i, ih, iw, 0]
                 xv = &x[i, ih, iw, 0]
                 c0 = 0
                 while c0 + CB <= c_n:  # full blocks: a constant count the C compiler unrolls
-                    _route_block(dpi + c0, ki + c0, xv + c0, dxp + c0, all_ties,
+                    _route_block(dpi + c0, ki + c0, bi + c0, xv + c0, dxp + c0, all_ties,
                                  cover_h[ih, 0], cover_h[ih, 1],
                                  cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
                                  ih + p_t, iw + p_l, s_h, s_w, f_w, CB)
                     c0 = c0 + CB
                 if c0 < c_n:
-                    _route_block(dpi + c0, ki + c0, xv + c0, dxp + c0, all_ties,
+                    _route_block(dpi + c0, ki + c0, bi + c0, xv + c0, dxp + c0, all_ties,
                                  cover_h[ih, 0], cover_h[ih, 1],
                                  cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
                                  ih + p_t, iw + p_l, s_h, s_w, f_w, c_n - c0)
@@ -566,26 +556,26 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c
 
 
 cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floating *g,
-                                 const floating *kp, bint is_max, bint all_ties, bint by_key,
+                                 const int *kp, bint is_max, bint all_ties, bint by_key,
                                  floating scale, Py_ssize_t n_kh, Py_ssize_t n_kw,
                                  Py_ssize_t row_step, Py_ssize_t col_step,
                                  Py_ssize_t k_first, Py_ssize_t f_w,
                                  Py_ssize_t nc) noexcept nogil:
     # Backward of one disjoint window for nc channels: write every tap.
-    # by_key (max only): route by the forward's argmax keys kp (see _put_key)
+    # by_key (max only): route by the forward's argmax keys kp (int32 tap indices)
     # instead of searching the window in x.
     cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
     cdef Py_ssize_t kh, kw, c, at
-    cdef floating best
-    cdef Py_ssize_t first
+    cdef floating best = 0
+    cdef Py_ssize_t first = 0
     cdef bint hit
     if nv:
         if by_key:
             if floating is float:
-                cy_key_route_disjoint_f32(<const int *>kp, dxw, g, n_kh, n_kw, row_step,
+                cy_key_route_disjoint_f32(kp, dxw, g, n_kh, n_kw, row_step,
                                           col_step, <int>k_first, <int>f_w, <int>nv)
             else:
-                cy_key_route_disjoint_f64(<const long long *>kp, dxw, g, n_kh, n_kw, row_step,
+                cy_key_route_disjoint_f64(kp, dxw, g, n_kh, n_kw, row_step,
                                           col_step, k_first, f_w, <int>nv)
         elif is_max:
             if floating is float:
@@ -604,7 +594,8 @@ cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floati
         xw += done
         dxw += done
         g += done
-        kp += done
+        if by_key:
+            kp += done
         nc -= done
     for c in range(nc):
         if is_max and not by_key:
@@ -623,7 +614,7 @@ cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floati
                     dxw[at + c] = g[c] * scale
                     continue
                 if by_key:
-                    hit = _get_key(kp, c) == k_first + kh * f_w + kw
+                    hit = kp[c] == k_first + kh * f_w + kw
                 elif all_ties:
                     hit = xw[at + c] == best
                 else:
@@ -633,7 +624,7 @@ cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floati
 
 def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c)
                              const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c)
-                             const floating[:, :, :, ::1] key,  # IN  (m, o_h, o_w, c), by_key
+                             const int[:, :, :, ::1] key,       # IN  (m, o_h, o_w, c), by_key
                              floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c)
                              bint is_max, bint all_ties, bint by_key, bint count_include_pad,
                              Py_ssize_t f_h, Py_ssize_t f_w,
@@ -655,9 +646,8 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
     dp : C-contiguous memoryview
         Output gradient.
     key : C-contiguous memoryview
-        With ``by_key``: the forward's argmax keys (integers viewed as the
-        data type, see :func:`max_pool2d_argmax`); any array of ``dp``'s
-        shape otherwise.
+        With ``by_key``: the forward's argmax keys (int32, see
+        :func:`max_pool2d_argmax`); not read otherwise (any int32 array).
     dx : C-contiguous memoryview
         Input gradient: every element in a window is written; elements
         outside every window (gaps, s > f) are left alone, so zero-fill dx
@@ -693,12 +683,14 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
                 c0 = 0
                 while c0 + CB <= c_n:  # full blocks: a constant count the C compiler unrolls
                     _disjoint_block(&x[i, 0, 0, 0] + at + c0, &dx[i, 0, 0, 0] + at + c0,
-                                    &dp[i, oh, ow, 0] + c0, &key[i, oh, ow, 0] + c0,
+                                    &dp[i, oh, ow, 0] + c0,
+                                    &key[i, oh, ow, c0] if by_key else NULL,
                                     is_max, all_ties, by_key, scale, kh1 - kh0, kw1 - kw0,
                                     row_step, c_n, kh0 * f_w + kw0, f_w, CB)
                     c0 = c0 + CB
                 if c0 < c_n:
                     _disjoint_block(&x[i, 0, 0, 0] + at + c0, &dx[i, 0, 0, 0] + at + c0,
-                                    &dp[i, oh, ow, 0] + c0, &key[i, oh, ow, 0] + c0,
+                                    &dp[i, oh, ow, 0] + c0,
+                                    &key[i, oh, ow, c0] if by_key else NULL,
                                     is_max, all_ties, by_key, scale, kh1 - kh0, kw1 - kw0,
                                     row_step, c_n, kh0 * f_w + kw0, f_w, c_n - c0)

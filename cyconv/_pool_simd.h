@@ -12,9 +12,9 @@
  * Semantics (shared with the scalar tail loops in _pool_kernels.pxi):
  *   max:    a value takes over the running maximum if strictly greater, or
  *           if it is the window's first NaN (ties keep the first maximum).
- *   argmax: the tap index kh * f_w + kw of that maximum, kept as an integer
- *           of the data type's width (int32 for float32, int64 for float64)
- *           so the blend runs on one lane width.
+ *   argmax: the tap index kh * f_w + kw of that maximum, selected in integer
+ *           lanes of the data type's width (so the blend runs on one lane
+ *           width) and stored as int32.
  *   route:  max-pool backward in gather form: each input element sums the
  *           gradients of the covering windows whose argmax names it.
  */
@@ -38,12 +38,20 @@ typedef int cy_bits __attribute__((vector_size(CYCONV_VBYTES)));
 #define CYCONV_DEFINE_POOL_BLOCKS(T, SUF, IT)                                        \
 typedef T cy_v##SUF __attribute__((vector_size(CYCONV_VBYTES)));                    \
 typedef IT cy_m##SUF __attribute__((vector_size(CYCONV_VBYTES)));                   \
+/* argmax keys are stored as int32 whatever T: int lanes, one per T lane    */      \
+typedef int cy_ki##SUF __attribute__((vector_size(CYCONV_VBYTES / sizeof(T) * sizeof(int)))); \
 enum { CY_NL_##SUF = CYCONV_VBYTES / sizeof(T), CY_NV_##SUF = CYCONV_CB / CY_NL_##SUF }; \
                                                                                      \
 static inline cy_v##SUF cy_load_##SUF(const T *p) {                                 \
     cy_v##SUF v; memcpy(&v, p, sizeof v); return v;                                  \
 }                                                                                    \
 static inline void cy_store_##SUF(T *p, cy_v##SUF v) { memcpy(p, &v, sizeof v); }   \
+static inline cy_m##SUF cy_kload_##SUF(const int *p) {                              \
+    cy_ki##SUF v; memcpy(&v, p, sizeof v); return __builtin_convertvector(v, cy_m##SUF); \
+}                                                                                    \
+static inline void cy_kstore_##SUF(int *p, cy_m##SUF k) {                           \
+    cy_ki##SUF v = __builtin_convertvector(k, cy_ki##SUF); memcpy(p, &v, sizeof v);  \
+}                                                                                    \
 static inline cy_v##SUF cy_blend_##SUF(cy_bits take, cy_v##SUF a, cy_v##SUF b) {    \
     /* take ? a : b, lane by lane. The bit operations run on 32-bit lanes:   */      \
     /* on 64-bit lanes GCC turns this into a select that SSE2 lacks and     */      \
@@ -103,13 +111,13 @@ static inline __attribute__((always_inline)) void cy_sum_block_##SUF(const T *xw
 }                                                                                    \
                                                                                      \
 /* best[c] = first maximum of the window starting at xw (at least one tap), */      \
-/* key[c] = its tap index kh * f_w + kw in the full window, an integer of  */      \
-/* T's width (IT) so the blend runs on one lane width; k_first is the     */      \
-/* index of the first real tap.                                            */      \
+/* key[c] = its tap index kh * f_w + kw in the full window (int32; picked */      \
+/* in lanes of T's width, IT, so the blend runs on one lane width);        */      \
+/* k_first is the index of the first real tap.                             */      \
 static inline __attribute__((always_inline)) void cy_argmax_block_##SUF(const T *xw, ptrdiff_t n_kh,              \
                                          ptrdiff_t n_kw, ptrdiff_t row_step,         \
                                          ptrdiff_t col_step, IT k_first, IT f_w,     \
-                                         T *best, IT *key, int nv) {                 \
+                                         T *best, int *key, int nv) {                \
     cy_v##SUF b[CY_NV_##SUF];                                                        \
     cy_m##SUF k[CY_NV_##SUF];                                                        \
     for (int j = 0; j < nv; j++) {                                          \
@@ -129,7 +137,7 @@ static inline __attribute__((always_inline)) void cy_argmax_block_##SUF(const T 
         }                                                                            \
     for (int j = 0; j < nv; j++) {                                          \
         cy_store_##SUF(best + j * CY_NL_##SUF, b[j]);                                \
-        memcpy(key + j * CY_NL_##SUF, &k[j], sizeof k[j]);                           \
+        cy_kstore_##SUF(key + j * CY_NL_##SUF, k[j]);                                \
     }                                                                                \
 }                                                                                    \
                                                                                      \
@@ -137,7 +145,7 @@ static inline __attribute__((always_inline)) void cy_argmax_block_##SUF(const T 
 /* [oh0, oh1) x [ow0, ow1) covering input (ih, iw) whose key[oh, ow, c]     */      \
 /* names this input: its tap index (ph - oh*s_h) * f_w + (pw - ow*s_w),     */      \
 /* with ph = ih + p_top, pw = iw + p_left.                                   */      \
-static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(const T *dpi, const IT *keyi, T *out, \
+static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(const T *dpi, const int *keyi, T *out, \
                                               ptrdiff_t oh0, ptrdiff_t oh1,         \
                                               ptrdiff_t ow0, ptrdiff_t ow1,         \
                                               ptrdiff_t o_w, ptrdiff_t c_n,         \
@@ -154,8 +162,7 @@ static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(con
                 + (IT)((ph - oh * s_h) * f_w + (pw - ow * s_w));                     \
             for (int j = 0; j < nv; j++) {                                  \
                 cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);              \
-                cy_m##SUF key;                                                       \
-                memcpy(&key, keyi + at + j * CY_NL_##SUF, sizeof key);               \
+                cy_m##SUF key = cy_kload_##SUF(keyi + at + j * CY_NL_##SUF);         \
                 acc[j] += (cy_v##SUF)((cy_bits)(key == kv) & (cy_bits)g);              \
             }                                                                        \
         }                                                                            \
@@ -238,7 +245,7 @@ static inline __attribute__((always_inline)) void cy_max_route_disjoint_##SUF(co
 /* As cy_max_route_disjoint, routed by the forward's argmax keys (integer  */      \
 /* tap indices in the full window; k_first is the first real tap's index):  */      \
 /* no search of x. A key naming no real tap routes nowhere.                 */      \
-static inline __attribute__((always_inline)) void cy_key_route_disjoint_##SUF(const IT *key, T *dxw,              \
+static inline __attribute__((always_inline)) void cy_key_route_disjoint_##SUF(const int *key, T *dxw,             \
                                                const T *g, ptrdiff_t n_kh,          \
                                                ptrdiff_t n_kw, ptrdiff_t row_step,  \
                                                ptrdiff_t col_step, IT k_first,      \
@@ -246,7 +253,7 @@ static inline __attribute__((always_inline)) void cy_key_route_disjoint_##SUF(co
     cy_m##SUF k[CY_NV_##SUF];                                                        \
     cy_v##SUF gv[CY_NV_##SUF];                                                       \
     for (int j = 0; j < nv; j++) {                                                   \
-        memcpy(&k[j], key + j * CY_NL_##SUF, sizeof k[j]);                           \
+        k[j] = cy_kload_##SUF(key + j * CY_NL_##SUF);                                \
         gv[j] = cy_load_##SUF(g + j * CY_NL_##SUF);                                  \
     }                                                                                \
     for (ptrdiff_t kh = 0; kh < n_kh; kh++)                                          \

@@ -35,12 +35,10 @@ __all__ = [
 ]
 
 
-# Argmax indices are integers of the data type's width (int32 for float32,
-# int64 for float64), so the kernels select them in the data's vector lanes.
-_INDEX_DTYPE: dict[np.dtype[Any], np.dtype[Any]] = {
-    np.dtype(np.float32): np.dtype(np.int32), np.dtype(np.float64): np.dtype(np.int64)}
+# Argmax indices: each window's tap kh * f_w + kw, as int32.
 _MAX_POOL_AREA = 2**31  # tap indices must fit int32
-IndexArray = npt.NDArray[np.signedinteger[Any]]
+IndexArray = npt.NDArray[np.int32]
+_NO_KEY = np.zeros((1, 1, 1, 1), dtype=np.int32)  # the kernels' unread key argument
 
 # The pooling kernels are built once per CPU level (setup.py); calls use the
 # module of the level the convolution kernels run at, so CYCONV_CPU_LEVEL and
@@ -130,8 +128,7 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         window's first maximum (or first NaN) within the window, counted
         row-major over the full ``f_h x f_w`` window with padding included:
         ``kh * f_w + kw``. -1 for a window lying wholly in the padding.
-        int32 for float32 ``p``, int64 for float64 (an integer of the data's
-        width). Note: PyTorch's indices count positions in the input plane
+        int32. Note: PyTorch's indices count positions in the input plane
         instead; here ``ih = h * s_h - pad_top + indices // f_w`` and
         ``iw = w * s_w - pad_left + indices % f_w``.
 
@@ -151,7 +148,7 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     >>> p, indices = cyconv.max_pool2d(x, 2, return_indices=True)
     >>> indices[0, :, :, 0]
     array([[3, 3],
-           [3, 3]])
+           [3, 3]], dtype=int32)
     """
     x = as_array(x, "x", 4)
     dtype = result_dtype(x=x)
@@ -161,7 +158,7 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         raise ValueError(f"pool_size must cover fewer than 2**31 elements with "
                          f"return_indices=True, got {f[0]} x {f[1]}")
     p = np.empty(shape, dtype=dtype)
-    indices = np.empty(shape, dtype=_INDEX_DTYPE[dtype]) if return_indices else None
+    indices = np.empty(shape, dtype=np.int32) if return_indices else None
     if x.size == 0:  # every window lies in the padding (or there are none)
         p.fill(-np.inf)
         if indices is not None:
@@ -169,7 +166,7 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     elif p.size:
         kernels = _kernels(dtype, x.shape[3])
         if indices is not None:
-            kernels.max_pool2d_argmax(as_float_array(x, dtype), p, indices.view(dtype),
+            kernels.max_pool2d_argmax(as_float_array(x, dtype), p, indices,
                                       f[0], f[1], s[0], s[1], pads[0][0], pads[1][0], n_threads)
         else:
             kernels.pool2d_forward(as_float_array(x, dtype), p, True, False, f[0], f[1],
@@ -197,7 +194,7 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
         arguments: each window's gradient goes to the element they name,
         and ``x``'s values are not read. A value naming no input element of
         its window (negative, ``>= f_h * f_w`` or in the padding) passes no
-        gradient. Fastest as returned (int32 for float32, int64 for float64).
+        gradient. Fastest as returned (int32, C-contiguous).
 
     Returns
     -------
@@ -215,8 +212,8 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
     ------
     ValueError
         Besides the argument checks of :func:`max_pool2d`: a pool of 2**31
-        elements or more (tap indices are int32 for float32 data), or
-        ``indices`` not shaped like ``dp``.
+        elements or more (tap indices are int32), or ``indices`` not shaped
+        like ``dp``.
     TypeError
         ``indices`` not of an integer dtype.
 
@@ -237,20 +234,18 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
                                 all_ties=False, indices=indices)
 
 
-def _as_indices(indices: npt.ArrayLike, shape: tuple[int, ...], dtype: np.dtype[Any],
-                area: int) -> IndexArray:
-    # The kernels' key form: C-contiguous integers of the data's width.
+def _as_indices(indices: npt.ArrayLike, shape: tuple[int, ...], area: int) -> IndexArray:
+    # The kernels' key form: C-contiguous int32.
     a = as_array(indices, "indices", 4)
     if a.dtype.kind not in "iu":
         raise TypeError(f"indices must be integers (from max_pool2d(..., return_indices=True)), "
                         f"got dtype {a.dtype}")
     if a.shape != shape:
         raise ValueError(f"indices must have the forward output's shape {shape}, got {a.shape}")
-    want = _INDEX_DTYPE[dtype]
-    if a.dtype != want:
+    if a.dtype != np.int32:
         # Values outside [0, area) route nowhere; clipping first keeps them
         # so through a narrowing cast (2**32 + 3 must not become 3).
-        a = np.clip(a, -1, area).astype(want)
+        a = np.clip(a, -1, area).astype(np.int32)
     return np.ascontiguousarray(a)
 
 
@@ -266,7 +261,7 @@ def _max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair
         raise ValueError(f"pool_size must cover fewer than 2**31 elements for "
                          f"max_pool2d_backward, got {f[0]} x {f[1]}")
     _check_dp(dp, shape)
-    key = None if indices is None else _as_indices(indices, shape, dtype, f[0] * f[1])
+    key = None if indices is None else _as_indices(indices, shape, f[0] * f[1])
     n_threads = resolve_num_threads(num_threads)
     if dp.size == 0 or x.size == 0:
         return np.zeros(x.shape, dtype=dtype)
@@ -275,30 +270,30 @@ def _max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair
     disjoint = s[0] >= f[0] and s[1] >= f[1]
     if key is not None and disjoint:  # one direct pass, routed by the forward's indices
         dx = _disjoint_dx(x.shape, f, s, pads, shape, dtype)
-        kernels.pool2d_backward_disjoint(dx, dp_c, key.view(dtype), dx, True, False, True,
+        kernels.pool2d_backward_disjoint(dx, dp_c, key, dx, True, False, True,
                                          False, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
                                          n_threads)
         return dx
     if key is not None:  # gather form, routed by the forward's indices
         dx = np.empty(x.shape, dtype=dtype)
         cover = _cover_tables(x.shape, f, s, pads, shape, dtype)
-        kernels.max_pool2d_backward(dx, dp_c, key.view(dtype), dx, cover[0], cover[1], f[1],
+        kernels.max_pool2d_backward(dx, dp_c, key, dp_c, dx, cover[0], cover[1], f[1],
                                     s[0], s[1], pads[0][0], pads[1][0], False, n_threads)
         return dx
     x_c = as_float_array(x, dtype)
     if disjoint:  # one direct pass; each window's maximum is found in registers
         dx = _disjoint_dx(x.shape, f, s, pads, shape, dtype)
-        kernels.pool2d_backward_disjoint(x_c, dp_c, dp_c, dx, True, all_ties, False, False,
+        kernels.pool2d_backward_disjoint(x_c, dp_c, _NO_KEY, dx, True, all_ties, False, False,
                                          f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
                                          n_threads)
         return dx
     p = np.empty(shape, dtype=dtype)
-    key = np.empty(shape, dtype=_INDEX_DTYPE[dtype])
-    kernels.max_pool2d_argmax(x_c, p, key.view(dtype), f[0], f[1], s[0], s[1],
+    key = np.empty(shape, dtype=np.int32)
+    kernels.max_pool2d_argmax(x_c, p, key, f[0], f[1], s[0], s[1],
                               pads[0][0], pads[1][0], n_threads)
     dx = np.empty(x.shape, dtype=dtype)
     cover = _cover_tables(x.shape, f, s, pads, shape, dtype)
-    kernels.max_pool2d_backward(x_c, dp_c, p if all_ties else key.view(dtype), dx,
+    kernels.max_pool2d_backward(x_c, dp_c, key, p, dx,
                                 cover[0], cover[1], f[1], s[0], s[1], pads[0][0], pads[1][0],
                                 all_ties, n_threads)
     return dx
@@ -411,7 +406,7 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
         dx = _disjoint_dx(x_shape, f, s, pads, shape, dtype)
         # x is not read for average pooling: dx stands in for it.
         kernels = _kernels(dtype, dx.shape[3])
-        kernels.pool2d_backward_disjoint(dx, dp_c, dp_c, dx, False, False, False,
+        kernels.pool2d_backward_disjoint(dx, dp_c, _NO_KEY, dx, False, False, False,
                                          bool(count_include_pad),
                                          f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
                                          n_threads)

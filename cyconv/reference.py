@@ -348,8 +348,7 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     indices : ndarray, shape (m, n_H, n_W, n_C)
         Only with ``return_indices``: ``kh * f_w + kw`` of the maximum
         ``xpad[i, h s_h + k_h, w s_w + k_w, c]`` counted over the full window,
-        padding included; -1 for a window wholly in the padding. int32 for
-        float32 ``p``, int64 otherwise.
+        padding included; -1 for a window wholly in the padding. int32.
 
     Raises
     ------
@@ -378,7 +377,7 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     (_, f_w), (s_h, s_w), ((top, _), (left, _)), _ = _pool_geometry(
         x.shape, pool_size, stride, padding)
     p = np.empty(_pool_output_shape(x.shape, pool_size, stride, padding), dtype=dtype)
-    indices = np.full(p.shape, -1, dtype=np.int32 if dtype == np.float32 else np.int64)
+    indices = np.full(p.shape, -1, dtype=np.int32)
     for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding):
         a_slice = x[i, rows, cols, :]
         n_cols = a_slice.shape[1]

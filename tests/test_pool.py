@@ -255,7 +255,7 @@ def test_max_pool2d_indices_match_reference_and_name_the_maximum(case, dtype):
     p, indices = cyconv.max_pool2d(x, case[1], **_kw(case), return_indices=True)
     p_ref, indices_ref = reference.max_pool2d(x, case[1], **_kw(case), return_indices=True)
     np.testing.assert_array_equal(p, p_ref)
-    assert indices.dtype == (np.int32 if dtype == np.float32 else np.int64)
+    assert indices.dtype == np.int32 and indices.flags.c_contiguous
     np.testing.assert_array_equal(indices, indices_ref)
     np.testing.assert_array_equal(p, cyconv.max_pool2d(x, case[1], **_kw(case)))
 
@@ -303,9 +303,10 @@ def test_max_pool2d_backward_ignores_indices_that_name_no_input_element(dtype):
     # a wider integer type is narrowed without wrapping: 2**32 + 4 is not 4
     wide = indices.astype(np.int64)
     wide[0, 1, 1, 0] = 2**32 + 4
-    dx = cyconv.max_pool2d_backward(dp.astype(np.float32), x.astype(np.float32), 3, **kw,
-                                    indices=wide)
+    dx = cyconv.max_pool2d_backward(dp, x, 3, **kw, indices=wide)
     assert dx.sum() == dp.size - 1
+    wide[0, 1, 1, 0] = -2**40 + 4
+    assert cyconv.max_pool2d_backward(dp, x, 3, **kw, indices=wide).sum() == dp.size - 1
 
 
 def test_max_pool2d_backward_accepts_indices_in_any_layout_and_integer_type():
