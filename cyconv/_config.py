@@ -14,7 +14,7 @@ import sysconfig
 import warnings
 from typing import Any
 
-from cyconv import _args, _conv, _openmp
+from cyconv import _args, _dispatch, _openmp
 from cyconv._version import __version__
 
 __all__ = ["config_info", "show_config"]
@@ -192,9 +192,9 @@ def config_info() -> dict[str, Any]:
             "numpy": numpy.__version__,
         },
         "cpu": {
-            "level": _conv.cpu_level(),
-            "available": tuple(_conv.cpu_levels()),
-            "known": tuple(_conv.LEVELS),
+            "level": _dispatch.cpu_level(),
+            "available": tuple(_dispatch.cpu_levels()),
+            "known": tuple(_dispatch.LEVELS),
             "forced": os.environ.get("CYCONV_CPU_LEVEL"),
             "dispatch_built": build["cpu_dispatch"],
         },

@@ -46,7 +46,7 @@ cdef extern from "_conv_simd.h" nogil:
     tile_f64_t cyc_tile_f64_at(int level)
     int cyc_lanes(int level, int itemsize)
     int cyc_max_pixels(int nv)
-    int cyc_cpu_max_level()
+    int cyc_cpu_max_level "cyc_cpu_max_level_old" ()
 
 
 # CPU levels the tile is compiled for, lowest first (index = level number).
@@ -738,3 +738,11 @@ def _level_from_environment():
 
 
 _level_from_environment()
+
+
+cdef extern from "_levels.h":
+    int cyc_levels_max "cyc_cpu_max_level" ()
+
+
+def cpu_max_level():
+    return cyc_levels_max()

@@ -232,7 +232,7 @@ CYCONV_DEFINE_DOT_TILE(float, f32_v4, CYC_TARGET_V4)
 
 /* Highest level this CPU (and its OS: libgcc checks the saved vector state)
  * runs; the features tested are exactly those the targets above enable. */
-static int cyc_cpu_max_level(void) {
+static int cyc_cpu_max_level_old(void) {
     __builtin_cpu_init();
     if (!(__builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2")
           && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi")
@@ -246,7 +246,7 @@ static int cyc_cpu_max_level(void) {
 }
 #else
 #define CYC_HAVE_DISPATCH 0
-static int cyc_cpu_max_level(void) { return CYC_LEVEL_BASE; }
+static int cyc_cpu_max_level_old(void) { return CYC_LEVEL_BASE; }
 #endif
 
 typedef void (*cyc_tile_f32_t)(int, int, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,

@@ -25,13 +25,14 @@
 #include <stddef.h>
 #include <string.h>
 
-/* Channels per block: at least two vectors of float32, so the running max */
-/* of a block is two independent dependency chains (on AVX-512 a block of  */
-/* 16 float32 was one vector, one chain: 15 % slower for P1/P2 argmax).    */
-#define CYCONV_CB (CYCONV_VBYTES >= 64 ? 32 : 16)
-#ifndef CYCONV_VBYTES
-#define CYCONV_VBYTES 16      /* vector width in bytes (setup.py sets it per CPU level) */
-#endif
+/* The vector width and the channels per block come from this module's CPU */
+/* level in the table of cyconv/_levels.py (through _levels.h): at least two  */
+/* vectors of float32 per block, so the running max of a block is two        */
+/* independent dependency chains (on AVX-512 a block of 16 float32 was one   */
+/* vector, one chain: 15 % slower for P1/P2 argmax).                          */
+#include "_levels.h"
+#define CYCONV_VBYTES CYC_VBYTES
+#define CYCONV_CB CYC_POOL_BLOCK
 
 typedef int cy_bits __attribute__((vector_size(CYCONV_VBYTES)));
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional, overload
 import numpy as np
 import numpy.typing as npt
 
-from cyconv import _conv
+from cyconv import _conv, _dispatch
 from cyconv._args import (
     MAX_EXTENT,
     check_output_size,
@@ -400,4 +400,4 @@ def cpu_level() -> str:
     >>> cyconv.cpu_level() in ("baseline", "x86-64-v3", "x86-64-v4")
     True
     """
-    return _conv.cpu_level()
+    return _dispatch.cpu_level()

@@ -1,7 +1,6 @@
 """Max and average pooling, forward and backward: validate -> allocate -> call ``_pool``."""
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import Any, Literal, overload
@@ -9,7 +8,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
-from cyconv import _conv, _pool
+from cyconv import _dispatch
 from cyconv._args import (
     _is_int,
     FloatArray,
@@ -40,34 +39,9 @@ _MAX_POOL_AREA = 2**31  # tap indices must fit int32
 IndexArray = npt.NDArray[np.int32]
 _NO_KEY = np.zeros((1, 1, 1, 1), dtype=np.int32)  # the kernels' unread key argument
 
-# The pooling kernels are built once per CPU level (setup.py); calls use the
-# module of the level the convolution kernels run at, so CYCONV_CPU_LEVEL and
-# the tests' level switch govern both. A module is imported only once its
-# level is selected, i.e. known to run on this CPU.
-# Indexed like _conv.LEVELS (baseline, x86-64-v3, x86-64-v4).
-_LEVEL_MODULES = ("cyconv._pool", "cyconv._pool_v3", "cyconv._pool_v4")
-_LEVEL_VBYTES = (16, 32, 64)
-_loaded: dict[int, ModuleType] = {}
-
-
 def _kernels(dtype: np.dtype[Any], channels: int) -> ModuleType:
-    """The compiled pooling module for ``cyconv.cpu_level()`` and this layer.
-
-    Layers whose channels fill less than one vector of the level (8 float32
-    channels on AVX-512, say) take the widest lower level they fill: the
-    kernels vectorise over channels, and a part-filled vector is scalar code.
-    """
-    i = _conv.LEVELS.index(_conv.cpu_level())
-    while i > 0 and channels * np.dtype(dtype).itemsize < _LEVEL_VBYTES[i]:
-        i -= 1
-    module = _loaded.get(i)
-    if module is None:
-        try:
-            module = importlib.import_module(_LEVEL_MODULES[i])
-        except ImportError:  # a build without per-level modules
-            module = _pool
-        _loaded[i] = module
-    return module
+    """The compiled pooling module for this call (see ``_dispatch.pool_level``)."""
+    return _dispatch.module("_pool", _dispatch.pool_level(np.dtype(dtype).itemsize, channels))
 
 
 def _geometry(op: str, x_shape: tuple[int, ...], pool_size: IntPair, stride: IntPair | None,

@@ -57,13 +57,13 @@ def dtype(request):
 @pytest.fixture(params=["baseline", "x86-64-v3", "x86-64-v4"])
 def level(request):
     """Run the test at one CPU level (convolution tile and pooling module); restore after."""
-    from cyconv import _conv
-    if request.param not in _conv.cpu_levels():
+    from cyconv import _dispatch
+    if request.param not in _dispatch.cpu_levels():
         pytest.skip(f"this CPU (or build) does not run {request.param}")
-    before = _conv.cpu_level()
-    _conv.set_cpu_level(request.param)
+    before = _dispatch.cpu_level()
+    _dispatch.set_cpu_level(request.param)
     yield request.param
-    _conv.set_cpu_level(before)
+    _dispatch.set_cpu_level(before)
 
 
 # --------------------------------------------------------------------------

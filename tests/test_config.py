@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import cyconv
-from cyconv import _config, _conv, _openmp
+from cyconv import _config, _dispatch, _openmp
 
 _RUNTIME_PREFIXES = ("libgomp", "libomp", "libiomp", "vcomp")
 
@@ -27,8 +27,8 @@ def test_config_info_keys_and_values():
     cpu = info["cpu"]
     assert cpu["level"] == cyconv.cpu_level()
     assert cpu["level"] in cpu["available"]
-    assert cpu["available"] == tuple(_conv.cpu_levels())
-    assert cpu["known"] == tuple(_conv.LEVELS)
+    assert cpu["available"] == tuple(_dispatch.cpu_levels())
+    assert cpu["known"] == tuple(_dispatch.LEVELS)
     assert set(cpu["available"]) <= set(cpu["known"])
     assert cpu["dispatch_built"] in (True, False)
     threads = info["threads"]
@@ -56,8 +56,8 @@ def test_build_info_records_the_compiler():
     if info["compiler_version"] != "unknown":
         assert info["compiler_version"] in info["compiler"]
     assert (info["openmp"] is not None) == _openmp.openmp_enabled()
-    # cyconv._conv runs every CPU level only when the per-level kernels were built
-    assert info["cpu_dispatch"] or _conv.cpu_levels() == ("baseline",)
+    # cyconv runs every CPU level only when the per-level kernels were built
+    assert info["cpu_dispatch"] or _dispatch.cpu_levels() == ("baseline",)
 
 
 def test_show_config_prints_the_facts(capsys):

@@ -1,7 +1,7 @@
 """Every CPU level's convolution tile against the reference (CI runs each level the CPU has).
 
 The shapes here are wide enough to exercise what the small cases of
-test_conv.py do not: two vectors per tile pixel, several channel blocks with
+test_dispatch.py do not: two vectors per tile pixel, several channel blocks with
 a partial last one, full tiles plus a remainder along a row, and edge columns
 on both sides.
 """
@@ -14,7 +14,7 @@ import pytest
 from conftest import TOL
 
 import cyconv
-from cyconv import _conv, reference
+from cyconv import _dispatch, reference
 
 # (x shape, w shape, stride, padding)
 WIDE = [
@@ -72,15 +72,15 @@ def test_every_level_is_bitwise_equal_across_thread_counts(case, level):
 
 
 def test_levels_are_a_prefix_of_the_known_levels():
-    levels = _conv.cpu_levels()
-    assert levels == _conv.LEVELS[:len(levels)] and levels[0] == "baseline"
-    assert _conv.cpu_level() == levels[-1]  # the best one by default
-    assert cyconv.cpu_level() == _conv.cpu_level()
+    levels = _dispatch.cpu_levels()
+    assert levels == _dispatch.LEVELS[:len(levels)] and levels[0] == "baseline"
+    assert _dispatch.cpu_level() == levels[-1]  # the best one by default
+    assert cyconv.cpu_level() == _dispatch.cpu_level()
 
 
 def test_set_cpu_level_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown CPU level 'avx9'"):
-        _conv.set_cpu_level("avx9")
+        _dispatch.set_cpu_level("avx9")
 
 
 def _import_with(level):
@@ -89,10 +89,10 @@ def _import_with(level):
                           env=env, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("name", _conv.LEVELS)
+@pytest.mark.parametrize("name", _dispatch.LEVELS)
 def test_environment_variable_forces_a_level(name):
     res = _import_with(name)
-    if name in _conv.cpu_levels():
+    if name in _dispatch.cpu_levels():
         assert res.returncode == 0, res.stderr
         assert res.stdout.strip() == name
     else:

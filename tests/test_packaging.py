@@ -134,7 +134,7 @@ def test_wheel_installs_in_a_fresh_venv_and_is_right_at_every_cpu_level(artefact
     _run([sys.executable, "-m", "venv", str(venv)])
     py = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
     _run([str(py), "-m", "pip", "install", "--quiet", str(wheel)])
-    levels = _run([str(py), "-c", "import cyconv._conv as c; print(*c.cpu_levels())"],
+    levels = _run([str(py), "-c", "import cyconv._dispatch as c; print(*c.cpu_levels())"],
                   cwd=tmp).split()
     assert levels and levels[0] == "baseline"
     (tmp / "smoke.py").write_text(SMOKE)
