@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = [
     "as_float_array",
     "conv_output_size",
+    "output_fits",
+    "output_size",
     "parse_pair",
     "parse_padding",
     "resolve_num_threads",
@@ -151,6 +153,22 @@ def parse_padding(padding: object, n_hw: tuple[int, int], f_hw: tuple[int, int],
     return pads
 
 
+def output_size(n: int, f: int, pad: tuple[int, int], s: int, d: int = 1) -> int:
+    """The output size of one axis: ``floor((n + pad[0] + pad[1] - d*(f-1) - 1) / s) + 1``.
+
+    The one geometry rule of the package: the checked path
+    (:func:`conv_output_size`) and the conv wrappers' fast path both use it.
+    Below 1 when the window (extent ``d*(f-1) + 1``) does not fit in the
+    padded input.
+    """
+    return (n + pad[0] + pad[1] - (d * (f - 1) + 1)) // s + 1
+
+
+def output_fits(o_hw: tuple[int, int]) -> bool:
+    """Whether an output plane of ``o_hw`` pixels is within the 2**40 limit."""
+    return o_hw[0] * o_hw[1] <= 2**40
+
+
 def check_output_size(op: str, o_hw: tuple[int, int], pads: Pads, stride: tuple[int, int]) -> None:
     """Reject a padding/stride whose output plane would have more than 2**40 pixels.
 
@@ -160,13 +178,13 @@ def check_output_size(op: str, o_hw: tuple[int, int], pads: Pads, stride: tuple[
         Naming the padding, the stride and the output size (NumPy's own
         "array is too big" would not say why).
     """
-    if o_hw[0] * o_hw[1] > 2**40:
+    if not output_fits(o_hw):
         raise ValueError(f"{op}: padding {pads} with stride {stride} gives an output of "
                          f"{o_hw[0]} x {o_hw[1]} pixels per image and channel: too large")
 
 
 def conv_output_size(n: int, f: int, pad: tuple[int, int], s: int, axis: str, op: str) -> int:
-    """Output size ``floor((n + pad[0] + pad[1] - f) / s) + 1`` of one axis.
+    """Output size of one axis (:func:`output_size`), checked.
 
     Raises
     ------
@@ -174,12 +192,12 @@ def conv_output_size(n: int, f: int, pad: tuple[int, int], s: int, axis: str, op
         If the window does not fit in the padded input (output size < 1),
         naming the axis and the sizes involved.
     """
-    padded = n + pad[0] + pad[1]
-    if padded < f:
+    o = output_size(n, f, pad, s)
+    if o < 1:
         raise ValueError(
             f"{op}: the window is larger than the padded input along {axis}: "
-            f"input {n} + padding {pad[0]}+{pad[1]} = {padded} < window {f}")
-    return (padded - f) // s + 1
+            f"input {n} + padding {pad[0]}+{pad[1]} = {n + pad[0] + pad[1]} < window {f}")
+    return o
 
 
 _FLOAT_KINDS = "fiub"

@@ -1,4 +1,5 @@
-# Type stub for the compiled module cyconv._conv (see _conv.pyx for the docs).
+# Type stub for the compiled module cyconv._conv (see _conv.pyx for the docs; _conv_v3 and
+# _conv_v4 are the same functions built for other CPU levels).
 from typing import Callable, Generic
 
 import numpy as np
@@ -25,7 +26,7 @@ def conv2d_forward(
 @_fused
 def conv2d_backward_dx(
     dz: npt.NDArray[_F], w: npt.NDArray[_F], dx: npt.NDArray[_F],
-    s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
+    s_h: int, s_w: int, p_t: int, p_l: int, dot: bool, num_threads: int,
 ) -> None: ...
 @_fused
 def conv2d_backward_dw(
@@ -34,8 +35,5 @@ def conv2d_backward_dw(
     s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
 ) -> None: ...
 
-LEVELS: tuple[str, str, str]
-
-def cpu_levels() -> tuple[str, ...]: ...
-def cpu_level() -> str: ...
-def set_cpu_level(name: str) -> None: ...
+def cpu_max_level() -> int: ...
+def level_table() -> dict[str, int | tuple[int, int]]: ...

@@ -18,13 +18,19 @@
  * (t, k) for every element, whatever P and NV, so a result depends on the
  * shapes alone, never on the tiling or the thread count.
  *
+ * The tile's initial value and its store are its epilogue (cyc_epilogue):
+ * zeros, a bias block, or the values already in out (accumulate: a long sum
+ * split into pieces without changing a single rounding); activation is a
+ * post-op on the store (none yet).
+ *
  * GCC's auto-vectoriser does not keep such a tile in registers (it vectorised
  * a Cython tile across pixels with gathers), so the tile is written with
- * GCC/Clang vector extensions: one source, compiled once per CPU level with
- * that level's vector width (16 bytes = SSE2 at the x86-64 baseline, 32 =
- * AVX2 + FMA, 64 = AVX-512) through target() attributes, so the default build
- * needs no -march flag. Loops over rows, tiles, blocks and threads stay in
- * Cython (_conv.pyx), which calls the selected level through a pointer.
+ * GCC/Clang vector extensions. This header is compiled into one module per
+ * CPU level (setup.py, from the list in cyconv/_levels.py), with that level's
+ * compiler features and the constants of its row of the table (_levels.h):
+ * vector width CYC_VBYTES, largest tile CYC_MR1 / CYC_MR2 pixels for 1 / 2
+ * vectors, the dot tile CYC_DOT_MP x CYC_DOT_MC. Loops over rows, tiles,
+ * blocks and threads stay in Cython (_conv.pyx).
  */
 #ifndef CYCONV_CONV_SIMD_H
 #define CYCONV_CONV_SIMD_H
@@ -32,35 +38,71 @@
 #include <stddef.h>
 #include <string.h>
 
-#define CYC_INLINE(ATTR) static inline __attribute__((always_inline)) ATTR
+#include "_levels.h"
 
-/* Largest tile: P pixels for NV = 1 and NV = 2 vectors per pixel. */
-enum { CYC_MR1 = 8, CYC_MR2 = 6 };
+#define CYC_INLINE static inline __attribute__((always_inline))
 
-/* One variant of the tile: element type T, vector width VBYTES, compiled
- * with the function attribute ATTR (a target() for the CPU level, or none). */
-#define CYCONV_DEFINE_CONV_TILE(T, SUF, VBYTES, ATTR)                                \
-typedef T cyc_v##SUF __attribute__((vector_size(VBYTES)));                          \
-enum { CYC_NL_##SUF = VBYTES / sizeof(T) };                                         \
+/* The tile's switch below has cases for up to 8 pixels (1 vector) and 6 (2). */
+_Static_assert(CYC_MR1 <= 8 && CYC_MR2 <= 6, "extend the tile's cases to the table's tiles");
+_Static_assert(CYC_DOT_MP <= 4 && CYC_DOT_MC <= 3, "extend the dot tile's cases");
+
+/* What the tile starts from and does on its store. */
+enum { CYC_ACT_NONE = 0 };
+typedef struct {
+    const void *bias;   /* NB values (the tile's element type), added to every pixel; or NULL */
+    int accumulate;     /* start from the values in out instead of zeros or bias */
+    int activation;     /* CYC_ACT_NONE (the only one so far) */
+} cyc_epilogue;
+
+/* The parameters of one convolution, filled once per call by _conv.pyx from
+ * the caller's arrays and integers; every driver takes this block. Geometry
+ * per axis (stride, padding before it, dilation), groups, and the element
+ * strides of each operand are separate fields, so a layout or a geometry
+ * rule is one field and the tap builder, not another argument everywhere.
+ * "z" is the forward output, or dz in the backward passes; "x" is x or dx;
+ * "w" is w or dw. */
+typedef struct {
+    ptrdiff_t m, n_h, n_w, c_in;          /* x: batch, height, width, channels */
+    ptrdiff_t o_h, o_w, c_out;            /* z */
+    ptrdiff_t f_h, f_w;                   /* filter taps */
+    ptrdiff_t s_h, s_w, p_t, p_l;         /* stride; padding before each axis */
+    ptrdiff_t d_h, d_w;                   /* dilation (1 so far) */
+    ptrdiff_t groups;                     /* 1 so far */
+    ptrdiff_t K;                          /* products per tap of one output: c_in / groups */
+    ptrdiff_t x_ps, x_rs, x_is;           /* x element strides: pixel, row, image */
+    ptrdiff_t z_ps, z_rs, z_is;           /* z element strides */
+    ptrdiff_t w_ts, w_cs;                 /* w element strides: tap (kw), input channel */
+    cyc_epilogue epi;                     /* of the forward: bias (c_out values), post-op */
+} cyc_conv_params;
+
+/* The tile's signature, declared once for every element type T. */
+#define CYC_TILE_SIGNATURE(T, NAME)                                                  \
+    void NAME(int P, int NV, const T *in, ptrdiff_t base, ptrdiff_t in_ps,           \
+              ptrdiff_t in_ks, const T *w, ptrdiff_t w_ks, const ptrdiff_t *in_off,  \
+              const ptrdiff_t *w_off, ptrdiff_t ntaps, ptrdiff_t K, T *out,          \
+              ptrdiff_t out_ps, int nch, cyc_epilogue epi)
+#define CYC_DOT_SIGNATURE(T, NAME)                                                   \
+    void NAME(int P, int C, const T *in, ptrdiff_t base, ptrdiff_t in_ps,            \
+              const T *w, ptrdiff_t w_cs, const ptrdiff_t *in_off,                   \
+              const ptrdiff_t *w_off, ptrdiff_t ntaps, ptrdiff_t K, T *out,          \
+              ptrdiff_t out_ps)
+
+/* The tile for element type T (suffix SUF) at this module's vector width. */
+#define CYCONV_DEFINE_CONV_TILE(T, SUF)                                              \
+typedef T cyc_v##SUF __attribute__((vector_size(CYC_VBYTES)));                      \
+enum { CYC_NL_##SUF = CYC_VBYTES / sizeof(T) };                                     \
                                                                                      \
-CYC_INLINE(ATTR) cyc_v##SUF cyc_load_##SUF(const T *p) {                            \
+CYC_INLINE cyc_v##SUF cyc_load_##SUF(const T *p) {                                  \
     cyc_v##SUF v; memcpy(&v, p, sizeof v); return v;                                 \
 }                                                                                    \
-CYC_INLINE(ATTR) void cyc_store_##SUF(T *p, cyc_v##SUF v) { memcpy(p, &v, sizeof v); } \
+CYC_INLINE void cyc_store_##SUF(T *p, cyc_v##SUF v) { memcpy(p, &v, sizeof v); }    \
                                                                                      \
-/* init: bias == NULL and !accumulate: zeros; bias: its NB values for every */  \
-/* pixel; accumulate: the values already in out (so a long sum can be split */ \
-/* into pieces without changing a single rounding).                          */             \
-CYC_INLINE(ATTR) void cyc_tile_##SUF##_body(                                         \
-        const int P, const int NV,                                                   \
-        const T *in, ptrdiff_t base, ptrdiff_t in_ps, ptrdiff_t in_ks,               \
-        const T *w, ptrdiff_t w_ks,                                                  \
-        const ptrdiff_t *in_off, const ptrdiff_t *w_off,                             \
-        ptrdiff_t ntaps, ptrdiff_t K,                                                \
-        T *out, ptrdiff_t out_ps, int nch, const T *bias, int accumulate) {          \
+/* The body for constant P and NV (the dispatcher below inlines one per case). */ \
+CYC_INLINE CYC_TILE_SIGNATURE(T, cyc_tile_##SUF##_body) {                            \
     enum { NL = CYC_NL_##SUF };                                                      \
+    const T *bias = (const T *)epi.bias;                                             \
     cyc_v##SUF acc[CYC_MR1][2];                                                      \
-    if (accumulate) {                                                                \
+    if (epi.accumulate) {                                                            \
         T buf[2 * NL];                                                               \
         memset(buf, 0, sizeof buf);                                                  \
         for (int p = 0; p < P; p++) {                                                \
@@ -113,12 +155,7 @@ CYC_INLINE(ATTR) void cyc_tile_##SUF##_body(                                    
                                                                                      \
 /* The tile for run-time P (1 .. CYC_MR<NV>) and NV (1 or 2), each case       */   \
 /* compiled with constant bounds so the accumulators live in registers.      */   \
-static ATTR void cyc_tile_##SUF(int P, int NV,                                            \
-        const T *in, ptrdiff_t base, ptrdiff_t in_ps, ptrdiff_t in_ks,               \
-        const T *w, ptrdiff_t w_ks,                                                  \
-        const ptrdiff_t *in_off, const ptrdiff_t *w_off,                             \
-        ptrdiff_t ntaps, ptrdiff_t K,                                                \
-        T *out, ptrdiff_t out_ps, int nch, const T *bias, int accumulate) {          \
+static CYC_TILE_SIGNATURE(T, cyc_tile_##SUF) {                                       \
     _Pragma("GCC diagnostic push")                                                   \
     _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")                     \
     switch (NV * 16 + P) {                                                           \
@@ -135,7 +172,7 @@ static ATTR void cyc_tile_##SUF(int P, int NV,                                  
 #define CYC_CASE(T, SUF, NV, P)                                                      \
     case NV * 16 + P:                                                                \
         cyc_tile_##SUF##_body(P, NV, in, base, in_ps, in_ks, w, w_ks, in_off, w_off, \
-                              ntaps, K, out, out_ps, nch, bias, accumulate);         \
+                              ntaps, K, out, out_ps, nch, epi);                      \
         break;
 
 /* The dot-product tile, for dx of layers with few input channels (the tile
@@ -147,13 +184,8 @@ static ATTR void cyc_tile_##SUF(int P, int NV,                                  
  *   out[p * out_ps + c] = sum_t sum_k in[base + in_off[t] + p * in_ps + k]
  *                                     * w[w_off[t] + c * w_cs + k]
  */
-#define CYCONV_DEFINE_DOT_TILE(T, SUF, ATTR)                                          \
-CYC_INLINE(ATTR) void cyc_dot_##SUF##_body(                                          \
-        const int P, const int C,                                                    \
-        const T *in, ptrdiff_t base, ptrdiff_t in_ps,                                \
-        const T *w, ptrdiff_t w_cs,                                                  \
-        const ptrdiff_t *in_off, const ptrdiff_t *w_off,                             \
-        ptrdiff_t ntaps, ptrdiff_t K, T *out, ptrdiff_t out_ps) {                    \
+#define CYCONV_DEFINE_DOT_TILE(T, SUF)                                                \
+CYC_INLINE CYC_DOT_SIGNATURE(T, cyc_dot_##SUF##_body) {                              \
     enum { NL = CYC_NL_##SUF };                                                      \
     cyc_v##SUF acc[CYC_DOT_MP][CYC_DOT_MC];                                          \
     _Pragma("GCC unroll 4")                                                          \
@@ -184,11 +216,7 @@ CYC_INLINE(ATTR) void cyc_dot_##SUF##_body(                                     
         }                                                                            \
 }                                                                                    \
                                                                                      \
-static ATTR void cyc_dot_##SUF(int P, int C,                                         \
-        const T *in, ptrdiff_t base, ptrdiff_t in_ps,                                \
-        const T *w, ptrdiff_t w_cs,                                                  \
-        const ptrdiff_t *in_off, const ptrdiff_t *w_off,                             \
-        ptrdiff_t ntaps, ptrdiff_t K, T *out, ptrdiff_t out_ps) {                    \
+static CYC_DOT_SIGNATURE(T, cyc_dot_##SUF) {                                         \
     switch (C * 16 + P) {                                                            \
     CYC_DOT_CASE(SUF, 1, 1) CYC_DOT_CASE(SUF, 1, 2) CYC_DOT_CASE(SUF, 1, 3)          \
     CYC_DOT_CASE(SUF, 1, 4) CYC_DOT_CASE(SUF, 2, 1) CYC_DOT_CASE(SUF, 2, 2)          \
@@ -204,94 +232,12 @@ static ATTR void cyc_dot_##SUF(int P, int C,                                    
                              ntaps, K, out, out_ps);                                 \
         break;
 
-/* Largest dot tile: pixels and input channels. */
-enum { CYC_DOT_MP = 4, CYC_DOT_MC = 3 };
+CYCONV_DEFINE_CONV_TILE(float, f32)
+CYCONV_DEFINE_CONV_TILE(double, f64)
+CYCONV_DEFINE_DOT_TILE(float, f32)   /* the dot form serves float32 only (measured) */
 
-/* The CPU levels: 0 = baseline (SSE2 on x86-64, the build's own flags
- * elsewhere), 1 = x86-64-v3 (AVX2 + FMA), 2 = x86-64-v4 (AVX-512). Only the
- * tile is compiled per level (it is where the time goes); the drivers in
- * Cython are baseline code that call it through a pointer. */
-enum { CYC_LEVEL_BASE = 0, CYC_LEVEL_V3 = 1, CYC_LEVEL_V4 = 2 };
-
-CYCONV_DEFINE_CONV_TILE(float, f32_base, 16, )
-CYCONV_DEFINE_CONV_TILE(double, f64_base, 16, )
-CYCONV_DEFINE_DOT_TILE(float, f32_base, )
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) \
-    && !defined(CYCONV_NO_CPU_DISPATCH)
-#define CYC_HAVE_DISPATCH 1
-#define CYC_TARGET_V3 __attribute__((target("avx,avx2,fma,bmi,bmi2,f16c")))
-#define CYC_TARGET_V4 __attribute__((target( \
-    "avx,avx2,fma,bmi,bmi2,f16c,avx512f,avx512bw,avx512cd,avx512dq,avx512vl")))
-CYCONV_DEFINE_CONV_TILE(float, f32_v3, 32, CYC_TARGET_V3)
-CYCONV_DEFINE_CONV_TILE(double, f64_v3, 32, CYC_TARGET_V3)
-CYCONV_DEFINE_CONV_TILE(float, f32_v4, 64, CYC_TARGET_V4)
-CYCONV_DEFINE_CONV_TILE(double, f64_v4, 64, CYC_TARGET_V4)
-CYCONV_DEFINE_DOT_TILE(float, f32_v3, CYC_TARGET_V3)
-CYCONV_DEFINE_DOT_TILE(float, f32_v4, CYC_TARGET_V4)
-
-/* Highest level this CPU (and its OS: libgcc checks the saved vector state)
- * runs; the features tested are exactly those the targets above enable. */
-static int cyc_cpu_max_level_old(void) {
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx") && __builtin_cpu_supports("avx2")
-          && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi")
-          && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c")))
-        return CYC_LEVEL_BASE;
-    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-          && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq")
-          && __builtin_cpu_supports("avx512vl")))
-        return CYC_LEVEL_V3;
-    return CYC_LEVEL_V4;
-}
-#else
-#define CYC_HAVE_DISPATCH 0
-static int cyc_cpu_max_level_old(void) { return CYC_LEVEL_BASE; }
-#endif
-
-typedef void (*cyc_tile_f32_t)(int, int, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                               const float *, ptrdiff_t, const ptrdiff_t *,
-                               const ptrdiff_t *, ptrdiff_t, ptrdiff_t, float *,
-                               ptrdiff_t, int, const float *, int);
-typedef void (*cyc_tile_f64_t)(int, int, const double *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                               const double *, ptrdiff_t, const ptrdiff_t *,
-                               const ptrdiff_t *, ptrdiff_t, ptrdiff_t, double *,
-                               ptrdiff_t, int, const double *, int);
-
-typedef void (*cyc_dot_f32_t)(int, int, const float *, ptrdiff_t, ptrdiff_t, const float *,
-                              ptrdiff_t, const ptrdiff_t *, const ptrdiff_t *, ptrdiff_t,
-                              ptrdiff_t, float *, ptrdiff_t);
-
-/* NAME_at(level): the variant of a level (<= cyc_cpu_max_level(), checked by
- * the caller). Callers read the level once per call, so a change of level
- * never mixes two vector widths within one convolution. */
-#if CYC_HAVE_DISPATCH
-#define CYC_DEFINE_AT(NAME)                                                          \
-static inline NAME##_t NAME##_at(int level) {                                        \
-    if (level == CYC_LEVEL_V4) return NAME##_v4;                                     \
-    if (level == CYC_LEVEL_V3) return NAME##_v3;                                     \
-    return NAME##_base;                                                              \
-}
-#else
-#define CYC_DEFINE_AT(NAME)                                                          \
-static inline NAME##_t NAME##_at(int level) { (void)level; return NAME##_base; }
-#endif
-CYC_DEFINE_AT(cyc_tile_f32)
-CYC_DEFINE_AT(cyc_tile_f64)
-CYC_DEFINE_AT(cyc_dot_f32)  /* the dot form serves float32 only (measured) */
-
-/* Lanes per vector of a level. */
-static inline int cyc_lanes(int level, int itemsize) {
-    int bytes = 16;
-#if CYC_HAVE_DISPATCH
-    if (level == CYC_LEVEL_V4) bytes = 64;
-    else if (level == CYC_LEVEL_V3) bytes = 32;
-#endif
-    (void)level;
-    return bytes / itemsize;
-}
+/* This level's row of the table, for the drivers. */
+static inline int cyc_lanes(int itemsize) { return CYC_VBYTES / itemsize; }
 static inline int cyc_max_pixels(int nv) { return nv == 1 ? CYC_MR1 : CYC_MR2; }
-static inline int cyc_dot_max_pixels(void) { return CYC_DOT_MP; }
-static inline int cyc_dot_max_channels(void) { return CYC_DOT_MC; }
 
 #endif

@@ -57,8 +57,6 @@ def set_cpu_level(name: str) -> None:
         raise ValueError(f"CPU level {name!r} is not supported by this CPU or build; "
                          f"supported: {', '.join(cpu_levels())}")
     _level = LEVELS.index(name)
-    if hasattr(_conv, "set_cpu_level"):  # interim: the conv module's own dispatch
-        _conv.set_cpu_level(name)
 
 
 def module(family: str, level: int) -> ModuleType:

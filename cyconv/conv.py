@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional, overload
 import numpy as np
 import numpy.typing as npt
 
-from cyconv import _conv, _dispatch
+from cyconv import _dispatch
 from cyconv._args import (
     MAX_EXTENT,
     check_output_size,
@@ -20,6 +20,8 @@ from cyconv._args import (
     as_float_array,
     conv_output_size,
     effective_num_threads,
+    output_fits,
+    output_size,
     parse_pair,
     parse_padding,
     resolve_num_threads,
@@ -27,11 +29,7 @@ from cyconv._args import (
 )
 
 if TYPE_CHECKING:
-    from typing_extensions import ParamSpec
-
     from cyconv._conv import _FusedFunction
-
-    _P = ParamSpec("_P")
 
 __all__ = ["conv2d", "conv2d_backward", "cpu_level"]
 
@@ -62,18 +60,37 @@ def _geometry(op: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], strid
 # take (plain C-contiguous ndarrays of one float dtype, int stride and
 # padding), the checks could only pass and convert nothing, so they are
 # skipped; anything else returns None and goes through the full checks.
-# The kernels are indexed per dtype once, skipping Cython's fused-type dispatch.
+# The kernels are indexed per CPU level and dtype once, skipping Cython's
+# fused-type dispatch.
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_Kernels = tuple["_FusedFunction[Any]", "_FusedFunction[Any]", "_FusedFunction[Any]"]
+_KERNELS: dict[tuple[int, np.dtype[Any]], _Kernels] = {}
 
 
-def _by_dtype(kernel: _FusedFunction[_P]) -> dict[np.dtype[Any], _FusedFunction[_P]]:
-    return {_F32: kernel["float"], _F64: kernel["double"]}
+def _kernels(level: int, dtype: np.dtype[Any]) -> _Kernels:
+    """(forward, dx, dw) of the conv module at ``level`` for ``dtype``."""
+    k = _KERNELS.get((level, dtype))
+    if k is None:
+        mod = _dispatch.module("_conv", level)
+        name = "float" if dtype == _F32 else "double"
+        k = (mod.conv2d_forward[name], mod.conv2d_backward_dx[name],
+             mod.conv2d_backward_dw[name])
+        _KERNELS[level, dtype] = k
+    return k
 
 
-_FORWARD = _by_dtype(_conv.conv2d_forward)
-_BACKWARD_DX = _by_dtype(_conv.conv2d_backward_dx)
-_BACKWARD_DW = _by_dtype(_conv.conv2d_backward_dw)
+def _forward(dtype: np.dtype[Any], c_out: int) -> _FusedFunction[Any]:
+    return _kernels(_dispatch.conv_level(dtype.itemsize, c_out), dtype)[0]
+
+
+def _backward_dx(dtype: np.dtype[Any], c_in: int, c_out: int) -> tuple[_FusedFunction[Any], bool]:
+    level, dot = _dispatch.dx_plan(dtype.name, dtype.itemsize, c_in, c_out)
+    return _kernels(level, dtype)[1], dot
+
+
+def _backward_dw(dtype: np.dtype[Any], c_out: int) -> _FusedFunction[Any]:
+    return _kernels(_dispatch.conv_level(dtype.itemsize, c_out), dtype)[2]
 
 
 def _fast_arrays(*arrays: Any) -> np.dtype[Any] | None:
@@ -99,9 +116,10 @@ def _fast_geometry(x: Any, w: Any, stride: Any, padding: Any) -> tuple[int, int]
         return None
     _, n_h, n_w, c_in = x.shape
     f_h, f_w, w_c_in, _ = w.shape
-    o_h = (n_h + 2 * padding - f_h) // stride + 1  # as conv_output_size
-    o_w = (n_w + 2 * padding - f_w) // stride + 1
-    if w_c_in != c_in or o_h < 1 or o_w < 1 or o_h * o_w > 2**40:  # as check_output_size
+    pads = (padding, padding)
+    o_h = output_size(n_h, f_h, pads, stride)
+    o_w = output_size(n_w, f_w, pads, stride)
+    if w_c_in != c_in or o_h < 1 or o_w < 1 or not output_fits((o_h, o_w)):
         return None
     return o_h, o_w
 
@@ -131,7 +149,7 @@ def _fast_conv2d(x: Any, w: Any, b: Any, stride: Any, padding: Any,
         return None
     bias = np.zeros(c_out, dtype=dtype) if b is None else b  # as _bias
     z = np.empty((x.shape[0], o_hw[0], o_hw[1], c_out), dtype=dtype)
-    _FORWARD[dtype](x, w, bias, z, stride, stride, padding, padding, n_threads)
+    _forward(dtype, c_out)(x, w, bias, z, stride, stride, padding, padding, n_threads)
     return z
 
 
@@ -152,11 +170,13 @@ def _fast_conv2d_backward(dz: Any, x: Any, w: Any, stride: Any, padding: Any, nu
     dx = dw = db = None
     if "dx" in grads:
         dx = np.empty(x.shape, dtype=dtype)  # the kernels overwrite dx, dw and db
-        _BACKWARD_DX[dtype](dz, w, dx, stride, stride, padding, padding, n_threads)
+        kernel, dot = _backward_dx(dtype, x.shape[3], c_out)
+        kernel(dz, w, dx, stride, stride, padding, padding, dot, n_threads)
     if "dw" in grads:
         dw = np.empty(w.shape, dtype=dtype)
         db_out = np.empty(c_out, dtype=dtype)
-        _BACKWARD_DW[dtype](x, dz, dw, db_out, stride, stride, padding, padding, n_threads)
+        _backward_dw(dtype, c_out)(x, dz, dw, db_out, stride, stride, padding, padding,
+                                   n_threads)
         db = db_out if "db" in grads else None
     elif "db" in grads:
         db = dz.sum(axis=(0, 1, 2))  # as the full path
@@ -253,8 +273,8 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     if x.size == 0:  # no input channels, or every window lies in the padding
         z[...] = bias
         return z
-    _conv.conv2d_forward(as_float_array(x, dtype), as_float_array(w, dtype), bias, z,
-                         s[0], s[1], pads[0][0], pads[1][0], n_threads)
+    _forward(dtype, c_out)(as_float_array(x, dtype), as_float_array(w, dtype), bias, z,
+                           s[0], s[1], pads[0][0], pads[1][0], n_threads)
     return z
 
 
@@ -355,11 +375,13 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
         return dx, dw, db
     dz_c = as_float_array(dz, dtype)
     if dx is not None:
-        _conv.conv2d_backward_dx(dz_c, as_float_array(w, dtype), dx, s[0], s[1], pads[0][0], pads[1][0], n_threads)
+        kernel, dot = _backward_dx(dtype, x.shape[3], c_out)
+        kernel(dz_c, as_float_array(w, dtype), dx, s[0], s[1], pads[0][0], pads[1][0], dot,
+               n_threads)
     if dw is not None:
         db_out = db if db is not None else np.empty(c_out, dtype=dtype)
-        _conv.conv2d_backward_dw(as_float_array(x, dtype), dz_c, dw, db_out,
-                                 s[0], s[1], pads[0][0], pads[1][0], n_threads)
+        _backward_dw(dtype, c_out)(as_float_array(x, dtype), dz_c, dw, db_out,
+                                   s[0], s[1], pads[0][0], pads[1][0], n_threads)
     elif db is not None:
         db[:] = dz_c.sum(axis=(0, 1, 2))
     return dx, dw, db
