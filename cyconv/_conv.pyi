@@ -21,7 +21,7 @@ def _fused(f: Callable[_P, None]) -> _FusedFunction[_P]: ...
 @_fused
 def conv2d_forward(
     x: npt.NDArray[_F], w: npt.NDArray[_F], b: npt.NDArray[_F], z: npt.NDArray[_F],
-    s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
+    s_h: int, s_w: int, p_t: int, p_l: int, relu: bool, num_threads: int,
 ) -> None: ...
 @_fused
 def conv2d_backward_dx(

@@ -46,6 +46,7 @@ cdef extern from "_conv_simd.h" nogil:
     int cyc_cpu_max_level()
 
     enum: CYC_ACT_NONE
+    enum: CYC_ACT_RELU
     ctypedef struct cyc_epilogue:
         const void *bias
         int accumulate
@@ -116,11 +117,12 @@ cdef cyc_conv_params _params(const floating[:, :, :, ::1] x, const floating[:, :
     return p
 
 
-cdef inline cyc_epilogue _epilogue(const void *bias, bint accumulate) noexcept nogil:
+cdef inline cyc_epilogue _epilogue(const void *bias, bint accumulate,
+                                   int activation) noexcept nogil:
     cdef cyc_epilogue e
     e.bias = bias
     e.accumulate = accumulate
-    e.activation = CYC_ACT_NONE
+    e.activation = activation
     return e
 
 
@@ -305,7 +307,7 @@ cdef inline void _dx_tile(bint dot, int P, int nv, const floating *dz,
                         c_out, out, out_ps)
             return
     _tile(P, nv, dz, base, in_ps, 1, wblk, nb, in_off, w_off, nt, c_out,
-          out, out_ps, nch, _epilogue(NULL, False))
+          out, out_ps, nch, _epilogue(NULL, False, CYC_ACT_NONE))
 
 
 cdef int _tile_vectors(Py_ssize_t itemsize, Py_ssize_t channels) noexcept:
@@ -405,7 +407,7 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
             P = <int>(ow_b - ow if ow_b - ow < mr else mr)
             _tile(P, nv, x, ow * p.s_w * p.x_ps, p.s_w * p.x_ps, 1, wpack + cb * w_blk, nb,
                   sc.in_off, sc.w_off, nt, p.K, z + ow * p.z_ps + cb * nb, p.z_ps, nch,
-                  _epilogue(bpack + cb * nb, False))
+                  _epilogue(bpack + cb * nb, False, p.epi.activation))
             ow += P
         for ow in range(ow_a):
             _forward_edge(p, x, wpack + cb * w_blk, bpack + cb * nb, z + cb * nb, sc, n_kh,
@@ -427,7 +429,7 @@ cdef inline void _forward_edge(const cyc_conv_params *p, const floating *x,
                          sc.v_in, sc.v_w)
     ne = _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, n_kw, sc.e_in, sc.e_w)
     _tile(1, nv, x, 0, 0, 1, wblk, nb, sc.e_in, sc.e_w, ne, p.K,
-          z + ow * p.z_ps, p.z_ps, nch, _epilogue(bblk, False))
+          z + ow * p.z_ps, p.z_ps, nch, _epilogue(bblk, False, p.epi.activation))
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
@@ -436,8 +438,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
                    floating[:, :, :, ::1] z,           # OUT (m, o_h, o_w, c_out)
                    Py_ssize_t s_h, Py_ssize_t s_w,
                    Py_ssize_t p_t, Py_ssize_t p_l,
-                   int num_threads):
-    """z = conv(x, w) + b, parallel over batch x output rows.
+                   bint relu, int num_threads):
+    """z = conv(x, w) + b (then max(z, 0) if ``relu``), parallel over batch x output rows.
 
     Parameters
     ----------
@@ -450,6 +452,9 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     p_t, p_l : int
         Padding before the height and width axes (the padding after each
         axis is implied by ``z``'s shape).
+    relu : bool
+        Apply ``v <= 0 ? 0 : v`` in the tile's store (the epilogue), so the
+        activation costs no pass of its own.
     num_threads : int
         OpenMP threads (>= 1).
     """
@@ -484,6 +489,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
         p.x_rs = p.n_w * p.x_ps
         p.x_is = p.n_h * p.x_rs
     p.epi.bias = bpack
+    p.epi.activation = CYC_ACT_RELU if relu else CYC_ACT_NONE
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
         with nogil:
@@ -693,7 +699,7 @@ cdef void _dw_item(const cyc_conv_params *p, const floating *x, const floating *
     if ow_b > ow_a:
         nt = _dw_taps(p, sc, r0, r1, kh, ow_a * p.s_w - p.p_l, ow_a, dz_ps)
     _tile(P, nv, x, r, 1, p.s_w * p.x_ps, dzc, dz_ps, sc.in_off, sc.w_off, nt, ow_b - ow_a,
-          out + r * c_out, c_out, nch, _epilogue(NULL, accumulate))
+          out + r * c_out, c_out, nch, _epilogue(NULL, accumulate, CYC_ACT_NONE))
     if ow_a == 0 and ow_b == p.o_w:
         return
     for kw in range(r // c_in, (r + P - 1) // c_in + 1):
@@ -715,7 +721,7 @@ cdef void _dw_item(const cyc_conv_params *p, const floating *x, const floating *
                 continue
             nt = _dw_taps(p, sc, r0, r1, kh, lo * p.s_w - p.p_l + kw * p.d_w, lo, dz_ps)
             _tile(pk, nv, x, ci0, 1, p.s_w * p.x_ps, dzc, dz_ps, sc.in_off, sc.w_off, nt, K,
-                  out + (kw * c_in + ci0) * c_out, c_out, nch, _epilogue(NULL, True))
+                  out + (kw * c_in + ci0) * c_out, c_out, nch, _epilogue(NULL, True, CYC_ACT_NONE))
 
 
 cdef void _dw_items(const cyc_conv_params *p, const floating *x, const floating *dzb,

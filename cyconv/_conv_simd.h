@@ -47,11 +47,12 @@ _Static_assert(CYC_MR1 <= 8 && CYC_MR2 <= 6, "extend the tile's cases to the tab
 _Static_assert(CYC_DOT_MP <= 4 && CYC_DOT_MC <= 3, "extend the dot tile's cases");
 
 /* What the tile starts from and does on its store. */
-enum { CYC_ACT_NONE = 0 };
+enum { CYC_ACT_NONE = 0, CYC_ACT_RELU = 1 };
+typedef long long cyc_bits __attribute__((vector_size(CYC_VBYTES)));
 typedef struct {
     const void *bias;   /* NB values (the tile's element type), added to every pixel; or NULL */
     int accumulate;     /* start from the values in out instead of zeros or bias */
-    int activation;     /* CYC_ACT_NONE (the only one so far) */
+    int activation;     /* CYC_ACT_NONE, or CYC_ACT_RELU: max(v, 0) on the store (NaN stays) */
 } cyc_epilogue;
 
 /* The parameters of one convolution, filled once per call by _conv.pyx from
@@ -136,6 +137,14 @@ CYC_INLINE CYC_TILE_SIGNATURE(T, cyc_tile_##SUF##_body) {                       
             ip += in_ks;                                                             \
             wp += w_ks;                                                              \
         }                                                                            \
+    }                                                                                \
+    if (epi.activation == CYC_ACT_RELU) {                                            \
+        /* v <= 0 ? +0 : v, so -0 becomes +0 and NaN passes (as the layers' ReLU) */ \
+        _Pragma("GCC unroll 8")                                                      \
+        for (int p = 0; p < P; p++)                                                  \
+            for (int j = 0; j < NV; j++)                                             \
+                acc[p][j] = (cyc_v##SUF)(~(cyc_bits)(acc[p][j] <= 0)                 \
+                                         & (cyc_bits)acc[p][j]);                     \
     }                                                                                \
     if (nch == NV * NL) {                                                            \
         _Pragma("GCC unroll 8")                                                      \

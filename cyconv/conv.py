@@ -133,11 +133,11 @@ def _fast_num_threads(num_threads: Any) -> int | None:
     return None
 
 
-def _fast_conv2d(x: Any, w: Any, b: Any, stride: Any, padding: Any,
+def _fast_conv2d(x: Any, w: Any, b: Any, stride: Any, padding: Any, activation: Any,
                  num_threads: Any) -> FloatArray | None:
     """``conv2d`` for arguments the kernel takes as they are, else None."""
     dtype = _fast_arrays(x, w)
-    if dtype is None:
+    if dtype is None or (activation is not None and activation != "relu"):
         return None
     c_out = w.shape[3]
     if b is not None and not (type(b) is np.ndarray and b.dtype is dtype
@@ -149,7 +149,8 @@ def _fast_conv2d(x: Any, w: Any, b: Any, stride: Any, padding: Any,
         return None
     bias = np.zeros(c_out, dtype=dtype) if b is None else b  # as _bias
     z = np.empty((x.shape[0], o_hw[0], o_hw[1], c_out), dtype=dtype)
-    _forward(dtype, c_out)(x, w, bias, z, stride, stride, padding, padding, n_threads)
+    _forward(dtype, c_out)(x, w, bias, z, stride, stride, padding, padding,
+                           activation is not None, n_threads)
     return z
 
 
@@ -194,9 +195,18 @@ def _bias(b: npt.NDArray[Any] | None, c_out: int,
     return as_float_array(b.reshape(c_out), dtype)
 
 
+def _parse_activation(activation: object) -> bool:
+    # True for "relu"; the only activation the kernels fuse so far.
+    if activation is None:
+        return False
+    if isinstance(activation, str) and activation.lower() == "relu":
+        return True
+    raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+
+
 def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *,
-           stride: IntPair = 1, padding: Padding = 0, out: FloatArray | None = None,
-           num_threads: Int | None = None) -> FloatArray:
+           stride: IntPair = 1, padding: Padding = 0, activation: str | None = None,
+           out: FloatArray | None = None, num_threads: Int | None = None) -> FloatArray:
     """2-D convolution (cross-correlation, as in CNNs) of NHWC data.
 
     Parameters
@@ -213,6 +223,10 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
         Zero padding: on all sides, per axis ``(p_h, p_w)``, or explicitly
         ``((top, bottom), (left, right))``. ``"same"`` follows TensorFlow/Keras:
         ``out = ceil(n / s)``, odd totals put the extra pixel at the end.
+    activation : {None, "relu"}, default None
+        ``"relu"`` returns ``max(z, 0)`` (``v <= 0`` gives +0, NaN stays NaN),
+        applied as each output tile is stored: no pass of its own. Pass the
+        result as ``a`` to :func:`conv2d_backward` with the same activation.
     out : ndarray, shape (m, n_H_out, n_W_out, C_out), optional
         C-contiguous, writeable array of the result dtype to write into. It
         must not share memory with any input (ValueError otherwise).
@@ -252,9 +266,10 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
            [81., 90.]])
     """
     if out is None:
-        z = _fast_conv2d(x, w, b, stride, padding, num_threads)
+        z = _fast_conv2d(x, w, b, stride, padding, activation, num_threads)
         if z is not None:
             return z
+    relu = _parse_activation(activation)
     x = as_array(x, "x", 4)
     w = as_array(w, "w", 4)
     b_arr = None if b is None else as_array(b, "b")
@@ -271,10 +286,10 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     if z.size == 0:
         return z
     if x.size == 0:  # no input channels, or every window lies in the padding
-        z[...] = bias
+        z[...] = np.where(bias <= 0, 0, bias) if relu else bias
         return z
     _forward(dtype, c_out)(as_float_array(x, dtype), as_float_array(w, dtype), bias, z,
-                           s[0], s[1], pads[0][0], pads[1][0], n_threads)
+                           s[0], s[1], pads[0][0], pads[1][0], relu, n_threads)
     return z
 
 

@@ -153,8 +153,17 @@ def _check_grad_shape(g: npt.NDArray[Any], expected: tuple[int, ...], name: str)
 # Convolution
 # --------------------------------------------------------------------------
 
+def _relu(activation: object) -> bool:
+    if activation is None:
+        return False
+    if activation == "relu":
+        return True
+    raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+
+
 def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *,
-           stride: IntPair = 1, padding: Padding = 0) -> FloatArray:
+           stride: IntPair = 1, padding: Padding = 0,
+           activation: str | None = None) -> FloatArray:
     r"""2-D convolution (cross-correlation, as in the notes) of NHWC input.
 
     Parameters
@@ -170,6 +179,8 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     padding : int, (int, int), ((int, int), (int, int)), 'valid' or 'same'
         Zero padding: ``p`` on all sides, ``(p_h, p_w)`` on both sides of each
         axis, ``((top, bottom), (left, right))``, none, or TensorFlow's 'same'.
+    activation : None or 'relu'
+        'relu' returns ``a = where(z <= 0, 0, z)`` instead of ``z``.
 
     Returns
     -------
@@ -201,6 +212,7 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     array([[10., 18.],
            [42., 50.]])
     """
+    relu = _relu(activation)
     x = _as_4d(x, "x")
     w = _as_4d(w, "w")
     m, n_H_prev, n_W_prev, C_in = x.shape
@@ -227,11 +239,14 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
                 z[i, oh, ow, :] = np.tensordot(a_slice, w, axes=3)
     if b is not None:
         z += b.reshape(C_out).astype(dtype, copy=False)
+    if relu:
+        z = np.where(z <= 0, dtype.type(0), z)
     return z
 
 
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
                     stride: IntPair = 1, padding: Padding = 0,
+                    activation: str | None = None, a: npt.ArrayLike | None = None,
                     ) -> tuple[FloatArray, FloatArray, FloatArray]:
     r"""Gradients of :func:`conv2d` with respect to its input, filters and bias.
 
@@ -245,6 +260,11 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
         The forward filters.
     stride, padding
         As in :func:`conv2d`.
+    activation : None or 'relu'
+        As given to :func:`conv2d`; with 'relu', ``dz`` is the gradient with
+        respect to the activation's output ``a`` and is masked by ``a > 0``.
+    a : array_like, shape of ``dz``
+        With 'relu': the forward's output ``conv2d(..., activation='relu')``.
 
     Returns
     -------
@@ -289,6 +309,12 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
            [20., 24.]]), array([4.]))
     """
     dz = _as_4d(dz, "dz")
+    if _relu(activation):
+        if a is None:
+            raise ValueError("activation='relu' needs a, the forward's output")
+        a = _as_4d(a, "a")
+        _check_grad_shape(a, dz.shape, "a")
+        dz = np.where(a > 0, dz, np.zeros((), dz.dtype))
     x = _as_4d(x, "x")
     w = _as_4d(w, "w")
     m, n_H_prev, n_W_prev, C_in = x.shape

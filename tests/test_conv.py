@@ -259,7 +259,7 @@ def test_conv2d_fast_path_matches_the_checked_path(case, dtype, num_threads, mon
     _, _, s, p = case
     dz = np.random.default_rng(5).standard_normal(
         cyconv.conv2d(x, w, stride=s, padding=p).shape).astype(dtype)
-    assert conv._fast_conv2d(x, w, b, s, p, num_threads) is not None
+    assert conv._fast_conv2d(x, w, b, s, p, None, num_threads) is not None
     assert conv._fast_conv2d_backward(dz, x, w, s, p, num_threads, conv._GRADS) is not None
     fast = _forward_and_backward(x, w, b, dz, stride=s, padding=p, num_threads=num_threads)
     fast_no_bias = cyconv.conv2d(x, w, stride=s, padding=p, num_threads=num_threads)
@@ -314,7 +314,8 @@ def test_conv2d_fast_path_agrees_with_the_other_argument_forms(dtype):
 def test_conv2d_fast_path_declines_what_it_cannot_take():
     from cyconv import conv
     x, w, b = _data(CASES[-1], np.float32)
-    assert conv._fast_conv2d(x, w, b, 2, 1, 1) is not None
+    assert conv._fast_conv2d(x, w, b, 2, 1, None, 1) is not None
+    assert conv._fast_conv2d(x, w, b, 2, 1, "relu", 1) is not None
     for args in [
         (x.astype(np.float64), w, b, 2, 1, 1),         # mixed dtypes promote
         (x, w, b.astype(np.float64), 2, 1, 1),
@@ -334,7 +335,8 @@ def test_conv2d_fast_path_declines_what_it_cannot_take():
         (np.ma.masked_array(x), w, b, 2, 1, 1),
         (x.astype(np.dtype(np.float32, metadata={"unit": "m"})), w, b, 2, 1, 1),
     ]:
-        assert conv._fast_conv2d(*args) is None
+        assert conv._fast_conv2d(*args[:5], None, args[5]) is None
+    assert conv._fast_conv2d(x, w, b, 2, 1, "ReLU", 1) is None  # the checked path parses it
     with pytest.raises(ValueError, match="stride must be >= 1"):
         cyconv.conv2d(x, w, b, stride=0)
     with pytest.raises(ValueError, match="window is larger than the padded input"):
@@ -354,3 +356,43 @@ def test_conv2d_fast_path_honours_threadpoolctl(monkeypatch):
     cyconv.conv2d(x, w, b, stride=2, padding=1)
     cyconv.conv2d(x, w, b, stride=2, padding=1, num_threads=3)
     assert seen == [1, _args.resolve_num_threads(None), 3]
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1), ((1, 2), "same")])
+def test_conv2d_relu_epilogue_is_bitwise_the_unfused_composition(level, dtype, stride, padding):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 9, 10, 5)).astype(dtype)
+    x[0, 1, 2, 3] = np.nan
+    w = rng.standard_normal((3, 3, 5, 37)).astype(dtype)
+    b = rng.standard_normal(37).astype(dtype)
+    z = cyconv.conv2d(x, w, b, stride=stride, padding=padding)
+    a = cyconv.conv2d(x, w, b, stride=stride, padding=padding, activation="relu")
+    np.testing.assert_array_equal(a.view(f"u{a.itemsize}"),
+                                  np.where(z <= 0, dtype(0), z).view(f"u{a.itemsize}"))
+    assert np.isnan(a).any() and (a >= 0)[~np.isnan(a)].all()
+
+
+def test_conv2d_relu_with_an_empty_input_gives_relu_of_the_bias():
+    x = np.zeros((2, 3, 3, 0))
+    w = np.zeros((1, 1, 0, 3))
+    a = cyconv.conv2d(x, w, np.array([-1.0, -0.0, 2.0]), activation="relu")
+    assert a.shape == (2, 3, 3, 3)
+    np.testing.assert_array_equal(a[0, 0, 0], [0.0, 0.0, 2.0])
+    assert not np.signbit(a).any()
+
+
+def test_conv2d_rejects_an_unknown_activation():
+    x, w = np.ones((1, 3, 3, 1)), np.ones((1, 1, 1, 1))
+    with pytest.raises(ValueError, match="activation must be None or 'relu', got 'tanh'"):
+        cyconv.conv2d(x, w, activation="tanh")
+    with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+        reference.conv2d(x, w, activation="sigmoid")
+
+
+def test_conv2d_relu_matches_the_reference(dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 7, 8, 3)).astype(dtype)
+    w = rng.standard_normal((3, 3, 3, 4)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    assert_close(cyconv.conv2d(x, w, b, padding=1, activation="relu"),
+                 reference.conv2d(x, w, b, padding=1, activation="relu"), dtype)
