@@ -422,11 +422,19 @@ static inline __attribute__((always_inline)) void cy_spread_block_##SUF(        
         int nv_;                                                                         \
         for (; c0_ + CYCONV_CB <= (c_n); c0_ += CYCONV_CB)                               \
             KERNEL##_##SUF(__VA_ARGS__, c0_, CYCONV_CB / CY_NL_##SUF);                   \
+        /* the whole vectors left (fewer than a block): a constant count too */          \
         nv_ = (int)(((c_n) - c0_) / CY_NL_##SUF);                                        \
-        if (nv_ > 0) {                                                                   \
-            KERNEL##_##SUF(__VA_ARGS__, c0_, nv_);                                       \
-            c0_ += (ptrdiff_t)nv_ * CY_NL_##SUF;                                         \
+        switch (nv_) {                                                                   \
+        case 1: KERNEL##_##SUF(__VA_ARGS__, c0_, 1); break;                              \
+        case 2: if (2 < CYCONV_CB / CY_NL_##SUF) KERNEL##_##SUF(__VA_ARGS__, c0_, 2); break; \
+        case 3: if (3 < CYCONV_CB / CY_NL_##SUF) KERNEL##_##SUF(__VA_ARGS__, c0_, 3); break; \
+        case 4: if (4 < CYCONV_CB / CY_NL_##SUF) KERNEL##_##SUF(__VA_ARGS__, c0_, 4); break; \
+        case 5: if (5 < CYCONV_CB / CY_NL_##SUF) KERNEL##_##SUF(__VA_ARGS__, c0_, 5); break; \
+        case 6: if (6 < CYCONV_CB / CY_NL_##SUF) KERNEL##_##SUF(__VA_ARGS__, c0_, 6); break; \
+        case 7: if (7 < CYCONV_CB / CY_NL_##SUF) KERNEL##_##SUF(__VA_ARGS__, c0_, 7); break; \
+        default: break;                                                                  \
         }                                                                                \
+        c0_ += (ptrdiff_t)nv_ * CY_NL_##SUF;                                             \
         /* a constant lane count: the tail's accumulators stay in registers */           \
         switch ((int)((c_n) - c0_)) {                                                    \
         case 1: if (1 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 1); break;     \
