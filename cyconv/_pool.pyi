@@ -1,4 +1,4 @@
-# Type stub for the compiled module cyconv._pool (see _pool_kernels.pxi for the docs; _pool_v3 and _pool_v4 are the same functions built for other CPU levels).
+# Type stub for the compiled module cyconv._pool (see _pool.pyx for the docs; _pool_v3 and _pool_v4 are the same functions built for other CPU levels).
 import numpy as np
 import numpy.typing as npt
 

@@ -10,10 +10,12 @@ C-contiguous, non-empty buffers; nothing here can fail.
 # Speed comes from three choices:
 #
 # - NHWC puts channels innermost, so every window is walked tap by tap with a
-#   unit-stride loop over a block of ``CB`` channels. The block's running
-#   max/sum lives in a local array the compiler keeps in vector registers
-#   (full blocks have a compile-time trip count; the tail block reuses the same
-#   inline helper with a runtime count).
+#   unit-stride loop over a block of channels. The block's running max/sum
+#   lives in a local array the compiler keeps in vector registers. One pattern
+#   in the header (CYCONV_OVER_CHANNELS) covers a window's channels: whole
+#   blocks with a compile-time vector count (so they unroll), then the whole
+#   vectors left, then the last channels through a one-lane instance of the
+#   same kernel, which does the same operations lane by lane.
 # - Padding is never materialised: only the taps inside the input are walked
 #   (max-pool padding is -inf and avg-pool padding is 0, so skipping them is
 #   exact; only the avg-pool divisor needs to know about them).
@@ -27,144 +29,90 @@ from cyconv._window cimport tap_begin, tap_end
 
 
 cdef extern from "_pool_simd.h":
-    # Channels per block: full blocks go to the header's vector kernels, a
-    # shorter tail block to the scalar loops here (same results either way).
-    enum: CB "CYCONV_CB"
-    enum: VBYTES "CYCONV_VBYTES"
+    # The kernels over all c_n channels of one window (or input pixel); see
+    # the header. Each is one source per data type, instantiated per CPU level.
+    void cy_max_f32(const float *xw, float *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                    Py_ssize_t row_step, Py_ssize_t col_step, Py_ssize_t c_n) noexcept nogil
+    void cy_max_f64(const double *xw, double *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                    Py_ssize_t row_step, Py_ssize_t col_step, Py_ssize_t c_n) noexcept nogil
+    void cy_sum_f32(const float *xw, float *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                    Py_ssize_t row_step, Py_ssize_t col_step, float scale,
+                    Py_ssize_t c_n) noexcept nogil
+    void cy_sum_f64(const double *xw, double *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                    Py_ssize_t row_step, Py_ssize_t col_step, double scale,
+                    Py_ssize_t c_n) noexcept nogil
+    void cy_argmax_f32(const float *xw, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                       Py_ssize_t row_step, Py_ssize_t col_step, int k_first,
+                       int f_w, float *best, int *key, Py_ssize_t c_n) noexcept nogil
+    void cy_argmax_f64(const double *xw, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                       Py_ssize_t row_step, Py_ssize_t col_step, long long k_first,
+                       long long f_w, double *best, int *key, Py_ssize_t c_n) noexcept nogil
+    void cy_route_first_f32(const float *dpi, const int *keyi, float *out,
+                            Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t ow0,
+                            Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
+                            Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t s_h,
+                            Py_ssize_t s_w, Py_ssize_t f_w) noexcept nogil
+    void cy_route_first_f64(const double *dpi, const int *keyi, double *out,
+                            Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t ow0,
+                            Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
+                            Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t s_h,
+                            Py_ssize_t s_w, Py_ssize_t f_w) noexcept nogil
+    void cy_route_ties_f32(const float *dpi, const float *besti, const float *xv,
+                           float *out, Py_ssize_t oh0, Py_ssize_t oh1,
+                           Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w,
+                           Py_ssize_t c_n) noexcept nogil
+    void cy_route_ties_f64(const double *dpi, const double *besti, const double *xv,
+                           double *out, Py_ssize_t oh0, Py_ssize_t oh1,
+                           Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w,
+                           Py_ssize_t c_n) noexcept nogil
+    void cy_max_disjoint_f32(const float *xw, float *dxw, const float *g,
+                             Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
+                             Py_ssize_t col_step, int all_ties, Py_ssize_t c_n) noexcept nogil
+    void cy_max_disjoint_f64(const double *xw, double *dxw, const double *g,
+                             Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
+                             Py_ssize_t col_step, int all_ties, Py_ssize_t c_n) noexcept nogil
+    void cy_key_disjoint_f32(const int *key, float *dxw, const float *g,
+                             Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
+                             Py_ssize_t col_step, int k_first, int f_w,
+                             Py_ssize_t c_n) noexcept nogil
+    void cy_key_disjoint_f64(const int *key, double *dxw, const double *g,
+                             Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
+                             Py_ssize_t col_step, long long k_first, long long f_w,
+                             Py_ssize_t c_n) noexcept nogil
+    void cy_avg_disjoint_f32(float *dxw, const float *g, Py_ssize_t n_kh,
+                             Py_ssize_t n_kw, Py_ssize_t row_step,
+                             Py_ssize_t col_step, float scale, Py_ssize_t c_n) noexcept nogil
+    void cy_avg_disjoint_f64(double *dxw, const double *g, Py_ssize_t n_kh,
+                             Py_ssize_t n_kw, Py_ssize_t row_step,
+                             Py_ssize_t col_step, double scale, Py_ssize_t c_n) noexcept nogil
+    void cy_spread_f32(const float *dpi, float *out, Py_ssize_t oh0, Py_ssize_t oh1,
+                       Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
+                       const float *inv_h, const float *inv_w) noexcept nogil
+    void cy_spread_f64(const double *dpi, double *out, Py_ssize_t oh0, Py_ssize_t oh1,
+                       Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
+                       const double *inv_h, const double *inv_w) noexcept nogil
 
 
-cdef extern from "_pool_simd.h":
-    # Full-block (CB channels) vector micro-kernels; see the header.
-    void cy_max_block_f32(const float *xw, float *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
-                          Py_ssize_t row_step, Py_ssize_t col_step, int nv) noexcept nogil
-    void cy_max_block_f64(const double *xw, double *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
-                          Py_ssize_t row_step, Py_ssize_t col_step, int nv) noexcept nogil
-    void cy_sum_block_f32(const float *xw, float *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
-                          Py_ssize_t row_step, Py_ssize_t col_step, float scale, int nv) noexcept nogil
-    void cy_sum_block_f64(const double *xw, double *out, Py_ssize_t n_kh, Py_ssize_t n_kw,
-                          Py_ssize_t row_step, Py_ssize_t col_step, double scale, int nv) noexcept nogil
-    void cy_argmax_block_f32(const float *xw, Py_ssize_t n_kh, Py_ssize_t n_kw,
-                             Py_ssize_t row_step, Py_ssize_t col_step, int k_first,
-                             int f_w, float *best, int *key, int nv) noexcept nogil
-    void cy_argmax_block_f64(const double *xw, Py_ssize_t n_kh, Py_ssize_t n_kw,
-                             Py_ssize_t row_step, Py_ssize_t col_step, long long k_first,
-                             long long f_w, double *best, int *key, int nv) noexcept nogil
-    void cy_route_first_block_f32(const float *dpi, const int *keyi, float *out,
-                                  Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t ow0,
-                                  Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
-                                  Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t s_h,
-                                  Py_ssize_t s_w, Py_ssize_t f_w, int nv) noexcept nogil
-    void cy_route_first_block_f64(const double *dpi, const int *keyi, double *out,
-                                  Py_ssize_t oh0, Py_ssize_t oh1, Py_ssize_t ow0,
-                                  Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
-                                  Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t s_h,
-                                  Py_ssize_t s_w, Py_ssize_t f_w, int nv) noexcept nogil
-    void cy_route_ties_block_f32(const float *dpi, const float *besti, const float *xv,
-                                 float *out, Py_ssize_t oh0, Py_ssize_t oh1,
-                                 Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w,
-                                 Py_ssize_t c_n, int nv) noexcept nogil
-    void cy_route_ties_block_f64(const double *dpi, const double *besti, const double *xv,
-                                 double *out, Py_ssize_t oh0, Py_ssize_t oh1,
-                                 Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w,
-                                 Py_ssize_t c_n, int nv) noexcept nogil
-    void cy_max_route_disjoint_f32(const float *xw, float *dxw, const float *g,
-                                   Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
-                                   Py_ssize_t col_step, int all_ties, int nv) noexcept nogil
-    void cy_max_route_disjoint_f64(const double *xw, double *dxw, const double *g,
-                                   Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
-                                   Py_ssize_t col_step, int all_ties, int nv) noexcept nogil
-    void cy_key_route_disjoint_f32(const int *key, float *dxw, const float *g,
-                                   Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
-                                   Py_ssize_t col_step, int k_first, int f_w,
-                                   int nv) noexcept nogil
-    void cy_key_route_disjoint_f64(const int *key, double *dxw, const double *g,
-                                   Py_ssize_t n_kh, Py_ssize_t n_kw, Py_ssize_t row_step,
-                                   Py_ssize_t col_step, long long k_first, long long f_w,
-                                   int nv) noexcept nogil
-    void cy_avg_spread_disjoint_f32(float *dxw, const float *g, Py_ssize_t n_kh,
-                                    Py_ssize_t n_kw, Py_ssize_t row_step,
-                                    Py_ssize_t col_step, float scale, int nv) noexcept nogil
-    void cy_avg_spread_disjoint_f64(double *dxw, const double *g, Py_ssize_t n_kh,
-                                    Py_ssize_t n_kw, Py_ssize_t row_step,
-                                    Py_ssize_t col_step, double scale, int nv) noexcept nogil
-    void cy_spread_block_f32(const float *dpi, float *out, Py_ssize_t oh0, Py_ssize_t oh1,
-                             Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
-                             const float *inv_h, const float *inv_w, int nv) noexcept nogil
-    void cy_spread_block_f64(const double *dpi, double *out, Py_ssize_t oh0, Py_ssize_t oh1,
-                             Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
-                             const double *inv_h, const double *inv_w, int nv) noexcept nogil
+cdef inline void _max_window(const floating *xw, floating *out,
+                             Py_ssize_t n_kh, Py_ssize_t n_kw,
+                             Py_ssize_t row_step, Py_ssize_t col_step,
+                             Py_ssize_t c_n) noexcept nogil:
+    # out[c] = max over the n_kh x n_kw taps starting at xw, c < c_n.
+    if floating is float:
+        cy_max_f32(xw, out, n_kh, n_kw, row_step, col_step, c_n)
+    else:
+        cy_max_f64(xw, out, n_kh, n_kw, row_step, col_step, c_n)
 
 
-cdef inline bint _takes_over(floating v, floating best) noexcept nogil:
-    # v replaces the running maximum if strictly greater, or if v is the
-    # window's first NaN: NaN propagates, and ties keep the FIRST maximum.
-    return v > best or (v != v and best == best)
-
-
-cdef inline void _max_block(const floating *xw, floating *out,
-                            Py_ssize_t n_kh, Py_ssize_t n_kw,
-                            Py_ssize_t row_step, Py_ssize_t col_step,
-                            Py_ssize_t nc) noexcept nogil:
-    # out[c] = max over the n_kh x n_kw taps starting at xw, c < nc <= CB.
-    # Whole vectors go to the header's kernels, the last few channels (fewer
-    # than one vector) to the scalar loop, with the same results.
-    cdef floating acc[CB]
-    cdef floating v
-    cdef const floating *xp
-    cdef Py_ssize_t kh, kw, c
-    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
-    if nv:
-        if floating is float:
-            cy_max_block_f32(xw, out, n_kh, n_kw, row_step, col_step, <int>nv)
-        else:
-            cy_max_block_f64(xw, out, n_kh, n_kw, row_step, col_step, <int>nv)
-        done = nv * (VBYTES // sizeof(floating))
-        if done == nc:
-            return
-        xw += done
-        out += done
-        nc -= done
-    for c in range(nc):
-        acc[c] = -INFINITY
-    for kh in range(n_kh):
-        for kw in range(n_kw):
-            xp = xw + kh * row_step + kw * col_step
-            for c in range(nc):
-                v = xp[c]
-                acc[c] = v if _takes_over(v, acc[c]) else acc[c]
-    for c in range(nc):
-        out[c] = acc[c]
-
-
-cdef inline void _sum_block(const floating *xw, floating *out,
-                            Py_ssize_t n_kh, Py_ssize_t n_kw,
-                            Py_ssize_t row_step, Py_ssize_t col_step,
-                            floating scale, Py_ssize_t nc) noexcept nogil:
-    # out[c] = scale * sum over the n_kh x n_kw taps starting at xw.
-    cdef floating acc[CB]
-    cdef const floating *xp
-    cdef Py_ssize_t kh, kw, c
-    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
-    if nv:
-        if floating is float:
-            cy_sum_block_f32(xw, out, n_kh, n_kw, row_step, col_step, scale, <int>nv)
-        else:
-            cy_sum_block_f64(xw, out, n_kh, n_kw, row_step, col_step, scale, <int>nv)
-        done = nv * (VBYTES // sizeof(floating))
-        if done == nc:
-            return
-        xw += done
-        out += done
-        nc -= done
-    for c in range(nc):
-        acc[c] = 0
-    for kh in range(n_kh):
-        for kw in range(n_kw):
-            xp = xw + kh * row_step + kw * col_step
-            for c in range(nc):
-                acc[c] = acc[c] + xp[c]
-    for c in range(nc):
-        out[c] = acc[c] * scale
+cdef inline void _sum_window(const floating *xw, floating *out,
+                             Py_ssize_t n_kh, Py_ssize_t n_kw,
+                             Py_ssize_t row_step, Py_ssize_t col_step,
+                             floating scale, Py_ssize_t c_n) noexcept nogil:
+    # out[c] = scale * sum over the n_kh x n_kw taps starting at xw, c < c_n.
+    if floating is float:
+        cy_sum_f32(xw, out, n_kh, n_kw, row_step, col_step, scale, c_n)
+    else:
+        cy_sum_f64(xw, out, n_kh, n_kw, row_step, col_step, scale, c_n)
 
 
 cdef void _pool_row(const floating *x, floating *p, bint is_max,
@@ -176,7 +124,7 @@ cdef void _pool_row(const floating *x, floating *p, bint is_max,
     # One output row (o_w, c_n) of one image x (n_h, n_w, c_n).
     cdef Py_ssize_t kh0 = tap_begin(oh, s_h, p_t)
     cdef Py_ssize_t kh1 = tap_end(oh, s_h, p_t, n_h, f_h)
-    cdef Py_ssize_t ow, kw0, kw1, c0, n_kh, n_kw, count
+    cdef Py_ssize_t ow, kw0, kw1, n_kh, n_kw, count
     cdef Py_ssize_t row_step = n_w * c_n
     cdef const floating *xw
     cdef floating scale
@@ -194,19 +142,10 @@ cdef void _pool_row(const floating *x, floating *p, bint is_max,
         scale = 1
         if count > 0:
             scale = scale / count
-        c0 = 0
-        while c0 + CB <= c_n:
-            if is_max:
-                _max_block(xw + c0, p + ow * c_n + c0, n_kh, n_kw, row_step, c_n, CB)
-            else:
-                _sum_block(xw + c0, p + ow * c_n + c0, n_kh, n_kw, row_step, c_n, scale, CB)
-            c0 += CB
-        if c0 < c_n:
-            if is_max:
-                _max_block(xw + c0, p + ow * c_n + c0, n_kh, n_kw, row_step, c_n, c_n - c0)
-            else:
-                _sum_block(xw + c0, p + ow * c_n + c0, n_kh, n_kw, row_step, c_n, scale,
-                           c_n - c0)
+        if is_max:
+            _max_window(xw, p + ow * c_n, n_kh, n_kw, row_step, c_n, c_n)
+        else:
+            _sum_window(xw, p + ow * c_n, n_kh, n_kw, row_step, c_n, scale, c_n)
 
 
 def pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
@@ -255,43 +194,19 @@ def pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
 # convert on load and store.
 
 
-cdef inline void _argmax_block(const floating *xw,
-                               Py_ssize_t n_kh, Py_ssize_t n_kw,
-                               Py_ssize_t row_step, Py_ssize_t col_step,
-                               Py_ssize_t k_first, Py_ssize_t f_w,
-                               floating *best, int *key,
-                               Py_ssize_t nc) noexcept nogil:
+cdef inline void _argmax_window(const floating *xw,
+                                Py_ssize_t n_kh, Py_ssize_t n_kw,
+                                Py_ssize_t row_step, Py_ssize_t col_step,
+                                Py_ssize_t k_first, Py_ssize_t f_w,
+                                floating *best, int *key,
+                                Py_ssize_t c_n) noexcept nogil:
     # best[c]: the window's first maximum (or first NaN); key[c]: its tap
-    # index kh * f_w + kw in the full window.
-    cdef floating v
-    cdef const floating *xp
-    cdef Py_ssize_t kh, kw, c
-    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
-    if nv:
-        if floating is float:
-            cy_argmax_block_f32(xw, n_kh, n_kw, row_step, col_step, <int>k_first, <int>f_w,
-                                best, key, <int>nv)
-        else:
-            cy_argmax_block_f64(xw, n_kh, n_kw, row_step, col_step, k_first, f_w,
-                                best, key, <int>nv)
-        done = nv * (VBYTES // sizeof(floating))
-        if done == nc:
-            return
-        xw += done
-        best += done
-        key += done
-        nc -= done
-    for c in range(nc):
-        best[c] = xw[c]
-        key[c] = <int>k_first
-    for kh in range(n_kh):
-        for kw in range(n_kw):
-            xp = xw + kh * row_step + kw * col_step
-            for c in range(nc):
-                v = xp[c]
-                if _takes_over(v, best[c]):
-                    best[c] = v
-                    key[c] = <int>(k_first + kh * f_w + kw)
+    # index kh * f_w + kw in the full window; c < c_n.
+    if floating is float:
+        cy_argmax_f32(xw, n_kh, n_kw, row_step, col_step, <int>k_first, <int>f_w,
+                      best, key, c_n)
+    else:
+        cy_argmax_f64(xw, n_kh, n_kw, row_step, col_step, k_first, f_w, best, key, c_n)
 
 
 def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
@@ -318,7 +233,7 @@ def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
     """
     cdef Py_ssize_t m = p.shape[0], o_h = p.shape[1], o_w = p.shape[2]
     cdef Py_ssize_t c_n = p.shape[3], n_h = x.shape[1], n_w = x.shape[2]
-    cdef Py_ssize_t row, i, oh, ow, c, c0, kh0, kh1, kw0, kw1
+    cdef Py_ssize_t row, i, oh, ow, c, kh0, kh1, kw0, kw1
     cdef Py_ssize_t row_step = n_w * c_n
     cdef const floating *xw
     cdef floating *pp
@@ -340,63 +255,32 @@ def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
                         kp[c] = -1
                     continue
                 xw = &x[i, oh * s_h - p_t + kh0, ow * s_w - p_l + kw0, 0]
-                c0 = 0
-                while c0 + CB <= c_n:  # full blocks: a constant count the C compiler unrolls
-                    _argmax_block(xw + c0, kh1 - kh0, kw1 - kw0, row_step, c_n,
-                                  kh0 * f_w + kw0, f_w, pp + c0, kp + c0, CB)
-                    c0 = c0 + CB
-                if c0 < c_n:
-                    _argmax_block(xw + c0, kh1 - kh0, kw1 - kw0, row_step, c_n,
-                                  kh0 * f_w + kw0, f_w, pp + c0, kp + c0, c_n - c0)
+                _argmax_window(xw, kh1 - kh0, kw1 - kw0, row_step, c_n,
+                               kh0 * f_w + kw0, f_w, pp, kp, c_n)
 
 
-cdef inline void _route_block(const floating *dpi, const int *keyi, const floating *besti,
+cdef inline void _route_pixel(const floating *dpi, const int *keyi, const floating *besti,
                               const floating *xv, floating *out, bint all_ties,
                               Py_ssize_t oh0, Py_ssize_t oh1,
                               Py_ssize_t ow0, Py_ssize_t ow1,
                               Py_ssize_t o_w, Py_ssize_t c_n,
                               Py_ssize_t ph, Py_ssize_t pw,
-                              Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t f_w,
-                              Py_ssize_t nc) noexcept nogil:
+                              Py_ssize_t s_h, Py_ssize_t s_w,
+                              Py_ssize_t f_w) noexcept nogil:
     # out[c] = sum of dp over the covering windows that route to this input:
     # first-maximum rule (keyi: each window's argmax tap index) or, with
     # all_ties, every window whose maximum (besti) equals the input value xv[c].
-    cdef floating acc[CB]
-    cdef Py_ssize_t k
-    cdef Py_ssize_t oh, ow, c, at
-    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
-    if nv:
-        if all_ties:
-            if floating is float:
-                cy_route_ties_block_f32(dpi, besti, xv, out, oh0, oh1, ow0, ow1, o_w, c_n, <int>nv)
-            else:
-                cy_route_ties_block_f64(dpi, besti, xv, out, oh0, oh1, ow0, ow1, o_w, c_n, <int>nv)
-        elif floating is float:
-            cy_route_first_block_f32(dpi, keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
-                                     ph, pw, s_h, s_w, f_w, <int>nv)
+    if all_ties:
+        if floating is float:
+            cy_route_ties_f32(dpi, besti, xv, out, oh0, oh1, ow0, ow1, o_w, c_n)
         else:
-            cy_route_first_block_f64(dpi, keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
-                                     ph, pw, s_h, s_w, f_w, <int>nv)
-        done = nv * (VBYTES // sizeof(floating))
-        if done == nc:
-            return
-        dpi += done
-        keyi += done
-        besti += done
-        xv += done
-        out += done
-        nc -= done
-    for c in range(nc):
-        acc[c] = 0
-    for oh in range(oh0, oh1):
-        for ow in range(ow0, ow1):
-            at = (oh * o_w + ow) * c_n
-            k = (ph - oh * s_h) * f_w + (pw - ow * s_w)
-            for c in range(nc):
-                if (besti[at + c] == xv[c]) if all_ties else (keyi[at + c] == k):
-                    acc[c] = acc[c] + dpi[at + c]
-    for c in range(nc):
-        out[c] = acc[c]
+            cy_route_ties_f64(dpi, besti, xv, out, oh0, oh1, ow0, ow1, o_w, c_n)
+    elif floating is float:
+        cy_route_first_f32(dpi, keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
+                           ph, pw, s_h, s_w, f_w)
+    else:
+        cy_route_first_f64(dpi, keyi, out, oh0, oh1, ow0, ow1, o_w, c_n,
+                           ph, pw, s_h, s_w, f_w)
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c)
@@ -441,7 +325,7 @@ def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c
     """
     cdef Py_ssize_t m = dx.shape[0], n_h = dx.shape[1], n_w = dx.shape[2]
     cdef Py_ssize_t c_n = dx.shape[3], o_w = dp.shape[2]
-    cdef Py_ssize_t row, i, ih, iw, c0
+    cdef Py_ssize_t row, i, ih, iw
     cdef const floating *dpi
     cdef const int *ki
     cdef const floating *bi
@@ -457,53 +341,21 @@ def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c
             for iw in range(n_w):
                 dxp = &dx[i, ih, iw, 0]
                 xv = &x[i, ih, iw, 0]
-                c0 = 0
-                while c0 + CB <= c_n:  # full blocks: a constant count the C compiler unrolls
-                    _route_block(dpi + c0, ki + c0, bi + c0, xv + c0, dxp + c0, all_ties,
-                                 cover_h[ih, 0], cover_h[ih, 1],
-                                 cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
-                                 ih + p_t, iw + p_l, s_h, s_w, f_w, CB)
-                    c0 = c0 + CB
-                if c0 < c_n:
-                    _route_block(dpi + c0, ki + c0, bi + c0, xv + c0, dxp + c0, all_ties,
-                                 cover_h[ih, 0], cover_h[ih, 1],
-                                 cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
-                                 ih + p_t, iw + p_l, s_h, s_w, f_w, c_n - c0)
+                _route_pixel(dpi, ki, bi, xv, dxp, all_ties,
+                             cover_h[ih, 0], cover_h[ih, 1], cover_w[iw, 0], cover_w[iw, 1],
+                             o_w, c_n, ih + p_t, iw + p_l, s_h, s_w, f_w)
 
 
-cdef inline void _spread_block(const floating *dpi, floating *out,
+cdef inline void _spread_pixel(const floating *dpi, floating *out,
                                Py_ssize_t oh0, Py_ssize_t oh1,
                                Py_ssize_t ow0, Py_ssize_t ow1,
                                Py_ssize_t o_w, Py_ssize_t c_n,
-                               const floating *inv_h, const floating *inv_w,
-                               Py_ssize_t nc) noexcept nogil:
+                               const floating *inv_h, const floating *inv_w) noexcept nogil:
     # out[c] = sum over covering windows (oh, ow) of dp[oh, ow, c] / count.
-    cdef floating acc[CB]
-    cdef floating scale
-    cdef const floating *gp
-    cdef Py_ssize_t oh, ow, c
-    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
-    if nv:
-        if floating is float:
-            cy_spread_block_f32(dpi, out, oh0, oh1, ow0, ow1, o_w, c_n, inv_h, inv_w, <int>nv)
-        else:
-            cy_spread_block_f64(dpi, out, oh0, oh1, ow0, ow1, o_w, c_n, inv_h, inv_w, <int>nv)
-        done = nv * (VBYTES // sizeof(floating))
-        if done == nc:
-            return
-        dpi += done
-        out += done
-        nc -= done
-    for c in range(nc):
-        acc[c] = 0
-    for oh in range(oh0, oh1):
-        for ow in range(ow0, ow1):
-            scale = inv_h[oh] * inv_w[ow]
-            gp = dpi + (oh * o_w + ow) * c_n
-            for c in range(nc):
-                acc[c] = acc[c] + gp[c] * scale
-    for c in range(nc):
-        out[c] = acc[c]
+    if floating is float:
+        cy_spread_f32(dpi, out, oh0, oh1, ow0, ow1, o_w, c_n, inv_h, inv_w)
+    else:
+        cy_spread_f64(dpi, out, oh0, oh1, ow0, ow1, o_w, c_n, inv_h, inv_w)
 
 
 def avg_pool2d_backward(const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c)
@@ -536,7 +388,7 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c
     """
     cdef Py_ssize_t m = dx.shape[0], n_h = dx.shape[1], n_w = dx.shape[2]
     cdef Py_ssize_t c_n = dx.shape[3], o_w = dp.shape[2]
-    cdef Py_ssize_t row, i, ih, iw, c0
+    cdef Py_ssize_t row, i, ih, iw
     cdef const floating *dpi
     cdef floating *dxp
     with nogil:
@@ -546,83 +398,36 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c
             dpi = &dp[i, 0, 0, 0]
             for iw in range(n_w):
                 dxp = &dx[i, ih, iw, 0]
-                c0 = 0
-                while c0 + CB <= c_n:
-                    _spread_block(dpi + c0, dxp + c0, cover_h[ih, 0], cover_h[ih, 1],
-                                  cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
-                                  &inv_h[0], &inv_w[0], CB)
-                    c0 = c0 + CB
-                if c0 < c_n:
-                    _spread_block(dpi + c0, dxp + c0, cover_h[ih, 0], cover_h[ih, 1],
-                                  cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
-                                  &inv_h[0], &inv_w[0], c_n - c0)
+                _spread_pixel(dpi, dxp, cover_h[ih, 0], cover_h[ih, 1],
+                              cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
+                              &inv_h[0], &inv_w[0])
 
 
-cdef inline void _disjoint_block(const floating *xw, floating *dxw, const floating *g,
-                                 const int *kp, bint is_max, bint all_ties, bint by_key,
-                                 floating scale, Py_ssize_t n_kh, Py_ssize_t n_kw,
-                                 Py_ssize_t row_step, Py_ssize_t col_step,
-                                 Py_ssize_t k_first, Py_ssize_t f_w,
-                                 Py_ssize_t nc) noexcept nogil:
-    # Backward of one disjoint window for nc channels: write every tap.
+cdef inline void _disjoint_window(const floating *xw, floating *dxw, const floating *g,
+                                  const int *kp, bint is_max, bint all_ties, bint by_key,
+                                  floating scale, Py_ssize_t n_kh, Py_ssize_t n_kw,
+                                  Py_ssize_t row_step, Py_ssize_t col_step,
+                                  Py_ssize_t k_first, Py_ssize_t f_w,
+                                  Py_ssize_t c_n) noexcept nogil:
+    # Backward of one disjoint window, c_n channels: write every tap.
     # by_key (max only): route by the forward's argmax keys kp (int32 tap indices)
     # instead of searching the window in x.
-    cdef Py_ssize_t done, nv = nc // (VBYTES // sizeof(floating))
-    cdef Py_ssize_t kh, kw, c, at
-    cdef floating best = 0
-    cdef Py_ssize_t first = 0
-    cdef bint hit
-    if nv:
-        if by_key:
-            if floating is float:
-                cy_key_route_disjoint_f32(kp, dxw, g, n_kh, n_kw, row_step,
-                                          col_step, <int>k_first, <int>f_w, <int>nv)
-            else:
-                cy_key_route_disjoint_f64(kp, dxw, g, n_kh, n_kw, row_step,
-                                          col_step, k_first, f_w, <int>nv)
-        elif is_max:
-            if floating is float:
-                cy_max_route_disjoint_f32(xw, dxw, g, n_kh, n_kw, row_step, col_step,
-                                          all_ties, <int>nv)
-            else:
-                cy_max_route_disjoint_f64(xw, dxw, g, n_kh, n_kw, row_step, col_step,
-                                          all_ties, <int>nv)
-        elif floating is float:
-            cy_avg_spread_disjoint_f32(dxw, g, n_kh, n_kw, row_step, col_step, scale, <int>nv)
+    if by_key:
+        if floating is float:
+            cy_key_disjoint_f32(kp, dxw, g, n_kh, n_kw, row_step, col_step,
+                                <int>k_first, <int>f_w, c_n)
         else:
-            cy_avg_spread_disjoint_f64(dxw, g, n_kh, n_kw, row_step, col_step, scale, <int>nv)
-        done = nv * (VBYTES // sizeof(floating))
-        if done == nc:
-            return
-        xw += done
-        dxw += done
-        g += done
-        if by_key:
-            kp += done
-        nc -= done
-    for c in range(nc):
-        if is_max and not by_key:
-            best = xw[c]
-            first = 0
-            for kh in range(n_kh):
-                for kw in range(n_kw):
-                    at = kh * row_step + kw * col_step
-                    if _takes_over(xw[at + c], best):
-                        best = xw[at + c]
-                        first = at
-        for kh in range(n_kh):  # every tap is written (dx need not be zeroed)
-            for kw in range(n_kw):
-                at = kh * row_step + kw * col_step
-                if not is_max:
-                    dxw[at + c] = g[c] * scale
-                    continue
-                if by_key:
-                    hit = kp[c] == k_first + kh * f_w + kw
-                elif all_ties:
-                    hit = xw[at + c] == best
-                else:
-                    hit = at == first
-                dxw[at + c] = g[c] if hit else 0
+            cy_key_disjoint_f64(kp, dxw, g, n_kh, n_kw, row_step, col_step,
+                                k_first, f_w, c_n)
+    elif is_max:
+        if floating is float:
+            cy_max_disjoint_f32(xw, dxw, g, n_kh, n_kw, row_step, col_step, all_ties, c_n)
+        else:
+            cy_max_disjoint_f64(xw, dxw, g, n_kh, n_kw, row_step, col_step, all_ties, c_n)
+    elif floating is float:
+        cy_avg_disjoint_f32(dxw, g, n_kh, n_kw, row_step, col_step, scale, c_n)
+    else:
+        cy_avg_disjoint_f64(dxw, g, n_kh, n_kw, row_step, col_step, scale, c_n)
 
 
 def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c)
@@ -664,7 +469,7 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
     cdef Py_ssize_t m = dp.shape[0], o_h = dp.shape[1], o_w = dp.shape[2]
     cdef Py_ssize_t c_n = dp.shape[3], n_h = dx.shape[1], n_w = dx.shape[2]
     cdef Py_ssize_t row_step = n_w * c_n
-    cdef Py_ssize_t row, i, oh, ow, kh0, kh1, kw0, kw1, c0, at, count
+    cdef Py_ssize_t row, i, oh, ow, kh0, kh1, kw0, kw1, at, count
     cdef floating scale
     with nogil:
         for row in prange(m * o_h, num_threads=num_threads, schedule="static"):
@@ -683,17 +488,7 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
                 scale = 1
                 scale = scale / count
                 at = ((oh * s_h - p_t + kh0) * n_w + ow * s_w - p_l + kw0) * c_n
-                c0 = 0
-                while c0 + CB <= c_n:  # full blocks: a constant count the C compiler unrolls
-                    _disjoint_block(&x[i, 0, 0, 0] + at + c0, &dx[i, 0, 0, 0] + at + c0,
-                                    &dp[i, oh, ow, 0] + c0,
-                                    &key[i, oh, ow, c0] if by_key else NULL,
-                                    is_max, all_ties, by_key, scale, kh1 - kh0, kw1 - kw0,
-                                    row_step, c_n, kh0 * f_w + kw0, f_w, CB)
-                    c0 = c0 + CB
-                if c0 < c_n:
-                    _disjoint_block(&x[i, 0, 0, 0] + at + c0, &dx[i, 0, 0, 0] + at + c0,
-                                    &dp[i, oh, ow, 0] + c0,
-                                    &key[i, oh, ow, c0] if by_key else NULL,
-                                    is_max, all_ties, by_key, scale, kh1 - kh0, kw1 - kw0,
-                                    row_step, c_n, kh0 * f_w + kw0, f_w, c_n - c0)
+                _disjoint_window(&x[i, 0, 0, 0] + at, &dx[i, 0, 0, 0] + at, &dp[i, oh, ow, 0],
+                                 &key[i, oh, ow, 0] if by_key else NULL,
+                                 is_max, all_ties, by_key, scale, kh1 - kh0, kw1 - kw0,
+                                 row_step, c_n, kh0 * f_w + kw0, f_w, c_n)
