@@ -29,6 +29,23 @@ from cyconv._window cimport tap_begin, tap_end
 
 
 cdef extern from "_pool_simd.h":
+    # This module's row of the per-level table (cyconv/_levels.py).
+    enum: VBYTES "CYCONV_VBYTES"
+    enum: CB "CYCONV_CB"
+
+
+def level_table():
+    """This module's row of the per-level table, as compiled (see ``cyconv/_levels.py``).
+
+    Returns
+    -------
+    dict
+        ``vbytes`` (vector width) and ``pool_block`` (channels per block).
+    """
+    return dict(vbytes=VBYTES, pool_block=CB)
+
+
+cdef extern from "_pool_simd.h":
     # The kernels over all c_n channels of one window (or input pixel); see
     # the header. Each is one source per data type, instantiated per CPU level.
     void cy_max_f32(const float *xw, float *out, Py_ssize_t n_kh, Py_ssize_t n_kw,

@@ -24,6 +24,13 @@ def test_conv_module_of_each_level_was_compiled_with_its_row_of_the_table(level)
                             min_parallel_fmas=row.min_parallel_fmas)
 
 
+@pytest.mark.parametrize("level", AVAILABLE)
+def test_pool_module_of_each_level_was_compiled_with_its_row_of_the_table(level):
+    row = _levels.LEVELS[level]
+    assert _dispatch.module("_pool", level).level_table() == dict(
+        vbytes=row.vbytes, pool_block=row.pool_block)
+
+
 def test_header_text_tests_exactly_the_features_of_each_level():
     text = _levels.c_header()
     for lv in _levels.LEVELS[1:]:
