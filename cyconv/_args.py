@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "as_float_array",
     "conv_output_size",
-    "output_fits",
+    "MAX_OUTPUT_PIXELS",
     "output_size",
     "parse_pair",
     "parse_padding",
@@ -164,9 +164,8 @@ def output_size(n: int, f: int, pad: tuple[int, int], s: int, d: int = 1) -> int
     return (n + pad[0] + pad[1] - (d * (f - 1) + 1)) // s + 1
 
 
-def output_fits(o_hw: tuple[int, int]) -> bool:
-    """Whether an output plane of ``o_hw`` pixels is within the 2**40 limit."""
-    return o_hw[0] * o_hw[1] <= 2**40
+MAX_OUTPUT_PIXELS = 2**40
+"""Largest output plane (pixels per image and channel) any function accepts."""
 
 
 def check_output_size(op: str, o_hw: tuple[int, int], pads: Pads, stride: tuple[int, int]) -> None:
@@ -178,7 +177,7 @@ def check_output_size(op: str, o_hw: tuple[int, int], pads: Pads, stride: tuple[
         Naming the padding, the stride and the output size (NumPy's own
         "array is too big" would not say why).
     """
-    if not output_fits(o_hw):
+    if o_hw[0] * o_hw[1] > MAX_OUTPUT_PIXELS:
         raise ValueError(f"{op}: padding {pads} with stride {stride} gives an output of "
                          f"{o_hw[0]} x {o_hw[1]} pixels per image and channel: too large")
 

@@ -177,20 +177,31 @@ cdef inline void _interior(ptrdiff_t p, ptrdiff_t f, ptrdiff_t d, ptrdiff_t s, p
         o_b[0] = o_a[0]
 
 
+cdef inline ptrdiff_t _axis_range(ptrdiff_t o, ptrdiff_t s, ptrdiff_t p, ptrdiff_t d,
+                                  ptrdiff_t n, ptrdiff_t f, ptrdiff_t *k0) noexcept nogil:
+    # The taps k0 .. k0 + count - 1 of output o whose input o*s - p + k*d is inside [0, n).
+    cdef ptrdiff_t k1, pos = o * s - p
+    if d == 1:               # no division in the common case
+        k0[0] = -pos if pos < 0 else 0
+        k1 = n - pos
+    else:
+        k0[0] = _ceil_div(-pos, d) if pos < 0 else 0
+        k1 = _ceil_div(n - pos, d) if n > pos else 0
+    if k1 > f:
+        k1 = f
+    return k1 - k0[0] if k1 > k0[0] else 0
+
+
 cdef inline ptrdiff_t _axis_forward(ptrdiff_t o, ptrdiff_t s, ptrdiff_t p, ptrdiff_t d,
                                     ptrdiff_t n, ptrdiff_t f, ptrdiff_t in_stride,
                                     ptrdiff_t w_stride, ptrdiff_t *in_off,
                                     ptrdiff_t *w_off) noexcept nogil:
     # Taps k of output o inside the input: (input position * in_stride, k * w_stride).
-    cdef ptrdiff_t k, pos = o * s - p
-    cdef ptrdiff_t k0 = _ceil_div(-pos, d) if pos < 0 else 0
-    cdef ptrdiff_t k1 = _ceil_div(n - pos, d) if n > pos else 0
-    if k1 > f:
-        k1 = f
-    for k in range(k0, k1):
-        in_off[k - k0] = (pos + k * d) * in_stride
-        w_off[k - k0] = k * w_stride
-    return k1 - k0 if k1 > k0 else 0
+    cdef ptrdiff_t k, k0, count = _axis_range(o, s, p, d, n, f, &k0)
+    for k in range(count):
+        in_off[k] = (o * s - p + (k0 + k) * d) * in_stride
+        w_off[k] = (k0 + k) * w_stride
+    return count
 
 
 cdef inline ptrdiff_t _axis_gather(ptrdiff_t i, ptrdiff_t s, ptrdiff_t p, ptrdiff_t d,
@@ -198,16 +209,20 @@ cdef inline ptrdiff_t _axis_gather(ptrdiff_t i, ptrdiff_t s, ptrdiff_t p, ptrdif
                                    ptrdiff_t w_stride, ptrdiff_t *in_off,
                                    ptrdiff_t *w_off) noexcept nogil:
     # Taps k, by increasing k, of the outputs o covering input i (o * s - p + k * d = i,
-    # 0 <= o < n_out): (o * in_stride, k * w_stride).
-    cdef ptrdiff_t k, t, n = 0
+    # 0 <= o < n_out): (o * in_stride, k * w_stride). t = i + p - k * d and its
+    # remainder mod s are stepped along k (one division per call, one per tap found).
+    cdef ptrdiff_t k, t = i + p, rem = (i + p) % s, d_mod = d % s, n = 0
     for k in range(f):
-        t = i + p - k * d
         if t < 0:
             break
-        if t % s == 0 and t // s < n_out:
+        if rem == 0 and t // s < n_out:
             in_off[n] = (t // s) * in_stride
             w_off[n] = k * w_stride
             n += 1
+        t -= d
+        rem -= d_mod
+        if rem < 0:
+            rem += s
     return n
 
 
@@ -217,14 +232,18 @@ cdef inline ptrdiff_t _axis_phase(ptrdiff_t r, ptrdiff_t s, ptrdiff_t p, ptrdiff
                                   ptrdiff_t *w_off) noexcept nogil:
     # The taps k of the inputs r + j * s (one stride phase): output o = q + j
     # with q = (r + p - k * d) / s, whatever j; q[] is kept for the range of j.
-    cdef ptrdiff_t k, t, n = 0
+    # As _axis_gather, t and its remainder are stepped along k.
+    cdef ptrdiff_t k, t = r + p, rem = (r + p) % s, d_mod = d % s, n = 0
     for k in range(f):
-        t = r + p - k * d
-        if t % s == 0:           # exact: t / s is q, also for t < 0
+        if rem == 0:             # exact: t / s is q, also for t < 0
             q[n] = t // s
             in_off[n] = q[n] * in_stride
             w_off[n] = k * w_stride
             n += 1
+        t -= d
+        rem -= d_mod
+        if rem < 0:
+            rem += s
     return n
 
 
@@ -242,8 +261,11 @@ cdef inline ptrdiff_t _taps(const ptrdiff_t *h_in, const ptrdiff_t *h_w, ptrdiff
 
 
 cdef struct Scratch:
-    # One thread's tap lists: a tile's (in_off, w_off), an edge column's
-    # (e_in, e_w), and the axis lists they are built from.
+    # One thread's tap lists: every tap of a window relative to its corner
+    # (all_in, all_w: built once per call), a row's (in_off, w_off), an edge
+    # column's (e_in, e_w), and the axis lists they are built from.
+    ptrdiff_t *all_in
+    ptrdiff_t *all_w
     ptrdiff_t *in_off
     ptrdiff_t *w_off
     ptrdiff_t *e_in
@@ -256,18 +278,20 @@ cdef struct Scratch:
 
 
 cdef inline Py_ssize_t _scratch_size(Py_ssize_t taps, Py_ssize_t h, Py_ssize_t v) noexcept:
-    return 4 * taps + 2 * h + 3 * v
+    return 6 * taps + 2 * h + 3 * v
 
 
 cdef inline Scratch _scratch(ptrdiff_t *base, Py_ssize_t taps, Py_ssize_t h,
                              Py_ssize_t v) noexcept nogil:
     # Carve one thread's share of _scratch_size(taps, h, v) entries.
     cdef Scratch sc
-    sc.in_off = base
-    sc.w_off = base + taps
-    sc.e_in = base + 2 * taps
-    sc.e_w = base + 3 * taps
-    sc.h_in = base + 4 * taps
+    sc.all_in = base
+    sc.all_w = base + taps
+    sc.in_off = base + 2 * taps
+    sc.w_off = base + 3 * taps
+    sc.e_in = base + 4 * taps
+    sc.e_w = base + 5 * taps
+    sc.h_in = base + 6 * taps
     sc.h_w = sc.h_in + h
     sc.v_in = sc.h_w + h
     sc.v_w = sc.v_in + v
@@ -381,32 +405,47 @@ cdef inline ptrdiff_t _count(ptrdiff_t first, ptrdiff_t end, ptrdiff_t step) noe
 
 # ---- forward ----------------------------------------------------------------
 
+cdef ptrdiff_t _forward_all_taps(const cyc_conv_params *p, Scratch sc,
+                                ptrdiff_t nb) noexcept nogil:
+    # Every tap of a window, kernel rows outer, relative to its top-left
+    # corner: the interior columns' tap list of every row (see _forward_row).
+    cdef ptrdiff_t w_kw = p.K * nb, n_kh, n_kw
+    n_kh = _axis_forward(0, 1, 0, p.d_h, (p.f_h - 1) * p.d_h + 1, p.f_h, p.x_rs,
+                         p.f_w * w_kw, sc.h_in, sc.h_w)
+    n_kw = _axis_forward(0, 1, 0, p.d_w, (p.f_w - 1) * p.d_w + 1, p.f_w, p.x_ps, w_kw,
+                         sc.v_in, sc.v_w)
+    return _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, n_kw, sc.all_in, sc.all_w)
+
+
 cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floating *wpack,
                        floating *z, Scratch sc, ptrdiff_t oh, int nv,
                        ptrdiff_t nb) noexcept nogil:
     # x: one image; z: one output row (o_w, c_out); wpack: the filters as
     # (n_cb, f_h, f_w, K, nb) and the bias as (n_cb, nb) at p.epi.bias.
     # Columns whose window lies inside the input share one tap list and run
-    # in tiles of P pixels; the few edge columns run one by one.
-    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, n_kw, cb
+    # in tiles of P pixels: the call's list of every tap (sc.all_in/all_w,
+    # kernel rows outer), of which a row's kernel rows inside x are one
+    # contiguous piece; no per-row building. The few edge columns run one by
+    # one, each with its own list.
+    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb
     cdef ptrdiff_t n_cb = (p.c_out + nb - 1) // nb
     cdef ptrdiff_t w_kw = p.K * nb, w_kh = p.f_w * w_kw, w_blk = p.f_h * w_kh
+    cdef ptrdiff_t base = (oh * p.s_h - p.p_t) * p.x_rs - p.p_l * p.x_ps
     cdef const floating *bpack = <const floating *> p.epi.bias
     cdef int mr = cyc_max_pixels(nv), P, nch
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
-    n_kh = _axis_forward(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, p.x_rs, w_kh, sc.h_in, sc.h_w)
-    # Interior columns: every kw, relative to the tile's first column.
-    for n_kw in range(p.f_w):
-        sc.v_in[n_kw] = (n_kw * p.d_w - p.p_l) * p.x_ps
-        sc.v_w[n_kw] = n_kw * w_kw
-    nt = _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, p.f_w, sc.in_off, sc.w_off)
+    n_kh = _axis_range(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, &k0)
+    nt = n_kh * p.f_w
+    if ow_a > 0 or ow_b < p.o_w:   # the edge columns' height list
+        _axis_forward(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, p.x_rs, w_kh, sc.h_in, sc.h_w)
     for cb in range(n_cb):
         nch = <int>(p.c_out - cb * nb if p.c_out - cb * nb < nb else nb)
         ow = ow_a
         while ow < ow_b:
             P = <int>(ow_b - ow if ow_b - ow < mr else mr)
-            _tile(P, nv, x, ow * p.s_w * p.x_ps, p.s_w * p.x_ps, 1, wpack + cb * w_blk, nb,
-                  sc.in_off, sc.w_off, nt, p.K, z + ow * p.z_ps + cb * nb, p.z_ps, nch,
+            _tile(P, nv, x, base + ow * p.s_w * p.x_ps, p.s_w * p.x_ps, 1, wpack + cb * w_blk,
+                  nb, sc.all_in + k0 * p.f_w, sc.all_w + k0 * p.f_w, nt, p.K,
+                  z + ow * p.z_ps + cb * nb, p.z_ps, nch,
                   _epilogue(bpack + cb * nb, False, p.epi.activation))
             ow += P
         for ow in range(ow_a):
@@ -460,6 +499,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     """
     cdef cyc_conv_params p = _params(x, z, w, s_h, s_w, p_t, p_l)
     cdef Py_ssize_t row, i, oh, n_taps = p.f_h * p.f_w
+    cdef Scratch sc
     cdef int nv = _tile_vectors(sizeof(floating), p.c_out)
     cdef Py_ssize_t nb = nv * cyc_lanes(sizeof(floating))
     cdef Py_ssize_t n_cb = (p.c_out + nb - 1) // nb
@@ -496,12 +536,12 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
             _pack_blocks(&w[0, 0, 0, 0], n_taps * p.K, p.c_out, nb, wpack)
             _pack_blocks(&b[0], 1, p.c_out, nb, bpack)
             with parallel(num_threads=n_threads):
+                sc = _scratch(taps + threadid() * per_thread, n_taps, p.f_h, p.f_w)
+                _forward_all_taps(&p, sc, nb)
                 for row in prange(p.m * p.o_h, schedule="static"):
                     i = row // p.o_h
                     oh = row % p.o_h
-                    _forward_row(&p, xs + i * p.x_is, wpack, &z[i, oh, 0, 0],
-                                 _scratch(taps + threadid() * per_thread, n_taps, p.f_h, p.f_w),
-                                 oh, nv, nb)
+                    _forward_row(&p, xs + i * p.x_is, wpack, &z[i, oh, 0, 0], sc, oh, nv, nb)
     finally:
         PyMem_Free(taps)
         PyMem_Free(wpack)
@@ -521,29 +561,22 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
     # ow * s_w - p_l + kw = iw. The columns iw = r, r + s_w, r + 2 s_w, ...
     # of one phase r share their kw taps, and consecutive ones read
     # consecutive dz columns, so they form the tile's pixels.
-    cdef ptrdiff_t r, t, j, j_a, j_b, n_j, n_kh, n_kw, nt, cb
+    # sc.v_in/v_w hold every phase's width list (f_w entries apart) and
+    # sc.q each phase's (taps, j_a, j_b), from _dx_phases; the edge columns'
+    # width lists go after the phases' (ev).
+    cdef ptrdiff_t r, j, j_a, j_b, n_j, n_kh, n_kw, nt, cb
+    cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
     cdef ptrdiff_t n_cb = (p.c_in + nb - 1) // nb
     cdef ptrdiff_t w_blk = nb * p.c_out if dot else p.f_h * p.f_w * p.c_out * nb
     cdef ptrdiff_t w_tap = p.c_in * p.c_out if dot else p.c_out * nb
     cdef int mr = DOT_MP if dot else cyc_max_pixels(nv), P, nch
     n_kh = _axis_gather(ih, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs, p.f_w * w_tap,
                         sc.h_in, sc.h_w)
-    for r in range(p.s_w if p.s_w < p.n_w else p.n_w):
+    for r in range(n_r):
         n_j = (p.n_w - r + p.s_w - 1) // p.s_w
-        n_kw = _axis_phase(r, p.s_w, p.p_l, p.d_w, p.f_w, p.z_ps, w_tap, sc.q, sc.v_in, sc.v_w)
-        # Columns j in [j_a, j_b) have every tap of the phase inside dz.
-        j_a = 0
-        j_b = n_j
-        for t in range(n_kw):
-            if -sc.q[t] > j_a:
-                j_a = -sc.q[t]
-            if p.o_w - sc.q[t] < j_b:
-                j_b = p.o_w - sc.q[t]
-        if j_a > n_j:
-            j_a = n_j
-        if j_b < j_a:
-            j_b = j_a
-        nt = _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, n_kw, sc.in_off, sc.w_off)
+        n_kw, j_a, j_b = sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2]
+        nt = _taps(sc.h_in, sc.h_w, n_kh, sc.v_in + r * p.f_w, sc.v_w + r * p.f_w, n_kw,
+                   sc.in_off, sc.w_off)
         for cb in range(n_cb):
             nch = <int>(p.c_in - cb * nb if p.c_in - cb * nb < nb else nb)
             j = j_a
@@ -554,21 +587,50 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
                          dx + (r + j * p.s_w) * p.x_ps + cb * nb, p.s_w * p.x_ps, nch)
                 j += P
             for j in range(j_a):
-                _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_kh, r + j * p.s_w,
-                         nv, nb, nch, dot, w_tap)
+                _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
+                         r + j * p.s_w, nv, nb, nch, dot, w_tap)
             for j in range(j_b, n_j):
-                _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_kh, r + j * p.s_w,
-                         nv, nb, nch, dot, w_tap)
+                _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
+                         r + j * p.s_w, nv, nb, nch, dot, w_tap)
+
+
+cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t w_tap) noexcept nogil:
+    # Per stride phase r of the input columns (the same for every row): its
+    # width list (sc.v_in/v_w + r * f_w, relative to the tile's first dz
+    # column) and, in sc.q[3r .. 3r + 2], its tap count and the columns
+    # [j_a, j_b) all of whose taps are inside dz.
+    cdef ptrdiff_t r, t, j_a, j_b, n_j, n_kw
+    cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
+    cdef ptrdiff_t *q = sc.q + 3 * n_r          # scratch for one phase's q values
+    for r in range(n_r):
+        n_j = (p.n_w - r + p.s_w - 1) // p.s_w
+        n_kw = _axis_phase(r, p.s_w, p.p_l, p.d_w, p.f_w, p.z_ps, w_tap, q,
+                           sc.v_in + r * p.f_w, sc.v_w + r * p.f_w)
+        j_a = 0
+        j_b = n_j
+        for t in range(n_kw):
+            if -q[t] > j_a:
+                j_a = -q[t]
+            if p.o_w - q[t] < j_b:
+                j_b = p.o_w - q[t]
+        if j_a > n_j:
+            j_a = n_j
+        if j_b < j_a:
+            j_b = j_a
+        sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2] = n_kw, j_a, j_b
 
 
 cdef inline void _dx_edge(const cyc_conv_params *p, const floating *dz, const floating *wblk,
-                          floating *dx, Scratch sc, ptrdiff_t n_kh, ptrdiff_t iw, int nv,
-                          ptrdiff_t nb, int nch, bint dot, ptrdiff_t w_tap) noexcept nogil:
+                          floating *dx, Scratch sc, ptrdiff_t n_r, ptrdiff_t n_kh, ptrdiff_t iw,
+                          int nv, ptrdiff_t nb, int nch, bint dot, ptrdiff_t w_tap) noexcept nogil:
     # One dx column some of whose taps fall outside dz: its own tap list, the
-    # row's height taps times the column's. dx: the row's block of channels.
+    # row's height taps times the column's (built after the n_r phases' width
+    # lists). dx: the row's block of channels.
     cdef ptrdiff_t n_kw, ne
-    n_kw = _axis_gather(iw, p.s_w, p.p_l, p.d_w, p.o_w, p.f_w, p.z_ps, w_tap, sc.v_in, sc.v_w)
-    ne = _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, n_kw, sc.e_in, sc.e_w)
+    cdef ptrdiff_t *ev_in = sc.v_in + n_r * p.f_w
+    cdef ptrdiff_t *ev_w = sc.v_w + n_r * p.f_w
+    n_kw = _axis_gather(iw, p.s_w, p.p_l, p.d_w, p.o_w, p.f_w, p.z_ps, w_tap, ev_in, ev_w)
+    ne = _taps(sc.h_in, sc.h_w, n_kh, ev_in, ev_w, n_kw, sc.e_in, sc.e_w)
     _dx_tile(dot, 1, nv, dz, 0, 0, wblk, nb, sc.e_in, sc.e_w, ne, p.c_out,
              dx + iw * p.x_ps, p.x_ps, nch)
 
@@ -601,11 +663,16 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     """
     cdef cyc_conv_params p = _params(dx, dz, w, s_h, s_w, p_t, p_l)
     cdef Py_ssize_t row, i, ih, n_taps = p.f_h * p.f_w
+    cdef Scratch sc
     cdef int nv = _tile_vectors(sizeof(floating), p.c_in)
     cdef Py_ssize_t nb = DOT_MC if dot else nv * cyc_lanes(sizeof(floating))
     cdef Py_ssize_t n_cb = (p.c_in + nb - 1) // nb
     cdef int n_threads = _threads_for(num_threads, <double> dz.size * n_taps * p.c_in)
-    cdef Py_ssize_t per_thread = _scratch_size(n_taps, p.f_h, p.f_w)
+    # width lists: one per stride phase of the columns, then an edge column's;
+    # sc.q: 3 numbers per phase, then one phase's f_w q values
+    cdef Py_ssize_t n_v = (p.f_w + 3) * ((p.s_w if p.s_w < p.n_w else p.n_w) + 1)
+    cdef Py_ssize_t per_thread = _scratch_size(n_taps, p.f_h, n_v)
+    cdef ptrdiff_t w_tap = p.c_in * p.c_out if dot else p.c_out * nb
     # Scratch: for the register tile, filters as (n_cb, f_h, f_w, c_out, nb),
     # blocks of input channels with the sum over output channels inside; per
     # thread, a row's tap lists.
@@ -638,13 +705,13 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
             if not dot:
                 _pack_blocks_t(&w[0, 0, 0, 0], n_taps, p.c_in, p.c_out, nb, wpack)
             with parallel(num_threads=n_threads):
+                sc = _scratch(taps + threadid() * per_thread, n_taps, p.f_h, n_v)
+                _dx_phases(&p, sc, w_tap)
                 for row in prange(p.m * p.n_h, schedule="static"):
                     i = row // p.n_h
                     ih = row % p.n_h
                     _dx_row(&p, dzs + i * p.z_is, &w[0, 0, 0, 0] if dot else wpack,
-                            &dx[i, ih, 0, 0],
-                            _scratch(taps + threadid() * per_thread, n_taps, p.f_h, p.f_w),
-                            ih, nv, nb, dot)
+                            &dx[i, ih, 0, 0], sc, ih, nv, nb, dot)
     finally:
         PyMem_Free(taps)
         PyMem_Free(wpack)
@@ -658,20 +725,20 @@ cdef ptrdiff_t _dw_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t r0, ptrd
                         ptrdiff_t dz_ps) noexcept nogil:
     # Tap list of a dw tile: the output rows r0 .. r1 - 1 whose input row for
     # kernel row kh is inside x (a height list over rows) times one width
-    # entry: x at input column `col`, dz at output column ow.
+    # entry: x at input column `col`, dz at output column ow. With one width
+    # entry the product is the height list shifted, written directly.
     cdef ptrdiff_t row, i, oh, ih, n = 0
+    cdef ptrdiff_t col_in = col * p.x_ps, col_w = ow * dz_ps
     for row in range(r0, r1):
         i = row // p.o_h
         oh = row % p.o_h
         ih = oh * p.s_h - p.p_t + kh * p.d_h
         if ih < 0 or ih >= p.n_h:
             continue
-        sc.h_in[n] = i * p.x_is + ih * p.x_rs
-        sc.h_w[n] = row * p.o_w * dz_ps
+        sc.in_off[n] = i * p.x_is + ih * p.x_rs + col_in
+        sc.w_off[n] = row * p.o_w * dz_ps + col_w
         n += 1
-    sc.v_in[0] = col * p.x_ps
-    sc.v_w[0] = ow * dz_ps
-    return _taps(sc.h_in, sc.h_w, n, sc.v_in, sc.v_w, 1, sc.in_off, sc.w_off)
+    return n
 
 
 cdef void _dw_item(const cyc_conv_params *p, const floating *x, const floating *dzb,
@@ -785,7 +852,7 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     # tile's slice of dz stays in cache while the dw traffic of carrying the
     # sums from group to group stays small next to the arithmetic.
     cdef Py_ssize_t group = max(1, min(n_rows, DW_GROUP_PIXELS // p.o_w))
-    cdef Py_ssize_t per_thread = _scratch_size(group, group, 1)
+    cdef Py_ssize_t per_thread = _scratch_size(group, 0, 0)
     cdef const floating *dzb = &dz[0, 0, 0, 0]
     cdef floating *dzp = NULL
     cdef ptrdiff_t *taps = NULL
@@ -809,7 +876,7 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
             # while it runs its items on them.
             for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
                 _dw_items(&p, &x[0, 0, 0, 0], dzb, &dz[0, 0, 0, 0], &dw[0, 0, 0, 0], &db[0],
-                          _scratch(taps + t * per_thread, group, group, 1),
+                          _scratch(taps + t * per_thread, group, 0, 0),
                           t * (n_items + 1) // n_threads, (t + 1) * (n_items + 1) // n_threads,
                           n_items, group, nv, nb, dz_ps, dz_cb)
     finally:

@@ -25,6 +25,10 @@ _max_level: int = _conv.cpu_max_level()
 _level: int = _max_level
 _modules: dict[tuple[str, int], ModuleType] = {("_conv", 0): _conv}
 
+PLANS: dict[tuple[object, ...], object] = {}
+"""The wrappers' cache of chosen kernels, keyed by their own tuples; valid for
+the level in use and emptied by :func:`set_cpu_level`."""
+
 
 def cpu_levels() -> tuple[str, ...]:
     """The CPU levels this build has and this CPU runs, lowest first.
@@ -57,6 +61,7 @@ def set_cpu_level(name: str) -> None:
         raise ValueError(f"CPU level {name!r} is not supported by this CPU or build; "
                          f"supported: {', '.join(cpu_levels())}")
     _level = LEVELS.index(name)
+    PLANS.clear()
 
 
 def module(family: str, level: int) -> ModuleType:

@@ -20,7 +20,7 @@ from cyconv._args import (
     as_float_array,
     conv_output_size,
     effective_num_threads,
-    output_fits,
+    MAX_OUTPUT_PIXELS,
     output_size,
     parse_pair,
     parse_padding,
@@ -80,17 +80,32 @@ def _kernels(level: int, dtype: np.dtype[Any]) -> _Kernels:
     return k
 
 
+# The kernel of each (dtype, channels) is looked up once per CPU level, in
+# _dispatch.PLANS (emptied when the level changes): small layers would spend
+# more time choosing a kernel than running it otherwise.
 def _forward(dtype: np.dtype[Any], c_out: int) -> _FusedFunction[Any]:
-    return _kernels(_dispatch.conv_level(dtype.itemsize, c_out), dtype)[0]
+    key = ("fwd", dtype, c_out)
+    plan = _dispatch.PLANS.get(key)
+    if plan is None:
+        plan = _dispatch.PLANS[key] = _kernels(_dispatch.conv_level(dtype.itemsize, c_out), dtype)[0]
+    return plan  # type: ignore[no-any-return]
 
 
 def _backward_dx(dtype: np.dtype[Any], c_in: int, c_out: int) -> tuple[_FusedFunction[Any], bool]:
-    level, dot = _dispatch.dx_plan(dtype.name, dtype.itemsize, c_in, c_out)
-    return _kernels(level, dtype)[1], dot
+    key = ("dx", dtype, c_in, c_out)
+    plan = _dispatch.PLANS.get(key)
+    if plan is None:
+        level, dot = _dispatch.dx_plan(dtype.name, dtype.itemsize, c_in, c_out)
+        plan = _dispatch.PLANS[key] = (_kernels(level, dtype)[1], dot)
+    return plan  # type: ignore[no-any-return]
 
 
 def _backward_dw(dtype: np.dtype[Any], c_out: int) -> _FusedFunction[Any]:
-    return _kernels(_dispatch.conv_level(dtype.itemsize, c_out), dtype)[2]
+    key = ("dw", dtype, c_out)
+    plan = _dispatch.PLANS.get(key)
+    if plan is None:
+        plan = _dispatch.PLANS[key] = _kernels(_dispatch.conv_level(dtype.itemsize, c_out), dtype)[2]
+    return plan  # type: ignore[no-any-return]
 
 
 def _fast_arrays(*arrays: Any) -> np.dtype[Any] | None:
@@ -119,7 +134,7 @@ def _fast_geometry(x: Any, w: Any, stride: Any, padding: Any) -> tuple[int, int]
     pads = (padding, padding)
     o_h = output_size(n_h, f_h, pads, stride)
     o_w = output_size(n_w, f_w, pads, stride)
-    if w_c_in != c_in or o_h < 1 or o_w < 1 or not output_fits((o_h, o_w)):
+    if w_c_in != c_in or o_h < 1 or o_w < 1 or o_h * o_w > MAX_OUTPUT_PIXELS:
         return None
     return o_h, o_w
 
@@ -149,8 +164,8 @@ def _fast_conv2d(x: Any, w: Any, b: Any, stride: Any, padding: Any, activation: 
         return None
     bias = np.zeros(c_out, dtype=dtype) if b is None else b  # as _bias
     z = np.empty((x.shape[0], o_hw[0], o_hw[1], c_out), dtype=dtype)
-    _forward(dtype, c_out)(x, w, bias, z, stride, stride, padding, padding,
-                           activation is not None, n_threads)
+    kernel = _dispatch.PLANS.get(("fwd", dtype, c_out)) or _forward(dtype, c_out)
+    kernel(x, w, bias, z, stride, stride, padding, padding, activation is not None, n_threads)
     return z
 
 
@@ -171,13 +186,14 @@ def _fast_conv2d_backward(dz: Any, x: Any, w: Any, stride: Any, padding: Any, nu
     dx = dw = db = None
     if "dx" in grads:
         dx = np.empty(x.shape, dtype=dtype)  # the kernels overwrite dx, dw and db
-        kernel, dot = _backward_dx(dtype, x.shape[3], c_out)
+        kernel, dot = (_dispatch.PLANS.get(("dx", dtype, x.shape[3], c_out))
+                       or _backward_dx(dtype, x.shape[3], c_out))
         kernel(dz, w, dx, stride, stride, padding, padding, dot, n_threads)
     if "dw" in grads:
         dw = np.empty(w.shape, dtype=dtype)
         db_out = np.empty(c_out, dtype=dtype)
-        _backward_dw(dtype, c_out)(x, dz, dw, db_out, stride, stride, padding, padding,
-                                   n_threads)
+        kernel = _dispatch.PLANS.get(("dw", dtype, c_out)) or _backward_dw(dtype, c_out)
+        kernel(x, dz, dw, db_out, stride, stride, padding, padding, n_threads)
         db = db_out if "db" in grads else None
     elif "db" in grads:
         db = dz.sum(axis=(0, 1, 2))  # as the full path

@@ -347,6 +347,12 @@ def test_conv2d_fast_path_honours_threadpoolctl(monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from cyconv import _args, conv
     seen = []
+    from cyconv import _dispatch
+
+    class NoCache(dict):  # every call asks conv._forward for its kernel
+        def get(self, key, default=None):
+            return None
+    monkeypatch.setattr(_dispatch, "PLANS", NoCache())
     forward = conv._forward
     monkeypatch.setattr(conv, "_forward", lambda *a: (
         lambda *args: seen.append(args[-1]) or forward(*a)(*args)))
