@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
+from typing import Any
 
 from cyconv import _conv, _levels
 
@@ -25,7 +26,7 @@ _max_level: int = _conv.cpu_max_level()
 _level: int = _max_level
 _modules: dict[tuple[str, int], ModuleType] = {("_conv", 0): _conv}
 
-PLANS: dict[tuple[object, ...], object] = {}
+PLANS: dict[tuple[object, ...], Any] = {}
 """The wrappers' cache of chosen kernels, keyed by their own tuples; valid for
 the level in use and emptied by :func:`set_cpu_level`."""
 

@@ -88,7 +88,7 @@ def _forward(dtype: np.dtype[Any], c_out: int) -> _FusedFunction[Any]:
     plan = _dispatch.PLANS.get(key)
     if plan is None:
         plan = _dispatch.PLANS[key] = _kernels(_dispatch.conv_level(dtype.itemsize, c_out), dtype)[0]
-    return plan  # type: ignore[no-any-return]
+    return plan
 
 
 def _backward_dx(dtype: np.dtype[Any], c_in: int, c_out: int) -> tuple[_FusedFunction[Any], bool]:
@@ -97,7 +97,7 @@ def _backward_dx(dtype: np.dtype[Any], c_in: int, c_out: int) -> tuple[_FusedFun
     if plan is None:
         level, dot = _dispatch.dx_plan(dtype.name, dtype.itemsize, c_in, c_out)
         plan = _dispatch.PLANS[key] = (_kernels(level, dtype)[1], dot)
-    return plan  # type: ignore[no-any-return]
+    return plan
 
 
 def _backward_dw(dtype: np.dtype[Any], c_out: int) -> _FusedFunction[Any]:
@@ -105,7 +105,7 @@ def _backward_dw(dtype: np.dtype[Any], c_out: int) -> _FusedFunction[Any]:
     plan = _dispatch.PLANS.get(key)
     if plan is None:
         plan = _dispatch.PLANS[key] = _kernels(_dispatch.conv_level(dtype.itemsize, c_out), dtype)[2]
-    return plan  # type: ignore[no-any-return]
+    return plan
 
 
 def _fast_arrays(*arrays: Any) -> np.dtype[Any] | None:
