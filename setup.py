@@ -128,7 +128,8 @@ def _extensions():
     omp_c, omp_l = _openmp_flags()
     san = _sanitize_flags()
     extra_c = (["-O3"] if sys.platform != "win32" else ["/O2"]) + san
-    modules = [("_conv", []), ("_pool", []), ("_openmp", [])]
+    modules = [("_conv", []), ("_pool", []), ("_openmp", []),
+               ("_train", ["-ffp-contract=off", "-fno-math-errno"])]
     if _per_level_builds():
         modules += [("_pool" + level, flags) for level, flags in _LEVEL_FLAGS.items()]
     else:
