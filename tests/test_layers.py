@@ -170,10 +170,13 @@ def test_eval_mode_forward_keeps_no_cache_and_backward_raises():
 def test_training_mode_keeps_only_what_backward_needs_and_backward_releases_it():
     model = _all_layer_kinds()
     x = np.random.default_rng(0).standard_normal((2, 8, 8, 1)).astype(np.float32)
-    out = model.forward(x)
     conv, relu, maxpool, _, tanh, avgpool, flatten, dense = model
+    maxpool_input = []
+    pool_forward = maxpool.forward
+    maxpool.forward = lambda a: maxpool_input.append(a) or pool_forward(a)
+    out = model.forward(x)
     assert conv.cache is x
-    assert relu.cache.dtype == bool
+    assert relu.cache is maxpool_input[0]  # its output, which the pool reads: no mask
     stand_in, indices = maxpool.cache  # the argmax, not the input (a zero-stride stand-in)
     assert stand_in.shape == (2, 8, 8, 4) and stand_in.strides == (0, 0, 0, 0)
     assert indices.shape == (2, 4, 4, 4) and indices.dtype == np.int32
@@ -221,14 +224,14 @@ def test_reference_backend_gives_the_same_layer_results(make):
         np.testing.assert_allclose(fast.grads[k], slow.grads[k], rtol=1e-6)
 
 
-def test_num_threads_reaches_every_kernel_layer_and_changes_no_bit():
+def test_num_threads_reaches_every_kernel_and_relu_layer_and_changes_no_bit():
     model = _all_layer_kinds()
     x = np.random.default_rng(0).standard_normal((4, 8, 8, 1)).astype(np.float32)
     results = []
     for n in (1, 2):
         model.num_threads = n
         assert model.num_threads == n
-        assert [layer.num_threads for layer in model if hasattr(layer, "num_threads")] == [n] * 4
+        assert [layer.num_threads for layer in model if hasattr(layer, "num_threads")] == [n] * 5
         out = model.forward(x)
         dx = model.backward(np.ones_like(out))
         results.append((out, dx, model.gradients()["0.w"].copy()))

@@ -5,7 +5,8 @@ Enough to train LeNet-5 (see ``python -m cyconv.demo``) and nothing more:
 kernels (:func:`cyconv.conv2d`, :func:`cyconv.max_pool2d`, ...), and the rest
 (:class:`ReLU`, :class:`Tanh`, :class:`Flatten`, :class:`Dense`,
 :func:`softmax_cross_entropy`, :class:`SGD`, :class:`Adam`) is a few lines of
-NumPy each.
+NumPy each, except where a compiled pass of ``cyconv._train`` does the same
+work in one parallel pass (ReLU, the optimiser updates).
 
 Conventions
 -----------
@@ -16,9 +17,9 @@ Conventions
   names and shapes. ``backward`` overwrites ``grads`` in place (it does not
   accumulate), so the arrays an optimiser holds stay valid.
 * In training mode (the default) ``forward`` keeps in ``cache`` exactly what
-  ``backward`` needs (the input of a conv, dense or max-pool layer, only the
-  input's shape for average pooling and flatten, a boolean mask for ReLU, the
-  output for tanh), and ``backward`` releases it. In evaluation mode
+  ``backward`` needs (the input of a conv or dense layer, the argmax of a
+  max-pool, only the input's shape for average pooling and flatten, the
+  output for ReLU and tanh), and ``backward`` releases it. In evaluation mode
   (``eval()``) ``forward`` keeps nothing and ``backward`` raises.
 * ``backend`` is a module with the six kernel functions: :mod:`cyconv` (the
   default) or :mod:`cyconv.reference`. ``num_threads`` is passed to backends

@@ -181,13 +181,21 @@ class Layer:
         return ""
 
 
-class _KernelLayer(Layer):
+class _ThreadedLayer(Layer):
+    # Layers whose passes run on cyconv's OpenMP team (Sequential.num_threads
+    # sets them all).
+
+    def __init__(self, num_threads: Int | None = None) -> None:
+        super().__init__()
+        self.num_threads = num_threads
+
+
+class _KernelLayer(_ThreadedLayer):
     # Layers that call one of the six kernel functions of a backend module.
 
     def __init__(self, backend: ModuleType | None = None, num_threads: Int | None = None) -> None:
-        super().__init__()
+        super().__init__(num_threads)
         self.backend = cyconv if backend is None else backend
-        self.num_threads = num_threads
 
     @overload
     def _kernel(self, name: Literal["conv2d_backward"], *args: Any,

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cyconv._args import Int
-from cyconv.layers._base import Layer, Params, _KernelLayer
+from cyconv.layers._base import Layer, Params, _ThreadedLayer
 
 _SequentialT = TypeVar("_SequentialT", bound="Sequential")
 
@@ -94,14 +94,15 @@ class Sequential:
 
     @property
     def num_threads(self) -> Int | None:
-        """Kernel threads of the conv/pool layers (None: every usable core); settable."""
-        values = {layer.num_threads for layer in self.layers if isinstance(layer, _KernelLayer)}
+        """Threads of the conv, pool and ReLU layers (None: every usable core); settable."""
+        values = {layer.num_threads for layer in self.layers
+                  if isinstance(layer, _ThreadedLayer)}
         return values.pop() if len(values) == 1 else None
 
     @num_threads.setter
     def num_threads(self, n: Int | None) -> None:
         for layer in self.layers:
-            if isinstance(layer, _KernelLayer):
+            if isinstance(layer, _ThreadedLayer):
                 layer.num_threads = n
 
     def parameters(self) -> Params:
