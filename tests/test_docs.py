@@ -9,7 +9,7 @@ from conftest import needs_source_tree
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODULES = ["cyconv.conv", "cyconv.pool", "cyconv.layers", "cyconv.layers.sequential",
-           "cyconv.compat", "cyconv.dask"]
+           "cyconv._threads", "cyconv.compat", "cyconv.dask"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cyconv._threads import limit_blas_threads
 from cyconv.layers._base import Layer, Seed, _count, _float_dtype, _init_weight
 
 
@@ -43,6 +44,10 @@ class Dense(Layer):
     Notes
     -----
     ``(m, in_features) -> (m, out_features)``; keeps its input in training mode.
+    The products run on NumPy's BLAS held to one thread
+    (:func:`cyconv.limit_blas_threads`): a dense layer between OpenMP-parallel
+    conv layers is small, and BLAS threads would only spin against the
+    OpenMP team's.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -64,7 +69,8 @@ class Dense(Layer):
         w = self.params["w"]
         if x.ndim != 2 or x.shape[1] != w.shape[0]:
             raise ValueError(f"Dense expects x of shape (m, {w.shape[0]}), got {x.shape}")
-        z = x @ w
+        with limit_blas_threads():
+            z = x @ w
         if "b" in self.params:
             z += self.params["b"]
         self._keep(x)
@@ -73,10 +79,17 @@ class Dense(Layer):
     def backward(self, dout: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """``(m, out_features) -> (m, in_features)``; fills ``grads``."""
         x: npt.NDArray[Any] = self._take()
-        self._set_grad("w", x.T @ dout)
+        dout = np.asarray(dout)
+        dw = self.grads["w"]
+        with limit_blas_threads():
+            if np.result_type(x, dout) == dw.dtype:
+                np.matmul(x.T, dout, out=dw)  # straight into grads: no temporary
+            else:
+                self._set_grad("w", x.T @ dout)
+            dx: npt.NDArray[Any] = dout @ self.params["w"].T
         if "b" in self.params:
             self._set_grad("b", dout.sum(axis=0))
-        return dout @ self.params["w"].T
+        return dx
 
     def _describe(self) -> str:
         n_in, n_out = self.params["w"].shape

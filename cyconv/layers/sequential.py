@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cyconv._args import Int
+from cyconv._threads import limit_blas_threads
 from cyconv.layers._base import Layer, Params, _ThreadedLayer
 
 _SequentialT = TypeVar("_SequentialT", bound="Sequential")
@@ -64,17 +65,27 @@ class Sequential:
         return f"Sequential({inner}\n)"
 
     def forward(self, x: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        """Run every layer's ``forward``; returns the last output."""
-        for layer in self.layers:
-            x = layer.forward(x)
+        """Run every layer's ``forward``; returns the last output.
+
+        NumPy's BLAS is held to one thread meanwhile
+        (:func:`cyconv.limit_blas_threads`, once for the whole pass), so the
+        dense layers' products never compete with the OpenMP team.
+        """
+        with limit_blas_threads():
+            for layer in self.layers:
+                x = layer.forward(x)
         return x
 
     __call__ = forward
 
     def backward(self, dout: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        """Run every layer's ``backward`` in reverse; fills ``grads``, returns ``dx``."""
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+        """Run every layer's ``backward`` in reverse; fills ``grads``, returns ``dx``.
+
+        BLAS held to one thread, as in :meth:`forward`.
+        """
+        with limit_blas_threads():
+            for layer in reversed(self.layers):
+                dout = layer.backward(dout)
         return dout
 
     @property
