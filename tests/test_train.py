@@ -147,3 +147,55 @@ def test_fused_step_follows_parameter_arrays_replaced_between_steps():
 def test_optimiser_num_threads_must_be_an_int_at_least_1():
     with pytest.raises(ValueError, match="num_threads"):
         SGD(Dense(2, 2), num_threads=0)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (2, 128, 129, 1), (0, 4)], ids=["tiny", "chunks", "empty"])
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+def test_relu_layer_equals_the_numpy_composition(shape, num_threads, dtype):
+    # The compiled passes against the mask-and-where code they replace.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(dtype)
+    if x.size:
+        x.flat[::7] = 0.0
+        x.flat[3] = np.nan
+    dout = rng.standard_normal(shape).astype(dtype)
+    layer = ReLU(num_threads=num_threads)
+    y = layer.forward(x)
+    dx = layer.backward(dout)
+    assert y.dtype == dx.dtype == dtype
+    np.testing.assert_array_equal(y, np.maximum(x, 0))  # NaN stays NaN
+    np.testing.assert_array_equal(dx, np.where(x > 0, dout, np.zeros((), dtype)))
+
+
+@pytest.mark.parametrize("case", ["fortran", "strided", "other-dtype-dout", "float16"])
+def test_relu_layer_takes_the_numpy_route_for_other_layouts_with_the_same_values(case):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 6, 5, 3))
+    dout = rng.standard_normal((4, 6, 5, 3))
+    if case == "fortran":
+        x, dout = np.asfortranarray(x), np.asfortranarray(dout)
+    elif case == "strided":
+        x, dout = x[:, ::2], dout[:, ::2]
+    elif case == "other-dtype-dout":
+        x = x.astype(np.float32)
+    else:
+        x, dout = x.astype(np.float16), dout.astype(np.float16)
+    layer = ReLU()
+    y = layer.forward(x)
+    dx = layer.backward(dout)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    want = np.where(x > 0, dout, np.zeros((), np.result_type(dout)))
+    assert dx.dtype == want.dtype
+    np.testing.assert_array_equal(dx, want)
+
+
+def test_relu_forward_does_not_modify_its_input_and_backward_not_dout():
+    x = np.random.default_rng(6).standard_normal((64, 1024)).astype(np.float32)
+    dout = np.ones_like(x)
+    x0, d0 = x.copy(), dout.copy()
+    layer = ReLU()
+    layer.backward(layer.forward(x) * 0 + dout)
+    layer.forward(x)
+    layer.backward(dout)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(dout, d0)
