@@ -97,14 +97,15 @@ def make_batch(name, batch, dtype="float32", seed=1):
     return x, rng.integers(0, N_CLASSES, size=batch)
 
 
-def cyconv_step(model, x, y, lr=LR, momentum=MOMENTUM):
+def cyconv_step(model, x, y, lr=LR, momentum=MOMENTUM, optimizer="sgd"):
     """Zero-argument callable: one training step of ``model`` on ``(x, y)``; returns the loss.
 
-    The optimiser is ``cyconv.layers.SGD`` with momentum, created here once.
+    The optimiser, created here once: ``cyconv.layers.SGD`` with momentum
+    (``optimizer="sgd"``) or ``cyconv.layers.Adam`` (``"adam"``, default betas).
     """
-    from cyconv.layers import SGD, softmax_cross_entropy
+    from cyconv.layers import SGD, Adam, softmax_cross_entropy
 
-    opt = SGD(model, lr=lr, momentum=momentum)
+    opt = Adam(model, lr=lr) if optimizer == "adam" else SGD(model, lr=lr, momentum=momentum)
 
     def step():
         loss, dlogits = softmax_cross_entropy(model.forward(x), y)
@@ -121,7 +122,7 @@ def torch_twin(torch, model, input_shape):
     ``Flatten`` receives, to reorder the next dense layer's inputs from
     cyconv's NHWC flatten order to torch's NCHW one.
     """
-    from cyconv.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    from cyconv.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
     nn = torch.nn
     dtype = torch.from_numpy(next(iter(model.parameters().values()))).dtype
@@ -148,7 +149,10 @@ def torch_twin(torch, model, input_shape):
         elif isinstance(layer, ReLU):
             layers.append(nn.ReLU())
         elif isinstance(layer, MaxPool2D):
-            layers.append(nn.MaxPool2d(layer.pool_size, layer.stride))
+            layers.append(nn.MaxPool2d(layer.pool_size, layer.stride, layer.padding))
+        elif isinstance(layer, AvgPool2D):
+            layers.append(nn.AvgPool2d(layer.pool_size, layer.stride, layer.padding,
+                                       count_include_pad=layer.count_include_pad))
         elif isinstance(layer, Flatten):
             layers.append(nn.Flatten())
         elif isinstance(layer, Dense):
@@ -168,15 +172,19 @@ def torch_twin(torch, model, input_shape):
     return nn.Sequential(*layers).to(memory_format=torch.channels_last)
 
 
-def torch_step(torch, net, x, y, lr=LR, momentum=MOMENTUM):
+def torch_step(torch, net, x, y, lr=LR, momentum=MOMENTUM, optimizer="sgd"):
     """Zero-argument callable: one PyTorch training step of ``net``; returns the loss tensor.
 
     ``x`` is NHWC NumPy, handed to torch as an NCHW-shaped channels_last view
-    (no copy); ``torch.optim.SGD`` with momentum, created here once.
+    (no copy); ``torch.optim.SGD`` with momentum (or ``torch.optim.Adam``,
+    ``optimizer="adam"``), created here once, with torch's default settings.
     """
     xt = torch.from_numpy(x).permute(0, 3, 1, 2)
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     F = torch.nn.functional
 
     def step():

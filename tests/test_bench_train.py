@@ -1,4 +1,4 @@
-"""python -m cyconv.bench --train (cyconv.bench_train) and its asv suite: they run and tell the truth."""
+"""python -m cyconv.bench --train (cyconv.bench_train): runs and tells the truth."""
 import importlib
 import json
 import pathlib

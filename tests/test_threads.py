@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 import cyconv
-from cyconv.layers import SGD, Conv2D, Dense, Flatten, Layer, ReLU, Sequential, softmax_cross_entropy
+from cyconv.layers import (
+    SGD,
+    Conv2D,
+    Dense,
+    Flatten,
+    Layer,
+    ReLU,
+    Sequential,
+    softmax_cross_entropy,
+)
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 

@@ -149,7 +149,8 @@ def test_optimiser_num_threads_must_be_an_int_at_least_1():
         SGD(Dense(2, 2), num_threads=0)
 
 
-@pytest.mark.parametrize("shape", [(3, 5), (2, 128, 129, 1), (0, 4)], ids=["tiny", "chunks", "empty"])
+@pytest.mark.parametrize("shape", [(3, 5), (2, 128, 129, 1), (0, 4)],
+                         ids=["tiny", "chunks", "empty"])
 @pytest.mark.parametrize("num_threads", [1, 2, 3])
 def test_relu_layer_equals_the_numpy_composition(shape, num_threads, dtype):
     # The compiled passes against the mask-and-where code they replace.

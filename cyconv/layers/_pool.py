@@ -1,4 +1,5 @@
-"""MaxPool2D and AvgPool2D: the pooling layers on :func:`cyconv.max_pool2d` and :func:`cyconv.avg_pool2d`."""
+"""MaxPool2D and AvgPool2D: the pooling layers on :func:`cyconv.max_pool2d` and
+:func:`cyconv.avg_pool2d`."""
 from __future__ import annotations
 
 from types import ModuleType
