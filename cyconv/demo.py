@@ -302,7 +302,7 @@ def run(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], pool=DEFAU
             step += 1
             logits = model.forward(random_shift(x_train[idx], shift, rng))
             loss, dlogits = softmax_cross_entropy(logits, y_train[idx])
-            model.backward(dlogits)
+            model.backward(dlogits, input_grad=False)  # no gradient for the images
             opt.step()
             total_loss += loss * len(idx)
             correct += int((logits.argmax(axis=1) == y_train[idx]).sum())

@@ -101,11 +101,15 @@ def _float_dtype(dtype: npt.DTypeLike) -> np.dtype[Any]:
 
 
 @functools.cache
-def _accepts_num_threads(fn: Callable[..., Any]) -> bool:
+def _accepts(fn: Callable[..., Any], keyword: str) -> bool:
     try:
-        return "num_threads" in inspect.signature(fn).parameters
+        return keyword in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _accepts_num_threads(fn: Callable[..., Any]) -> bool:
+    return _accepts(fn, "num_threads")
 
 
 class Layer:
@@ -134,6 +138,15 @@ class Layer:
 
     def backward(self, dout: npt.NDArray[Any]) -> npt.NDArray[Any]:  # pragma: no cover
         raise NotImplementedError
+
+    def backward_params(self, dout: npt.NDArray[Any]) -> None:
+        """Fill ``grads`` as :meth:`backward` does, without returning ``dx``.
+
+        Layers that can skip the work of ``dx`` (:class:`Conv2D`,
+        :class:`Dense`) do; ``Sequential.backward(..., input_grad=False)``
+        calls this on its first layer with parameters.
+        """
+        self.backward(dout)
 
     def __call__(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
         return self.forward(x)

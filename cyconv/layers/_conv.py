@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from cyconv._args import FloatArray, Int, IntPair, Padding, parse_pair
-from cyconv.layers._base import Seed, _count, _float_dtype, _init_weight, _KernelLayer
+from cyconv.layers._base import (
+    Seed,
+    _accepts,
+    _count,
+    _float_dtype,
+    _init_weight,
+    _KernelLayer,
+)
 
 
 class Conv2D(_KernelLayer):
@@ -79,6 +87,18 @@ class Conv2D(_KernelLayer):
         if "b" in self.params:
             self._set_grad("b", db)
         return dx
+
+    def backward_params(self, dout: npt.NDArray[Any]) -> None:
+        """Fill ``grads`` (dw, db) without computing ``dx`` (``conv2d_backward(grads=...)``)."""
+        if not _accepts(getattr(self.backend, "conv2d_backward"), "grads"):
+            self.backward(dout)  # a backend without the grads option
+            return
+        x = self._take()
+        _, dw, db = self._kernel("conv2d_backward", dout, x, self.params["w"],
+                                 stride=self.stride, padding=self.padding, grads=("dw", "db"))
+        self._set_grad("w", dw)
+        if "b" in self.params:
+            self._set_grad("b", db)
 
     def _describe(self) -> str:
         f_h, f_w, c_in, c_out = self.params["w"].shape

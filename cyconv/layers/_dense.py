@@ -78,6 +78,14 @@ class Dense(Layer):
 
     def backward(self, dout: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """``(m, out_features) -> (m, in_features)``; fills ``grads``."""
+        dout = np.asarray(dout)
+        self.backward_params(dout)
+        with limit_blas_threads():
+            dx: npt.NDArray[Any] = dout @ self.params["w"].T
+        return dx
+
+    def backward_params(self, dout: npt.NDArray[Any]) -> None:
+        """Fill ``grads`` (dw, db) without computing ``dx``."""
         x: npt.NDArray[Any] = self._take()
         dout = np.asarray(dout)
         dw = self.grads["w"]
@@ -86,10 +94,8 @@ class Dense(Layer):
                 np.matmul(x.T, dout, out=dw)  # straight into grads: no temporary
             else:
                 self._set_grad("w", x.T @ dout)
-            dx: npt.NDArray[Any] = dout @ self.params["w"].T
         if "b" in self.params:
             self._set_grad("b", dout.sum(axis=0))
-        return dx
 
     def _describe(self) -> str:
         n_in, n_out = self.params["w"].shape

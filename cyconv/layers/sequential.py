@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -78,15 +78,44 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dout: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    @overload
+    def backward(self, dout: npt.NDArray[Any],
+                 input_grad: Literal[True] = ...) -> npt.NDArray[Any]: ...
+    @overload
+    def backward(self, dout: npt.NDArray[Any], input_grad: Literal[False]) -> None: ...
+    @overload
+    def backward(self, dout: npt.NDArray[Any],
+                 input_grad: bool) -> npt.NDArray[Any] | None: ...
+    def backward(self, dout: npt.NDArray[Any],
+                 input_grad: bool = True) -> npt.NDArray[Any] | None:
         """Run every layer's ``backward`` in reverse; fills ``grads``, returns ``dx``.
+
+        Parameters
+        ----------
+        dout : ndarray
+            The loss's gradient with respect to the model's output.
+        input_grad : bool, default True
+            Whether to compute ``dx``, the gradient with respect to the
+            model's input. A training loop does not need it (as PyTorch skips
+            it for inputs that do not require grad): with ``False`` the first
+            layer with parameters fills its ``grads`` only
+            (:meth:`Layer.backward_params`), the layers before it do nothing,
+            and None is returned. For LeNet-5 that skips a quarter of the
+            step's work.
 
         BLAS held to one thread, as in :meth:`forward`.
         """
+        first = next((i for i, layer in enumerate(self.layers) if layer.params), 0)
         with limit_blas_threads():
-            for layer in reversed(self.layers):
-                dout = layer.backward(dout)
-        return dout
+            for i in range(len(self.layers) - 1, -1, -1):
+                layer = self.layers[i]
+                if input_grad or i > first:
+                    dout = layer.backward(dout)
+                elif i == first:
+                    layer.backward_params(dout)
+                else:
+                    layer._take()  # release the cache; no gradient to pass on
+        return dout if input_grad else None
 
     @property
     def training(self) -> bool:
