@@ -1,9 +1,14 @@
 """One thread runtime at a time: cyconv.limit_blas_threads and its use in cyconv.layers."""
 import contextlib
+import pathlib
+import re
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
+from conftest import needs_source_tree
 
 import cyconv
 from cyconv.layers import (
@@ -18,6 +23,7 @@ from cyconv.layers import (
 )
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _blas_threads():
@@ -116,7 +122,7 @@ def test_dense_alone_holds_blas_to_one_thread(monkeypatch):
     layer = Dense(5, 3, seed=0)
     out = layer.forward(np.ones((2, 5), dtype=np.float32))
     layer.backward(np.ones_like(out))
-    assert len(entered) == 2
+    assert len(entered) == 3  # x @ w; x.T @ dout (backward_params); dout @ w.T
 
 
 @pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
@@ -132,3 +138,15 @@ def test_dense_backward_writes_the_products_of_the_numpy_composition(x_dtype):
     np.testing.assert_array_equal(layer.grads["w"], (x.T @ dout).astype(np.float32))
     np.testing.assert_array_equal(layer.grads["b"], dout.sum(axis=0).astype(np.float32))
     np.testing.assert_array_equal(dx, dout @ layer.params["w"].T)
+
+
+@needs_source_tree("examples/threads_dropin.py")
+def test_the_drop_in_example_times_its_four_variants():
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "threads_dropin.py"),
+                           "--rounds", "1", "--no-torch-import"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch imported: False" in proc.stdout
+    times = re.findall(r"^(1 thread|2 threads)(, limit_blas_threads)?\s+(\d+\.\d+) ms", proc.stdout,
+                       re.MULTILINE)
+    assert len(times) == 4 and all(float(t) > 0 for *_, t in times)
