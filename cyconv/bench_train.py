@@ -303,7 +303,9 @@ def markdown(report):
     lines.append(f"- Python {info['python']}, NumPy {info['numpy']} (BLAS: {info['blas'] or '?'}), "
                  f"cyconv {info['cyconv']}" + (f" ({info['commit']})" if info["commit"] else "")
                  + f", CPU level {info['cpu_level']}"
-                 + (f", torch {info['torch']}" if info["torch"] else ", torch not installed"))
+                 + (f", torch {info['torch']}" if info["torch"] else ", torch not used")
+                 + f"; torch imported in this process: "
+                 f"{'yes' if report.get('torch_imported') else 'no'}")
     s = report["settings"]
     lines.append(f"- one step = forward, softmax cross-entropy, backward, SGD (momentum "
                  f"{MOMENTUM}); medians of {'quick ' if report['quick'] else ''}interleaved "
@@ -428,7 +430,8 @@ def main(argv=None):
     results = run(select_cases(models, batches, args.quick), dtypes, threads, quick=args.quick,
                   torch=torch, progress=progress)
     report = dict(machine=machine_info(torch), load_before=load_before, quick=args.quick,
-                  settings=_SETTINGS["quick" if args.quick else "full"], results=results)
+                  settings=_SETTINGS["quick" if args.quick else "full"], results=results,
+                  torch_imported=sys.modules.get("torch") is not None)
     sys.stdout.write(markdown(report))
     if args.json:
         with open(args.json, "w") as f:

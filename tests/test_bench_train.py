@@ -88,7 +88,8 @@ def test_train_run_without_torch_has_cyconv_only(monkeypatch, capsys):
                        "--dtype", "float64", "--threads", "1"]) == 0
     text = capsys.readouterr().out
     head, rows = _table(text)
-    assert "torch ms" not in head and len(rows) == 1 and "torch not installed" in text
+    assert "torch ms" not in head and len(rows) == 1 and "torch not used" in text
+    assert "torch imported in this process: no" in text
 
 
 @pytest.mark.parametrize("argv", [["--models", "vgg"], ["--batches", "0"], ["--dtype", "int8"],

@@ -200,3 +200,21 @@ def test_relu_forward_does_not_modify_its_input_and_backward_not_dout():
     layer.backward(dout)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(dout, d0)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "conv4"])
+def test_whole_training_steps_are_bitwise_identical_across_thread_counts(name):
+    # Forward, loss, backward without dx, fused SGD: the step of the training benchmark.
+    from cyconv import bench_train
+
+    params = []
+    for n in (1, 2, 3):
+        model = bench_train.cyconv_model(name, "float32", num_threads=n)
+        x, y = bench_train.make_batch(name, 5, "float32")
+        step = bench_train.cyconv_step(model, x, y)
+        losses = [step() for _ in range(3)]
+        params.append((losses, model.parameters()))
+    for losses, p in params[1:]:
+        assert losses == params[0][0]
+        for k in p:
+            np.testing.assert_array_equal(p[k], params[0][1][k], err_msg=k)
