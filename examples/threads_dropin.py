@@ -29,6 +29,7 @@ if not args.no_torch_import:
         pass
 
 import cyconv  # noqa: E402
+from cyconv.bench import OtherCPU  # noqa: E402
 
 rng = np.random.default_rng(0)
 x = rng.standard_normal((64, 14, 14, 6), dtype=np.float32)
@@ -57,12 +58,13 @@ variants = {
 samples = {k: [] for k in variants}
 for fn in variants.values():
     fn()  # warm-up
+watch = OtherCPU()
 for r in range(args.rounds):
     for key in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
         t0 = time.perf_counter()
         variants[key]()
         samples[key].append((time.perf_counter() - t0) / ITERATIONS)
 print(f"torch imported: {'torch' in sys.modules}; cyconv {cyconv.__version__}, "
-      f"CPU level {cyconv.cpu_level()}")
+      f"CPU level {cyconv.cpu_level()}; other processes used {watch.cores()} cores meanwhile")
 for key, ts in samples.items():
     print(f"{key:31s} {np.median(ts) * 1e3:7.3f} ms per conv2d + matmul")
