@@ -143,7 +143,7 @@ def test_dense_backward_writes_the_products_of_the_numpy_composition(x_dtype):
 @needs_source_tree("examples/threads_dropin.py")
 def test_the_drop_in_example_times_its_four_variants():
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "threads_dropin.py"),
-                           "--rounds", "1", "--no-torch-import"],
+                           "--passes", "1", "--no-torch-import"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "torch imported: False" in proc.stdout
