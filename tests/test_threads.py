@@ -27,7 +27,24 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _blas_threads():
-    return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    # Thread counts of the BLAS libraries cyconv holds: those loaded when it
+    # first needed them (NumPy's among them; a BLAS that arrives later with
+    # another package, e.g. SciPy's own copy, serves that package only).
+    from cyconv import _threads
+
+    ours = {lib.filepath for lib in _threads._blas_controller().lib_controllers}
+    return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+            if i["user_api"] == "blas" and i["filepath"] in ours]
+
+
+def test_the_held_blas_libraries_include_numpys():
+    from cyconv import _threads
+
+    paths = [lib.filepath for lib in _threads._blas_controller().lib_controllers]
+    assert paths
+    numpy_libs = [i["filepath"] for i in threadpoolctl.threadpool_info()
+                  if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+    assert set(numpy_libs) <= set(paths)  # NumPy's wheel bundles its BLAS in numpy.libs
 
 
 @pytest.fixture
