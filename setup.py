@@ -160,7 +160,10 @@ def _extensions():
     omp_c, omp_l = _openmp_flags()
     san = _sanitize_flags()
     extra_c = (["-O3"] if sys.platform != "win32" else ["/O2"]) + san
-    modules = [(name, flags) for name, _, flags in _level_modules()] + [("_openmp", [])]
+    # _train (optimiser updates, ReLU): no FMA contraction, so the fused
+    # update equals NumPy's bit for bit; -fno-math-errno lets sqrt vectorise.
+    modules = [(name, flags) for name, _, flags in _level_modules()] + [
+        ("_openmp", []), ("_train", ["-ffp-contract=off", "-fno-math-errno"])]
     if not _per_level_builds():
         extra_c.append("-DCYCONV_NO_CPU_DISPATCH")
     return [

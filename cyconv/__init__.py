@@ -5,6 +5,7 @@ typed, OpenMP-parallel kernels over float32 and float64 arrays.
 """
 from cyconv._config import show_config
 from cyconv._version import __version__
+from cyconv._threads import limit_blas_threads
 from cyconv.conv import conv2d, conv2d_backward, cpu_level
 from cyconv.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
@@ -15,6 +16,7 @@ __all__ = [
     "conv2d",
     "conv2d_backward",
     "cpu_level",
+    "limit_blas_threads",
     "max_pool2d",
     "max_pool2d_backward",
     "show_config",

@@ -34,6 +34,8 @@ trains); the backward from ``x`` alone is timed by the asv suite
 The shape table :data:`SHAPES` is shared with the asv suites in ``benchmarks/``.
 This module imports only the standard library and NumPy at import time (the
 asv suites load it by path against older builds of the package).
+``python -m cyconv.bench --train`` runs the training-step benchmark of
+:mod:`cyconv.bench_train` instead.
 """
 from __future__ import annotations
 
@@ -690,6 +692,9 @@ def _parser():
     p.add_argument("--no-reference", action="store_true", help="leave cyconv.reference out")
     p.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="bar chart of speed-up vs torch (matplotlib)")
+    p.add_argument("--train", action="store_true",
+                   help="time one training step of whole models instead (cyconv.layers vs "
+                        "PyTorch; python -m cyconv.bench --train --help for its options)")
     return p
 
 
@@ -745,6 +750,10 @@ def _parse(argv):
 
 def main(argv=None):
     """Run the comparison benchmark; print Markdown; return the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--train" in argv:
+        from cyconv.bench_train import main as train_main
+        return train_main([a for a in argv if a != "--train"])
     args, cases, dtypes, threads, torch = _parse(argv)
     settings = dict(_SETTINGS["quick" if args.quick else "full"])
     if args.target is not None:

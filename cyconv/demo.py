@@ -15,9 +15,11 @@ decaying along a cosine to 0, each training image shifted at random by up to
 2 pixels (the training set has only 1,437 images; without the shifts the
 network memorises them and test accuracy stays near 97.5%).
 
-It ends with the test accuracy and the time of one training step (forward,
-loss and backward of the whole network on a batch of 8) with the cyconv
-kernels and with :mod:`cyconv.reference`.
+It ends with the test accuracy and the time of one training step: with
+PyTorch installed, the demo's whole step (forward, loss, backward and Adam, at
+the training batch size) against the same network in PyTorch, both on the same
+thread count (medians of 15 interleaved steps); without it, forward, loss and
+backward on a batch of 8 with the cyconv kernels and with :mod:`cyconv.reference`.
 """
 from __future__ import annotations
 
@@ -42,8 +44,8 @@ from cyconv.layers import (
     softmax_cross_entropy,
 )
 
-__all__ = ["lenet5", "load_digits_32", "main", "random_shift", "run", "time_training_step",
-           "upscale"]
+__all__ = ["lenet5", "load_digits_32", "main", "random_shift", "run", "time_step_vs_torch",
+           "time_training_step", "upscale"]
 
 NEEDS = "the demo needs scikit-learn and tqdm: pip install 'cyconv[demo]'"
 NEEDS_PLOT = "--plot needs matplotlib: pip install 'cyconv[demo]'"
@@ -184,10 +186,46 @@ def time_training_step(model, x, y, backend, repeats):
     return float(np.median(times))
 
 
-def _with_backend(layer, backend):
+def time_step_vs_torch(model, x, y, torch, num_threads, lr=DEFAULTS["lr"], rounds=15):
+    """Median seconds of one whole training step, ``(cyconv, torch)``, interleaved.
+
+    The step is the demo's: forward, softmax cross-entropy, backward and
+    Adam, on a copy of ``model`` (its weights; ``model`` itself is not
+    updated) and on the same network in PyTorch (channels_last,
+    ``torch.optim.Adam``), both on ``num_threads`` threads; ``rounds``
+    steps of each, alternating.
+    """
+    from cyconv.bench import interleave
+    from cyconv.bench_train import cyconv_step, torch_step, torch_twin
+
+    copy = Sequential([_with_backend(layer, cyconv, copy_params=True) for layer in model])
+    copy.num_threads = num_threads
+    saved = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        net = torch_twin(torch, copy, x.shape[1:])
+        fns = {"cyconv": cyconv_step(copy, x, y, lr=lr, optimizer="adam"),
+               "torch": torch_step(torch, net, x, y, lr=lr, optimizer="adam")}
+        samples = interleave(fns, target=0.0, min_rounds=rounds, max_rounds=rounds, batch=0.0)
+    finally:
+        torch.set_num_threads(saved)
+    return float(np.median(samples["cyconv"])), float(np.median(samples["torch"]))
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _with_backend(layer, backend, copy_params=False):
     import copy
 
-    clone = copy.copy(layer)  # shares params: nothing is updated here
+    clone = copy.copy(layer)  # shares params unless copy_params
+    if copy_params:
+        clone.params = {k: v.copy() for k, v in layer.params.items()}
     clone.grads = {k: np.zeros_like(v) for k, v in layer.grads.items()}
     clone.cache = None
     clone.train()
@@ -199,17 +237,6 @@ def _with_backend(layer, backend):
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------
-
-def _blas_single_thread():
-    # The dense layers are tiny: BLAS threads would only spin against the
-    # OpenMP threads of the conv kernels. threadpoolctl comes with scikit-learn.
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        import contextlib
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
 
 def run(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], pool=DEFAULTS["pool"],
         threads=None, seed=DEFAULTS["seed"], lr=DEFAULTS["lr"], limit=None, save=None,
@@ -228,7 +255,8 @@ def run(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], pool=DEFAU
     plot : path, optional
         Write loss and accuracy curves there (needs matplotlib).
     compare : bool, default True
-        Time one training step with cyconv and with ``cyconv.reference``.
+        Time one training step with cyconv and with PyTorch (if installed),
+        else with ``cyconv.reference``.
     progress : bool, default True
         Show a tqdm progress bar per epoch.
     out : callable, default print
@@ -239,8 +267,9 @@ def run(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], pool=DEFAU
     dict
         Per epoch lists ``loss`` (mean training loss), ``train_accuracy``,
         ``test_accuracy``, ``seconds``; and ``final_test_accuracy``,
-        ``total_seconds``, ``step_seconds`` (``{"cyconv": s, "reference": s}``
-        or None), ``model``.
+        ``total_seconds``, ``step_seconds`` (``{"cyconv": s, "torch": s}`` with
+        PyTorch installed, else ``{"cyconv": s, "reference": s}``; None
+        without ``compare``), ``model``.
     """
     t_start = time.perf_counter()
     from tqdm import tqdm
@@ -258,52 +287,59 @@ def run(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], pool=DEFAU
     m = len(x_train)
     n_steps, step = epochs * -(-m // batch_size), 0
     t_train = time.perf_counter()
-    with _blas_single_thread():
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            order = rng.permutation(m)
-            model.train()
-            total_loss, correct = 0.0, 0
-            batches = range(0, m, batch_size)
-            bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
-                       disable=not progress, file=sys.stderr)
-            for start in bar:
-                idx = order[start:start + batch_size]
-                # Cosine decay from lr to 0: large steps first, a quiet finish.
-                opt.lr = lr * 0.5 * (1 + np.cos(np.pi * step / n_steps))
-                step += 1
-                logits = model.forward(random_shift(x_train[idx], shift, rng))
-                loss, dlogits = softmax_cross_entropy(logits, y_train[idx])
-                model.backward(dlogits)
-                opt.step()
-                total_loss += loss * len(idx)
-                correct += int((logits.argmax(axis=1) == y_train[idx]).sum())
-                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-            bar.close()
-            test_acc = float((model.predict(x_test) == y_test).mean())
-            seconds = time.perf_counter() - t0
-            history["loss"].append(total_loss / m)
-            history["train_accuracy"].append(correct / m)
-            history["test_accuracy"].append(test_acc)
-            history["seconds"].append(seconds)
-            out(f"epoch {epoch:2d}/{epochs}  loss {total_loss / m:.4f}  "
-                f"train acc {100 * correct / m:5.1f}%  test acc {100 * test_acc:5.1f}%  "
-                f"{seconds:.2f} s")
-        train_seconds = time.perf_counter() - t_train
-        final = history["test_accuracy"][-1] if epochs else float(
-            (model.predict(x_test) == y_test).mean())
-        n_right = round(final * len(y_test))
-        out(f"test accuracy: {100 * final:.1f}% ({n_right}/{len(y_test)}) after {epochs} "
-            f"epochs in {train_seconds:.1f} s")
-        history["final_test_accuracy"] = final
-        history["step_seconds"] = None
-        if compare:
-            n = min(8, len(x_train))
-            fast = time_training_step(model, x_train[:n], y_train[:n], cyconv, repeats=20)
-            slow = time_training_step(model, x_train[:n], y_train[:n], reference, repeats=3)
-            history["step_seconds"] = {"cyconv": fast, "reference": slow}
-            out(f"one training step (batch {n}): cyconv {_ms(fast)}, reference {_ms(slow)} "
-                f"-> {slow / fast:.0f}x faster")
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        order = rng.permutation(m)
+        model.train()
+        total_loss, correct = 0.0, 0
+        batches = range(0, m, batch_size)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
+                   disable=not progress, file=sys.stderr)
+        for start in bar:
+            idx = order[start:start + batch_size]
+            # Cosine decay from lr to 0: large steps first, a quiet finish.
+            opt.lr = lr * 0.5 * (1 + np.cos(np.pi * step / n_steps))
+            step += 1
+            logits = model.forward(random_shift(x_train[idx], shift, rng))
+            loss, dlogits = softmax_cross_entropy(logits, y_train[idx])
+            model.backward(dlogits, input_grad=False)  # no gradient for the images
+            opt.step()
+            total_loss += loss * len(idx)
+            correct += int((logits.argmax(axis=1) == y_train[idx]).sum())
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        bar.close()
+        test_acc = float((model.predict(x_test) == y_test).mean())
+        seconds = time.perf_counter() - t0
+        history["loss"].append(total_loss / m)
+        history["train_accuracy"].append(correct / m)
+        history["test_accuracy"].append(test_acc)
+        history["seconds"].append(seconds)
+        out(f"epoch {epoch:2d}/{epochs}  loss {total_loss / m:.4f}  "
+            f"train acc {100 * correct / m:5.1f}%  test acc {100 * test_acc:5.1f}%  "
+            f"{seconds:.2f} s")
+    train_seconds = time.perf_counter() - t_train
+    final = history["test_accuracy"][-1] if epochs else float(
+        (model.predict(x_test) == y_test).mean())
+    n_right = round(final * len(y_test))
+    out(f"test accuracy: {100 * final:.1f}% ({n_right}/{len(y_test)}) after {epochs} "
+        f"epochs in {train_seconds:.1f} s")
+    history["final_test_accuracy"] = final
+    history["step_seconds"] = None
+    torch = _import_torch() if compare else None
+    if torch is not None:
+        n = min(batch_size, len(x_train))
+        n_threads = resolve_num_threads(threads)
+        fast, peer = time_step_vs_torch(model, x_train[:n], y_train[:n], torch, n_threads, lr)
+        history["step_seconds"] = {"cyconv": fast, "torch": peer}
+        out(f"one training step (batch {n}, Adam, {_plural(n_threads, 'thread')}): cyconv "
+            f"{_ms(fast)}, PyTorch {torch.__version__} {_ms(peer)} -> {peer / fast:.2f}x")
+    elif compare:
+        n = min(8, len(x_train))
+        fast = time_training_step(model, x_train[:n], y_train[:n], cyconv, repeats=20)
+        slow = time_training_step(model, x_train[:n], y_train[:n], reference, repeats=3)
+        history["step_seconds"] = {"cyconv": fast, "reference": slow}
+        out(f"one training step (batch {n}): cyconv {_ms(fast)}, reference {_ms(slow)} "
+            f"-> {slow / fast:.0f}x faster")
     if save is not None:
         model.save(save)
         out(f"weights saved to {save}")
@@ -361,7 +397,8 @@ def _parser():
     p = argparse.ArgumentParser(
         prog="python -m cyconv.demo",
         description="Train LeNet-5 with cyconv on scikit-learn's 8x8 handwritten digits "
-                    "(upscaled to 32x32) and compare a training step with cyconv.reference.")
+                    "(upscaled to 32x32) and compare a training step with PyTorch (if installed) "
+                    "or cyconv.reference.")
     p.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"],
                    help="passes over the training set (default %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"],
@@ -381,7 +418,7 @@ def _parser():
                    help="use only the first N images, for a quick run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-compare", action="store_true",
-                   help="skip timing a step against cyconv.reference")
+                   help="skip timing a step against PyTorch (if installed) or cyconv.reference")
     return p
 
 

@@ -17,8 +17,9 @@ def _epoch_losses(text):
     return [float(v) for v in re.findall(r"^epoch\s+\d+/\d+\s+loss (\S+)", text, re.MULTILINE)]
 
 
-def test_quick_demo_run_lowers_the_loss_and_reports_accuracy_and_speed_up(capsys):
+def test_quick_demo_run_lowers_the_loss_and_reports_accuracy_and_speed_up(monkeypatch, capsys):
     _needs_extra()
+    monkeypatch.setattr(demo, "_import_torch", lambda: None)  # as without torch: the reference
     status = demo.main(["--limit", "200", "--epochs", "2", "--threads", "1", "--no-progress"])
     out = capsys.readouterr().out
     assert status == 0
@@ -27,6 +28,31 @@ def test_quick_demo_run_lowers_the_loss_and_reports_accuracy_and_speed_up(capsys
     assert re.search(r"^test accuracy: \d+\.\d% \(\d+/40\)", out, re.MULTILINE)
     assert re.search(r"^one training step \(batch 8\): cyconv .* reference .* -> \d+x faster$",
                      out, re.MULTILINE)
+
+
+def test_with_torch_the_demo_compares_its_whole_step_with_pytorch(capsys):
+    _needs_extra()
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    history = demo.run(limit=100, epochs=1, batch_size=16, threads=1, progress=False)
+    out = capsys.readouterr().out
+    assert re.search(r"^one training step \(batch 16, Adam, 1 thread\): cyconv \d+\.\d ms, "
+                     r"PyTorch \S+ \d+\.\d ms -> \d+\.\d\dx$", out, re.MULTILINE)
+    assert set(history["step_seconds"]) == {"cyconv", "torch"}
+    assert all(v > 0 for v in history["step_seconds"].values())
+    assert torch.get_num_threads() == threads  # restored
+
+
+def test_step_timing_copy_leaves_the_trained_model_unchanged():
+    pytest.importorskip("torch")
+    import torch
+    model = demo.lenet5(seed=0, num_threads=1)
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    x = np.random.default_rng(0).random((4, 32, 32, 1), dtype=np.float32)
+    fast, peer = demo.time_step_vs_torch(model, x, np.arange(4), torch, 1, rounds=3)
+    assert fast > 0 and peer > 0
+    for k, v in model.parameters().items():
+        np.testing.assert_array_equal(v, before[k])
 
 
 def test_seeded_runs_repeat_exactly_and_other_seeds_differ():

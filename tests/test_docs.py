@@ -8,7 +8,8 @@ import pytest
 from conftest import needs_source_tree
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-MODULES = ["cyconv.conv", "cyconv.pool", "cyconv.layers", "cyconv.compat", "cyconv.dask"]
+MODULES = ["cyconv.conv", "cyconv.pool", "cyconv.layers", "cyconv.layers.sequential",
+           "cyconv._threads", "cyconv.compat", "cyconv.dask"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,4 +1,6 @@
 """cyconv.layers: gradients against finite differences, shapes, modes, saving, optimisers."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -170,10 +172,13 @@ def test_eval_mode_forward_keeps_no_cache_and_backward_raises():
 def test_training_mode_keeps_only_what_backward_needs_and_backward_releases_it():
     model = _all_layer_kinds()
     x = np.random.default_rng(0).standard_normal((2, 8, 8, 1)).astype(np.float32)
-    out = model.forward(x)
     conv, relu, maxpool, _, tanh, avgpool, flatten, dense = model
+    maxpool_input = []
+    pool_forward = maxpool.forward
+    maxpool.forward = lambda a: maxpool_input.append(a) or pool_forward(a)
+    out = model.forward(x)
     assert conv.cache is x
-    assert relu.cache.dtype == bool
+    assert relu.cache is maxpool_input[0]  # its output, which the pool reads: no mask
     stand_in, indices = maxpool.cache  # the argmax, not the input (a zero-stride stand-in)
     assert stand_in.shape == (2, 8, 8, 4) and stand_in.strides == (0, 0, 0, 0)
     assert indices.shape == (2, 4, 4, 4) and indices.dtype == np.int32
@@ -221,14 +226,14 @@ def test_reference_backend_gives_the_same_layer_results(make):
         np.testing.assert_allclose(fast.grads[k], slow.grads[k], rtol=1e-6)
 
 
-def test_num_threads_reaches_every_kernel_layer_and_changes_no_bit():
+def test_num_threads_reaches_every_kernel_and_relu_layer_and_changes_no_bit():
     model = _all_layer_kinds()
     x = np.random.default_rng(0).standard_normal((4, 8, 8, 1)).astype(np.float32)
     results = []
     for n in (1, 2):
         model.num_threads = n
         assert model.num_threads == n
-        assert [layer.num_threads for layer in model if hasattr(layer, "num_threads")] == [n] * 4
+        assert [layer.num_threads for layer in model if hasattr(layer, "num_threads")] == [n] * 5
         out = model.forward(x)
         dx = model.backward(np.ones_like(out))
         results.append((out, dx, model.gradients()["0.w"].copy()))
@@ -323,3 +328,45 @@ def test_seeded_layers_are_reproducible_and_initialisers_have_their_scale():
 def test_bad_construction_arguments_raise(make, error):
     with pytest.raises(error):
         make()
+
+
+@pytest.mark.parametrize("backend", [None, reference], ids=["cyconv", "reference"])
+@pytest.mark.parametrize("first", ["relu-conv", "conv", "dense"])
+def test_backward_without_input_grad_fills_the_same_grads_and_returns_none(first, backend):
+    rng = np.random.default_rng(7)
+    if first == "dense":
+        make = lambda: Sequential(Flatten(), Dense(2 * 6 * 6, 5, dtype=np.float64, seed=1),  # noqa: E731
+                                  ReLU(), Dense(5, 3, dtype=np.float64, seed=2))
+    else:
+        head = [ReLU()] if first == "relu-conv" else []
+        make = lambda: Sequential(*head, Conv2D(2, 3, 3, dtype=np.float64, seed=1,  # noqa: E731
+                                                backend=backend),
+                                  ReLU(), Flatten(), Dense(3 * 4 * 4, 3, dtype=np.float64, seed=2))
+    x = rng.standard_normal((4, 6, 6, 2))
+    y = np.array([0, 1, 2, 1])
+    models = [make(), make()]
+    results = []
+    for model, input_grad in zip(models, (True, False)):
+        _, dlogits = softmax_cross_entropy(model.forward(x), y)
+        results.append(model.backward(dlogits, input_grad=input_grad))
+        assert all(layer.cache is None for layer in model)
+    assert results[0].shape == x.shape and results[1] is None
+    g0, g1 = models[0].gradients(), models[1].gradients()
+    for k in g0:
+        np.testing.assert_array_equal(g1[k], g0[k], err_msg=k)
+
+
+def test_backward_without_input_grad_asks_the_first_conv_for_dw_and_db_only(monkeypatch):
+    calls = []
+    real = cyconv.conv2d_backward
+
+    @functools.wraps(real)  # the real signature, with its grads option
+    def spy(*args, **kwargs):
+        calls.append(tuple(kwargs.get("grads", ("dx", "dw", "db"))))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cyconv, "conv2d_backward", spy)
+    model = _all_layer_kinds()
+    out = model.forward(np.ones((2, 8, 8, 1), dtype=np.float32))
+    model.backward(np.ones_like(out), input_grad=False)
+    assert calls == [("dx", "dw", "db"), ("dw", "db")]  # the second conv, then the first

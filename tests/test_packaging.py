@@ -26,7 +26,8 @@ SDIST_REQUIRED = [
     "cyconv/_levels.py", "cyconv/_dispatch.py",
     "cyconv/_conv.pyx", "cyconv/_conv_simd.h", "cyconv/_pool.pyx", "cyconv/_pool_simd.h",
     "cyconv/_openmp.pyx", "cyconv/_omp_compat.h", "cyconv/_window.pxd", "cyconv/py.typed",
-    "cyconv/_conv.pyi", "cyconv/_pool.pyi", "tests/conftest.py", "benchmarks/benchmark_conv.py",
+    "cyconv/_conv.pyi", "cyconv/_pool.pyi", "cyconv/_train.pyx", "cyconv/_train.pyi",
+    "cyconv/layers/__init__.py", "tests/conftest.py", "benchmarks/benchmark_conv.py",
 ]
 SDIST_FORBIDDEN_SUFFIXES = (".c", ".so", ".o", ".html", ".pyc")
 # Written by setup.py from cyconv/_levels.py at every build: not shipped. (The

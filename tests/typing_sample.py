@@ -52,6 +52,10 @@ def functional() -> float:
     da: FloatArray = cyconv.avg_pool2d_backward(np.ones_like(a), z.shape, 2)
     assert dz.shape == da.shape == z.shape
 
+    with cyconv.limit_blas_threads():  # the user's own matmul between cyconv calls
+        scores: FloatArray = z.reshape(2, -1) @ np.ones((8 * 8 * 4, 3), dtype=np.float32)
+    assert scores.shape == (2, 3)
+
     level: str = cyconv.cpu_level()
     version: str = cyconv.__version__
     show: Callable[[], None] = cyconv.show_config  # prints; not called here
