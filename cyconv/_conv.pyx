@@ -67,6 +67,10 @@ cdef extern from "_conv_simd.h" nogil:
                       ptrdiff_t in_ks, const double *w, ptrdiff_t w_ks, const ptrdiff_t *in_off,
                       const ptrdiff_t *w_off, ptrdiff_t ntaps, ptrdiff_t K, double *out,
                       ptrdiff_t out_ps, int nch, cyc_epilogue epi)
+    void cyc_db_rows_f32(const float *dz, float *db, ptrdiff_t p0, ptrdiff_t p1,
+                         ptrdiff_t c_out)
+    void cyc_db_rows_f64(const double *dz, double *db, ptrdiff_t p0, ptrdiff_t p1,
+                         ptrdiff_t c_out)
     void cyc_dot_f32(int P, int C, const float *inp, ptrdiff_t base, ptrdiff_t in_ps,
                      const float *w, ptrdiff_t w_cs, const ptrdiff_t *in_off,
                      const ptrdiff_t *w_off, ptrdiff_t ntaps, ptrdiff_t K, float *out,
@@ -277,7 +281,7 @@ cdef struct Scratch:
     ptrdiff_t *q
 
 
-cdef inline Py_ssize_t _scratch_size(Py_ssize_t taps, Py_ssize_t h, Py_ssize_t v) noexcept:
+cdef inline Py_ssize_t _scratch_size(Py_ssize_t taps, Py_ssize_t h, Py_ssize_t v) noexcept nogil:
     return 6 * taps + 2 * h + 3 * v
 
 
@@ -405,20 +409,30 @@ cdef inline ptrdiff_t _count(ptrdiff_t first, ptrdiff_t end, ptrdiff_t step) noe
 
 # ---- forward ----------------------------------------------------------------
 
-cdef ptrdiff_t _forward_all_taps(const cyc_conv_params *p, Scratch sc,
-                                ptrdiff_t nb) noexcept nogil:
-    # Every tap of a window, kernel rows outer, relative to its top-left
-    # corner: the interior columns' tap list of every row (see _forward_row).
-    cdef ptrdiff_t w_kw = p.K * nb, n_kh, n_kw
+cdef void _forward_all_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t nb,
+                            ptrdiff_t *edges, ptrdiff_t ow_a, ptrdiff_t ow_b) noexcept nogil:
+    # The tap lists of a call, kernel rows outer, relative to the top of a
+    # window (see _forward_row): every tap (sc.all_in/all_w: the interior
+    # columns', relative to the window's left column too), and for each edge
+    # column e (the columns before ow_a, then from ow_b) its own taps at
+    # edges[E + e * n_taps], edges[E + (E + e) * n_taps], its count of kw in edges[e].
+    cdef ptrdiff_t w_kw = p.K * nb, n_kh, n_kw, e, ow, n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t n_e = ow_a + p.o_w - ow_b
     n_kh = _axis_forward(0, 1, 0, p.d_h, (p.f_h - 1) * p.d_h + 1, p.f_h, p.x_rs,
                          p.f_w * w_kw, sc.h_in, sc.h_w)
     n_kw = _axis_forward(0, 1, 0, p.d_w, (p.f_w - 1) * p.d_w + 1, p.f_w, p.x_ps, w_kw,
                          sc.v_in, sc.v_w)
-    return _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, n_kw, sc.all_in, sc.all_w)
+    _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, n_kw, sc.all_in, sc.all_w)
+    for e in range(n_e):
+        ow = e if e < ow_a else ow_b + e - ow_a
+        edges[e] = _axis_forward(ow, p.s_w, p.p_l, p.d_w, p.n_w, p.f_w, p.x_ps, w_kw,
+                                 sc.v_in, sc.v_w)
+        _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, edges[e],
+              edges + n_e + e * n_taps, edges + n_e + (n_e + e) * n_taps)
 
 
 cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floating *wpack,
-                       floating *z, Scratch sc, ptrdiff_t oh, int nv,
+                       floating *z, Scratch sc, const ptrdiff_t *edges, ptrdiff_t oh, int nv,
                        ptrdiff_t nb) noexcept nogil:
     # x: one image; z: one output row (o_w, c_out); wpack: the filters as
     # (n_cb, f_h, f_w, K, nb) and the bias as (n_cb, nb) at p.epi.bias.
@@ -426,8 +440,8 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
     # in tiles of P pixels: the call's list of every tap (sc.all_in/all_w,
     # kernel rows outer), of which a row's kernel rows inside x are one
     # contiguous piece; no per-row building. The few edge columns run one by
-    # one, each with its own list.
-    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb
+    # one, each with its own list (from edges), of which the same holds.
+    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, e, n_e, n_taps = p.f_h * p.f_w
     cdef ptrdiff_t n_cb = (p.c_out + nb - 1) // nb
     cdef ptrdiff_t w_kw = p.K * nb, w_kh = p.f_w * w_kw, w_blk = p.f_h * w_kh
     cdef ptrdiff_t base = (oh * p.s_h - p.p_t) * p.x_rs - p.p_l * p.x_ps
@@ -436,8 +450,7 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
     n_kh = _axis_range(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, &k0)
     nt = n_kh * p.f_w
-    if ow_a > 0 or ow_b < p.o_w:   # the edge columns' height list
-        _axis_forward(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, p.x_rs, w_kh, sc.h_in, sc.h_w)
+    n_e = ow_a + p.o_w - ow_b
     for cb in range(n_cb):
         nch = <int>(p.c_out - cb * nb if p.c_out - cb * nb < nb else nb)
         ow = ow_a
@@ -448,27 +461,13 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
                   z + ow * p.z_ps + cb * nb, p.z_ps, nch,
                   _epilogue(bpack + cb * nb, False, p.epi.activation))
             ow += P
-        for ow in range(ow_a):
-            _forward_edge(p, x, wpack + cb * w_blk, bpack + cb * nb, z + cb * nb, sc, n_kh,
-                          ow, nv, nb, nch)
-        for ow in range(ow_b, p.o_w):
-            _forward_edge(p, x, wpack + cb * w_blk, bpack + cb * nb, z + cb * nb, sc, n_kh,
-                          ow, nv, nb, nch)
-
-
-cdef inline void _forward_edge(const cyc_conv_params *p, const floating *x,
-                               const floating *wblk, const floating *bblk, floating *z,
-                               Scratch sc, ptrdiff_t n_kh, ptrdiff_t ow, int nv, ptrdiff_t nb,
-                               int nch) noexcept nogil:
-    # One output column whose window crosses the padding: its own tap list,
-    # the row's height taps (sc.h_in, sc.h_w) times the column's width taps.
-    # z: the row's block of output channels.
-    cdef ptrdiff_t n_kw, ne
-    n_kw = _axis_forward(ow, p.s_w, p.p_l, p.d_w, p.n_w, p.f_w, p.x_ps, p.K * nb,
-                         sc.v_in, sc.v_w)
-    ne = _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, n_kw, sc.e_in, sc.e_w)
-    _tile(1, nv, x, 0, 0, 1, wblk, nb, sc.e_in, sc.e_w, ne, p.K,
-          z + ow * p.z_ps, p.z_ps, nch, _epilogue(bblk, False, p.epi.activation))
+        for e in range(n_e):   # one output column whose window crosses the padding
+            ow = e if e < ow_a else ow_b + e - ow_a
+            _tile(1, nv, x, base + p.p_l * p.x_ps, 0, 1, wpack + cb * w_blk, nb,
+                  edges + n_e + e * n_taps + k0 * edges[e],
+                  edges + n_e + (n_e + e) * n_taps + k0 * edges[e], n_kh * edges[e], p.K,
+                  z + ow * p.z_ps + cb * nb, p.z_ps, nch,
+                  _epilogue(bpack + cb * nb, False, p.epi.activation))
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
@@ -504,7 +503,9 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     cdef Py_ssize_t nb = nv * cyc_lanes(sizeof(floating))
     cdef Py_ssize_t n_cb = (p.c_out + nb - 1) // nb
     cdef int n_threads = _threads_for(num_threads, <double> z.size * n_taps * p.K)
-    cdef Py_ssize_t per_thread = _scratch_size(n_taps, p.f_h, p.f_w)
+    cdef Py_ssize_t per_thread
+    cdef ptrdiff_t ow_a, ow_b, n_e
+    cdef ptrdiff_t *edges
     # Scratch: filters (n_cb, f_h, f_w, K, nb) and bias (n_cb, nb) in
     # zero-padded channel blocks; per thread, the tap lists of a row.
     cdef floating *wpack = <floating *> _alloc((n_cb * n_taps * p.K * nb + n_cb * nb)
@@ -530,6 +531,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
         p.x_is = p.n_h * p.x_rs
     p.epi.bias = bpack
     p.epi.activation = CYC_ACT_RELU if relu else CYC_ACT_NONE
+    # per thread: the tap lists of _scratch, then the edge columns' (_forward_all_taps)
+    _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
+    n_e = ow_a + p.o_w - ow_b
+    per_thread = _scratch_size(n_taps, p.f_h, p.f_w) + n_e * (1 + 2 * n_taps)
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
         with nogil:
@@ -537,11 +542,13 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
             _pack_blocks(&b[0], 1, p.c_out, nb, bpack)
             with parallel(num_threads=n_threads):
                 sc = _scratch(taps + threadid() * per_thread, n_taps, p.f_h, p.f_w)
-                _forward_all_taps(&p, sc, nb)
+                edges = taps + threadid() * per_thread + _scratch_size(n_taps, p.f_h, p.f_w)
+                _forward_all_taps(&p, sc, nb, edges, ow_a, ow_b)
                 for row in prange(p.m * p.o_h, schedule="static"):
                     i = row // p.o_h
                     oh = row % p.o_h
-                    _forward_row(&p, xs + i * p.x_is, wpack, &z[i, oh, 0, 0], sc, oh, nv, nb)
+                    _forward_row(&p, xs + i * p.x_is, wpack, &z[i, oh, 0, 0], sc, edges, oh,
+                                 nv, nb)
     finally:
         PyMem_Free(taps)
         PyMem_Free(wpack)
@@ -807,13 +814,13 @@ cdef void _dw_items(const cyc_conv_params *p, const floating *x, const floating 
                 _dw_item(p, x, dzb, dw, sc, item, r0, r1, g > 0, nv, nb, dz_ps, dz_cb)
 
 
-cdef void _db_rows(const floating *dz, floating *db, ptrdiff_t p0, ptrdiff_t p1,
-                   ptrdiff_t c_out) noexcept nogil:
-    # db += the sum of dz's output pixels p0 .. p1 - 1, in order.
-    cdef ptrdiff_t j, co
-    for j in range(p0, p1):
-        for co in range(c_out):
-            db[co] += dz[j * c_out + co]
+cdef inline void _db_rows(const floating *dz, floating *db, ptrdiff_t p0, ptrdiff_t p1,
+                          ptrdiff_t c_out) noexcept nogil:
+    # db += the sum of dz's output pixels p0 .. p1 - 1, in order (see the header).
+    if floating is float:
+        cyc_db_rows_f32(dz, db, p0, p1, c_out)
+    else:
+        cyc_db_rows_f64(dz, db, p0, p1, c_out)
 
 
 def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, c_in)

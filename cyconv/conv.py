@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional, overload
 import numpy as np
 import numpy.typing as npt
 
-from cyconv import _dispatch
+from cyconv import _dispatch, _train
 from cyconv._args import (
     MAX_EXTENT,
     check_output_size,
@@ -330,13 +330,17 @@ _GRADS = ("dx", "dw", "db")
 @overload
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
                     stride: IntPair = ..., padding: Padding = ...,
+                    activation: str | None = ..., a: npt.ArrayLike | None = ...,
                     num_threads: Int | None = ...) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 @overload
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
-                    stride: IntPair = ..., padding: Padding = ..., num_threads: Int | None = ...,
+                    stride: IntPair = ..., padding: Padding = ...,
+                    activation: str | None = ..., a: npt.ArrayLike | None = ...,
+                    num_threads: Int | None = ...,
                     grads: Iterable[str] | str) -> _Gradients: ...
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
-                    stride: IntPair = 1, padding: Padding = 0, num_threads: Int | None = None,
+                    stride: IntPair = 1, padding: Padding = 0, activation: str | None = None,
+                    a: npt.ArrayLike | None = None, num_threads: Int | None = None,
                     grads: Iterable[str] | str = _GRADS) -> _Gradients:
     """Gradients of :func:`conv2d` with respect to its input, filters and bias.
 
@@ -350,6 +354,12 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
         The forward filters.
     stride, padding, num_threads
         As given to :func:`conv2d`.
+    activation : {None, "relu"}, default None
+        As given to :func:`conv2d`. With ``"relu"``, ``dz`` is the gradient
+        with respect to the activation's output ``a`` and is masked by
+        ``a > 0`` in one parallel pass before the kernels (no mask array).
+    a : array_like, shape of ``dz``
+        With ``activation="relu"``: the output of ``conv2d(..., activation="relu")``.
     grads : collection of {"dx", "dw", "db"}, default all three
         The gradients to compute; the others are returned as None (e.g. the
         first layer of a network never needs ``dx``).
@@ -383,9 +393,13 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     >>> cyconv.conv2d_backward(dz, x, w, grads=("dw",))[0] is None
     True
     """
-    grads_out = _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads)
-    if grads_out is not None:
-        return grads_out
+    if activation is None:
+        grads_out = _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads)
+        if grads_out is not None:
+            return grads_out
+    relu = _parse_activation(activation)
+    if relu and a is None:
+        raise ValueError("activation='relu' needs a, the output of conv2d(..., activation='relu')")
     dz = as_array(dz, "dz", 4)
     x = as_array(x, "x", 4)
     w = as_array(w, "w", 4)
@@ -400,6 +414,12 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     dx = np.zeros(x.shape, dtype=dtype) if "dx" in wanted else None
     dw = np.zeros(w.shape, dtype=dtype) if "dw" in wanted else None
     db = np.zeros(c_out, dtype=dtype) if "db" in wanted else None
+    if relu and a is not None:  # a is None was rejected above
+        a_arr = as_array(a, "a", 4)
+        if a_arr.shape != dz.shape:
+            raise ValueError(f"a must have dz's shape {dz.shape}, got {a_arr.shape}")
+        if dz.size:
+            dz = _relu_masked(as_float_array(dz, dtype), as_float_array(a_arr, dtype), n_threads)
     if dz.size == 0 or x.size == 0:
         if dz.size and db is not None:  # no input channels: only db is non-trivial
             db[:] = dz.sum(axis=(0, 1, 2), dtype=dtype)
@@ -416,6 +436,14 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     elif db is not None:
         db[:] = dz_c.sum(axis=(0, 1, 2))
     return dx, dw, db
+
+
+def _relu_masked(dz: FloatArray, a: FloatArray, n_threads: int) -> FloatArray:
+    # dz where a > 0, else 0: one compiled parallel pass (the ReLU layer's).
+    out = np.empty_like(dz)
+    name = "float" if dz.dtype == _F32 else "double"
+    _train.relu_backward[name](dz.reshape(-1), a.reshape(-1), out.reshape(-1), n_threads)
+    return out
 
 
 def _parse_grads(grads: Iterable[str] | str) -> set[str]:

@@ -402,3 +402,29 @@ def test_conv2d_relu_matches_the_reference(dtype):
     b = rng.standard_normal(4).astype(dtype)
     assert_close(cyconv.conv2d(x, w, b, padding=1, activation="relu"),
                  reference.conv2d(x, w, b, padding=1, activation="relu"), dtype)
+
+
+def test_conv2d_backward_with_relu_is_bitwise_the_masked_composition(level, dtype):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 8, 9, 5)).astype(dtype)
+    w = rng.standard_normal((3, 3, 5, 20)).astype(dtype)
+    b = rng.standard_normal(20).astype(dtype)
+    a = cyconv.conv2d(x, w, b, padding=1, activation="relu")
+    da = rng.standard_normal(a.shape).astype(dtype)
+    got = cyconv.conv2d_backward(da, x, w, padding=1, activation="relu", a=a)
+    want = cyconv.conv2d_backward(np.where(a > 0, da, dtype(0)), x, w, padding=1)
+    for g, r in zip(got, want):
+        np.testing.assert_array_equal(g, r)
+    ref = reference.conv2d_backward(da, x, w, padding=1, activation="relu", a=a)
+    for g, r in zip(got, ref):
+        assert_close(g, r, dtype) if dtype == np.float64 else np.testing.assert_allclose(
+            g, r, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_backward_with_relu_needs_a_of_dz_shape():
+    x, w = np.ones((1, 4, 4, 1)), np.ones((3, 3, 1, 2))
+    dz = np.ones((1, 2, 2, 2))
+    with pytest.raises(ValueError, match="needs a, the output of conv2d"):
+        cyconv.conv2d_backward(dz, x, w, activation="relu")
+    with pytest.raises(ValueError, match="a must have dz's shape"):
+        cyconv.conv2d_backward(dz, x, w, activation="relu", a=np.ones((1, 2, 2, 3)))

@@ -370,3 +370,26 @@ def test_backward_without_input_grad_asks_the_first_conv_for_dw_and_db_only(monk
     out = model.forward(np.ones((2, 8, 8, 1), dtype=np.float32))
     model.backward(np.ones_like(out), input_grad=False)
     assert calls == [("dx", "dw", "db"), ("dw", "db")]  # the second conv, then the first
+
+
+def test_sequential_runs_conv_then_relu_fused_with_the_same_bits_and_gradients():
+    from cyconv.layers import Conv2D, Flatten, Dense, MaxPool2D, ReLU, Sequential
+    rng = np.random.default_rng(4)
+
+    def model():
+        return Sequential(Conv2D(3, 8, 3, padding=1, seed=1), ReLU(), MaxPool2D(2),
+                          Flatten(), Dense(4 * 4 * 8, 5, seed=2))
+    fused, plain = model(), model()
+    x = rng.standard_normal((4, 8, 8, 3)).astype(np.float32)
+    y = fused.forward(x)
+    h = plain.layers[1].forward(plain.layers[0].forward(x))   # unfused, layer by layer
+    for layer in plain.layers[2:]:
+        h = layer.forward(h)
+    np.testing.assert_array_equal(y, h)
+    dout = rng.standard_normal(y.shape).astype(np.float32)
+    fused.backward(dout)
+    for layer in reversed(plain.layers):
+        dout_p = layer.backward(dout if layer is plain.layers[-1] else dout_p)
+    for lf, lp in zip(fused.layers, plain.layers):
+        for k in lf.grads:
+            np.testing.assert_array_equal(lf.grads[k], lp.grads[k])

@@ -78,6 +78,19 @@ class Conv2D(_KernelLayer):
         self._keep(x)
         return z
 
+    def forward_relu(self, x: npt.ArrayLike) -> FloatArray:
+        """``max(forward(x), 0)`` with the ReLU in the kernel's store (no pass of its own).
+
+        What :class:`Sequential` runs for a ``Conv2D`` followed by a ``ReLU``:
+        the result is bitwise ``ReLU().forward(self.forward(x))``, and this
+        layer's backward is unchanged (the ReLU layer keeps the result and
+        masks the gradient before it reaches this layer).
+        """
+        z = self._kernel("conv2d", x, self.params["w"], self.params.get("b"),
+                         stride=self.stride, padding=self.padding, activation="relu")
+        self._keep(x)
+        return z
+
     def backward(self, dout: npt.ArrayLike) -> FloatArray:
         """``dout`` shaped like the output -> ``dx`` shaped like the input; fills ``grads``."""
         x = self._take()

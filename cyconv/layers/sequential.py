@@ -10,7 +10,9 @@ import numpy.typing as npt
 
 from cyconv._args import Int
 from cyconv._threads import limit_blas_threads
+from cyconv.layers._activations import ReLU
 from cyconv.layers._base import Layer, Params, _ThreadedLayer
+from cyconv.layers._conv import Conv2D
 
 _SequentialT = TypeVar("_SequentialT", bound="Sequential")
 
@@ -69,11 +71,24 @@ class Sequential:
 
         NumPy's BLAS is held to one thread meanwhile
         (:func:`cyconv.limit_blas_threads`, once for the whole pass), so the
-        dense layers' products never compete with the OpenMP team.
+        dense layers' products never compete with the OpenMP team. A
+        :class:`Conv2D` followed by a :class:`ReLU` runs as one kernel
+        (:meth:`Conv2D.forward_relu`): the same values, bit for bit.
         """
         with limit_blas_threads():
-            for layer in self.layers:
+            layers, i = self.layers, 0
+            while i < len(layers):
+                layer = layers[i]
+                if (isinstance(layer, Conv2D) and i + 1 < len(layers)
+                        and type(layers[i + 1]) is ReLU):
+                    # Conv2D then ReLU: the ReLU runs in the convolution's store;
+                    # the ReLU layer keeps the output for its backward as usual.
+                    x = layer.forward_relu(x)
+                    layers[i + 1]._keep(x)
+                    i += 2
+                    continue
                 x = layer.forward(x)
+                i += 1
         return x
 
     __call__ = forward
