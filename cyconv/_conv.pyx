@@ -558,8 +558,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
 # ---- dx ---------------------------------------------------------------------
 
 cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *wpack,
-                  floating *dx, Scratch sc, ptrdiff_t ih, int nv, ptrdiff_t nb,
-                  bint dot) noexcept nogil:
+                  floating *dx, Scratch sc, const ptrdiff_t *hp, ptrdiff_t ih, int nv,
+                  ptrdiff_t nb, bint dot) noexcept nogil:
     # dz: one image's gradient (o_h, o_w, c_out); dx: one input row (n_w, c_in).
     # wpack: the packed filters for the register tile, or w itself (HWIO) for
     # the dot form, whose blocks are nb input channels of w.
@@ -568,29 +568,45 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
     # ow * s_w - p_l + kw = iw. The columns iw = r, r + s_w, r + 2 s_w, ...
     # of one phase r share their kw taps, and consecutive ones read
     # consecutive dz columns, so they form the tile's pixels.
-    # sc.v_in/v_w hold every phase's width list (f_w entries apart) and
-    # sc.q each phase's (taps, j_a, j_b), from _dx_phases; the edge columns'
-    # width lists go after the phases' (ev).
-    cdef ptrdiff_t r, j, j_a, j_b, n_j, n_kh, n_kw, nt, cb
+    # The interior tap lists were built once per call (_dx_phases): for the
+    # height phase g of this row and each width phase r, every (kh, kw) of
+    # the phases, of which the kh whose dz row is inside dz are a contiguous
+    # piece. sc.q holds each width phase's (taps, j_a, j_b); hp the height
+    # phases (see _dx_phases). Edge columns build their own lists.
+    cdef ptrdiff_t r, j, j_a, j_b, n_j, n_kh = 0, n_kw, nt, cb, t0, t1
     cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
+    cdef ptrdiff_t n_taps = p.f_h * p.f_w
     cdef ptrdiff_t n_cb = (p.c_in + nb - 1) // nb
     cdef ptrdiff_t w_blk = nb * p.c_out if dot else p.f_h * p.f_w * p.c_out * nb
     cdef ptrdiff_t w_tap = p.c_in * p.c_out if dot else p.c_out * nb
+    cdef ptrdiff_t g = (ih + p.p_t) % p.s_h, q0 = (ih + p.p_t - g) // p.s_h
+    cdef const ptrdiff_t *delta = hp + 1 + p.s_h + g * p.f_h
+    cdef const ptrdiff_t *prod_in
+    cdef const ptrdiff_t *prod_w
     cdef int mr = DOT_MP if dot else cyc_max_pixels(nv), P, nch
-    n_kh = _axis_gather(ih, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs, p.f_w * w_tap,
-                        sc.h_in, sc.h_w)
+    # The row's kernel rows: oh = q0 - delta[t] inside [0, o_h), delta ascending.
+    t0 = 0
+    t1 = hp[1 + g]
+    while t0 < t1 and delta[t0] <= q0 - p.o_h:
+        t0 += 1
+    while t1 > t0 and delta[t1 - 1] > q0:
+        t1 -= 1
+    if hp[0]:   # some columns are edge columns: the row's own height list
+        n_kh = _axis_gather(ih, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs, p.f_w * w_tap,
+                            sc.h_in, sc.h_w)
     for r in range(n_r):
         n_j = (p.n_w - r + p.s_w - 1) // p.s_w
         n_kw, j_a, j_b = sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2]
-        nt = _taps(sc.h_in, sc.h_w, n_kh, sc.v_in + r * p.f_w, sc.v_w + r * p.f_w, n_kw,
-                   sc.in_off, sc.w_off)
+        prod_in = hp + 1 + p.s_h + p.s_h * p.f_h + (g * n_r + r) * n_taps + t0 * n_kw
+        prod_w = prod_in + p.s_h * n_r * n_taps
+        nt = (t1 - t0) * n_kw
         for cb in range(n_cb):
             nch = <int>(p.c_in - cb * nb if p.c_in - cb * nb < nb else nb)
             j = j_a
             while j < j_b:
                 P = <int>(j_b - j if j_b - j < mr else mr)
-                _dx_tile(dot, P, nv, dz, j * p.z_ps, p.z_ps, wpack + cb * w_blk, nb,
-                         sc.in_off, sc.w_off, nt, p.c_out,
+                _dx_tile(dot, P, nv, dz, q0 * p.z_rs + j * p.z_ps, p.z_ps, wpack + cb * w_blk,
+                         nb, prod_in, prod_w, nt, p.c_out,
                          dx + (r + j * p.s_w) * p.x_ps + cb * nb, p.s_w * p.x_ps, nch)
                 j += P
             for j in range(j_a):
@@ -601,13 +617,29 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
                          r + j * p.s_w, nv, nb, nch, dot, w_tap)
 
 
-cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t w_tap) noexcept nogil:
-    # Per stride phase r of the input columns (the same for every row): its
-    # width list (sc.v_in/v_w + r * f_w, relative to the tile's first dz
-    # column) and, in sc.q[3r .. 3r + 2], its tap count and the columns
-    # [j_a, j_b) all of whose taps are inside dz.
-    cdef ptrdiff_t r, t, j_a, j_b, n_j, n_kw
+cdef inline Py_ssize_t _dx_phases_size(const cyc_conv_params *p) noexcept nogil:
     cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
+    return 1 + p.s_h + p.s_h * p.f_h + 2 * p.s_h * n_r * p.f_h * p.f_w
+
+
+cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t *hp,
+                     ptrdiff_t w_tap) noexcept nogil:
+    # The tap lists of a call, the same for every row. Per stride phase r of
+    # the input columns: its width list (sc.v_in/v_w + r * f_w, relative to
+    # the tile's first dz column) and, in sc.q[3r .. 3r + 2], its tap count
+    # and the columns [j_a, j_b) all of whose taps are inside dz. Per phase g
+    # of the input rows ((ih + p_t) % s_h): the kh with kh * d_h = g (mod s_h),
+    # whose dz row is q0 - delta for q0 = (ih + p_t - g) / s_h, and the
+    # product of that height list with each width list. hp: [any edge
+    # column?, count per g, delta per g (f_h apart), products' input offsets
+    # ((g * n_r + r) * f_h * f_w apart), their weight offsets].
+    cdef ptrdiff_t r, t, j_a, j_b, n_j, n_kw, g, kh, n_g
+    cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
+    cdef ptrdiff_t n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t *delta
+    cdef ptrdiff_t *prod_in = hp + 1 + p.s_h + p.s_h * p.f_h
+    cdef ptrdiff_t *prod_w = prod_in + p.s_h * n_r * n_taps
+    hp[0] = 0
     cdef ptrdiff_t *q = sc.q + 3 * n_r          # scratch for one phase's q values
     for r in range(n_r):
         n_j = (p.n_w - r + p.s_w - 1) // p.s_w
@@ -625,6 +657,21 @@ cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t w_tap) noex
         if j_b < j_a:
             j_b = j_a
         sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2] = n_kw, j_a, j_b
+        if j_a > 0 or j_b < n_j:
+            hp[0] = 1
+    for g in range(p.s_h):
+        delta = hp + 1 + p.s_h + g * p.f_h
+        n_g = 0
+        for kh in range(p.f_h):
+            if (kh * p.d_h - g) % p.s_h == 0:
+                delta[n_g] = (kh * p.d_h - g) // p.s_h
+                sc.h_in[n_g] = -delta[n_g] * p.z_rs
+                sc.h_w[n_g] = kh * p.f_w * w_tap
+                n_g += 1
+        hp[1 + g] = n_g
+        for r in range(n_r):
+            _taps(sc.h_in, sc.h_w, n_g, sc.v_in + r * p.f_w, sc.v_w + r * p.f_w, sc.q[3 * r],
+                  prod_in + (g * n_r + r) * n_taps, prod_w + (g * n_r + r) * n_taps)
 
 
 cdef inline void _dx_edge(const cyc_conv_params *p, const floating *dz, const floating *wblk,
@@ -678,8 +725,9 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     # width lists: one per stride phase of the columns, then an edge column's;
     # sc.q: 3 numbers per phase, then one phase's f_w q values
     cdef Py_ssize_t n_v = (p.f_w + 3) * ((p.s_w if p.s_w < p.n_w else p.n_w) + 1)
-    cdef Py_ssize_t per_thread = _scratch_size(n_taps, p.f_h, n_v)
+    cdef Py_ssize_t per_thread
     cdef ptrdiff_t w_tap = p.c_in * p.c_out if dot else p.c_out * nb
+    cdef ptrdiff_t *hp
     # Scratch: for the register tile, filters as (n_cb, f_h, f_w, c_out, nb),
     # blocks of input channels with the sum over output channels inside; per
     # thread, a row's tap lists.
@@ -699,6 +747,7 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
         L = -lo if lo < 0 else 0
         R = hi - (p.o_w - 1) if hi > p.o_w - 1 else 0
     try:
+        per_thread = _scratch_size(n_taps, p.f_h, n_v) + _dx_phases_size(&p)
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
         if not dot:
             wpack = <floating *> _alloc(n_cb * n_taps * p.c_out * nb * sizeof(floating))
@@ -713,12 +762,13 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
                 _pack_blocks_t(&w[0, 0, 0, 0], n_taps, p.c_in, p.c_out, nb, wpack)
             with parallel(num_threads=n_threads):
                 sc = _scratch(taps + threadid() * per_thread, n_taps, p.f_h, n_v)
-                _dx_phases(&p, sc, w_tap)
+                hp = taps + threadid() * per_thread + _scratch_size(n_taps, p.f_h, n_v)
+                _dx_phases(&p, sc, hp, w_tap)
                 for row in prange(p.m * p.n_h, schedule="static"):
                     i = row // p.n_h
                     ih = row % p.n_h
                     _dx_row(&p, dzs + i * p.z_is, &w[0, 0, 0, 0] if dot else wpack,
-                            &dx[i, ih, 0, 0], sc, ih, nv, nb, dot)
+                            &dx[i, ih, 0, 0], sc, hp, ih, nv, nb, dot)
     finally:
         PyMem_Free(taps)
         PyMem_Free(wpack)
