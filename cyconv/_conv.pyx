@@ -579,14 +579,15 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
     cdef ptrdiff_t n_cb = (p.c_in + nb - 1) // nb
     cdef ptrdiff_t w_blk = nb * p.c_out if dot else p.f_h * p.f_w * p.c_out * nb
     cdef ptrdiff_t w_tap = p.c_in * p.c_out if dot else p.c_out * nb
-    cdef ptrdiff_t g = (ih + p.p_t) % p.s_h, q0 = (ih + p.p_t - g) // p.s_h
-    cdef const ptrdiff_t *delta = hp + 1 + p.s_h + g * p.f_h
+    cdef ptrdiff_t g = (ih + p.p_t) % p.s_h, q0 = (ih + p.p_t - g) // p.s_h, gi = ih % p.s_h
+    cdef ptrdiff_t n_g = p.s_h if p.s_h < p.n_h else p.n_h
+    cdef const ptrdiff_t *delta = hp + 1 + n_g + gi * p.f_h
     cdef const ptrdiff_t *prod_in
     cdef const ptrdiff_t *prod_w
     cdef int mr = DOT_MP if dot else cyc_max_pixels(nv), P, nch
     # The row's kernel rows: oh = q0 - delta[t] inside [0, o_h), delta ascending.
     t0 = 0
-    t1 = hp[1 + g]
+    t1 = hp[1 + gi]
     while t0 < t1 and delta[t0] <= q0 - p.o_h:
         t0 += 1
     while t1 > t0 and delta[t1 - 1] > q0:
@@ -597,8 +598,8 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
     for r in range(n_r):
         n_j = (p.n_w - r + p.s_w - 1) // p.s_w
         n_kw, j_a, j_b = sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2]
-        prod_in = hp + 1 + p.s_h + p.s_h * p.f_h + (g * n_r + r) * n_taps + t0 * n_kw
-        prod_w = prod_in + p.s_h * n_r * n_taps
+        prod_in = hp + 1 + n_g + n_g * p.f_h + (gi * n_r + r) * n_taps + t0 * n_kw
+        prod_w = prod_in + n_g * n_r * n_taps
         nt = (t1 - t0) * n_kw
         for cb in range(n_cb):
             nch = <int>(p.c_in - cb * nb if p.c_in - cb * nb < nb else nb)
@@ -618,8 +619,10 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
 
 
 cdef inline Py_ssize_t _dx_phases_size(const cyc_conv_params *p) noexcept nogil:
+    # Row phases: ih % s_h takes min(s_h, n_h) values, column phases min(s_w, n_w).
     cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
-    return 1 + p.s_h + p.s_h * p.f_h + 2 * p.s_h * n_r * p.f_h * p.f_w
+    cdef ptrdiff_t n_g = p.s_h if p.s_h < p.n_h else p.n_h
+    return 1 + n_g + n_g * p.f_h + 2 * n_g * n_r * p.f_h * p.f_w
 
 
 cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t *hp,
@@ -627,18 +630,20 @@ cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t *hp,
     # The tap lists of a call, the same for every row. Per stride phase r of
     # the input columns: its width list (sc.v_in/v_w + r * f_w, relative to
     # the tile's first dz column) and, in sc.q[3r .. 3r + 2], its tap count
-    # and the columns [j_a, j_b) all of whose taps are inside dz. Per phase g
-    # of the input rows ((ih + p_t) % s_h): the kh with kh * d_h = g (mod s_h),
-    # whose dz row is q0 - delta for q0 = (ih + p_t - g) / s_h, and the
-    # product of that height list with each width list. hp: [any edge
-    # column?, count per g, delta per g (f_h apart), products' input offsets
-    # ((g * n_r + r) * f_h * f_w apart), their weight offsets].
-    cdef ptrdiff_t r, t, j_a, j_b, n_j, n_kw, g, kh, n_g
+    # and the columns [j_a, j_b) all of whose taps are inside dz. Per phase
+    # gi = ih % s_h of the input rows (g = (ih + p_t) % s_h): the kh with
+    # kh * d_h = g (mod s_h), whose dz row is q0 - delta for
+    # q0 = (ih + p_t - g) / s_h, and the product of that height list with each
+    # width list. hp: [any edge column?, count per gi, delta per gi (f_h
+    # apart), products' input offsets ((gi * n_r + r) * f_h * f_w apart),
+    # their weight offsets].
+    cdef ptrdiff_t r, t, j_a, j_b, n_j, n_kw, g, gi, kh, n_k
     cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
+    cdef ptrdiff_t n_g = p.s_h if p.s_h < p.n_h else p.n_h
     cdef ptrdiff_t n_taps = p.f_h * p.f_w
     cdef ptrdiff_t *delta
-    cdef ptrdiff_t *prod_in = hp + 1 + p.s_h + p.s_h * p.f_h
-    cdef ptrdiff_t *prod_w = prod_in + p.s_h * n_r * n_taps
+    cdef ptrdiff_t *prod_in = hp + 1 + n_g + n_g * p.f_h
+    cdef ptrdiff_t *prod_w = prod_in + n_g * n_r * n_taps
     hp[0] = 0
     cdef ptrdiff_t *q = sc.q + 3 * n_r          # scratch for one phase's q values
     for r in range(n_r):
@@ -659,19 +664,20 @@ cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t *hp,
         sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2] = n_kw, j_a, j_b
         if j_a > 0 or j_b < n_j:
             hp[0] = 1
-    for g in range(p.s_h):
-        delta = hp + 1 + p.s_h + g * p.f_h
-        n_g = 0
+    for gi in range(n_g):
+        g = (gi + p.p_t) % p.s_h
+        delta = hp + 1 + n_g + gi * p.f_h
+        n_k = 0
         for kh in range(p.f_h):
             if (kh * p.d_h - g) % p.s_h == 0:
-                delta[n_g] = (kh * p.d_h - g) // p.s_h
-                sc.h_in[n_g] = -delta[n_g] * p.z_rs
-                sc.h_w[n_g] = kh * p.f_w * w_tap
-                n_g += 1
-        hp[1 + g] = n_g
+                delta[n_k] = (kh * p.d_h - g) // p.s_h
+                sc.h_in[n_k] = -delta[n_k] * p.z_rs
+                sc.h_w[n_k] = kh * p.f_w * w_tap
+                n_k += 1
+        hp[1 + gi] = n_k
         for r in range(n_r):
-            _taps(sc.h_in, sc.h_w, n_g, sc.v_in + r * p.f_w, sc.v_w + r * p.f_w, sc.q[3 * r],
-                  prod_in + (g * n_r + r) * n_taps, prod_w + (g * n_r + r) * n_taps)
+            _taps(sc.h_in, sc.h_w, n_k, sc.v_in + r * p.f_w, sc.v_w + r * p.f_w, sc.q[3 * r],
+                  prod_in + (gi * n_r + r) * n_taps, prod_w + (gi * n_r + r) * n_taps)
 
 
 cdef inline void _dx_edge(const cyc_conv_params *p, const floating *dz, const floating *wblk,
