@@ -51,8 +51,11 @@
 #define CYC_CALLED static __attribute__((noinline, noclone))
 #endif
 
-/* The tile's switch below has cases for up to 8 pixels (1 vector) and 6 (2). */
-_Static_assert(CYC_MR1 <= 8 && CYC_MR2 <= 6, "extend the tile's cases to the table's tiles");
+/* The tile's switch below has cases for up to CYC_TILE_MAX1 pixels (1 vector)
+ * and CYC_TILE_MAX2 (2 vectors): the largest tiles any level's row asks for. */
+enum { CYC_TILE_MAX1 = 12, CYC_TILE_MAX2 = 8 };
+_Static_assert(CYC_MR1 <= CYC_TILE_MAX1 && CYC_MR2 <= CYC_TILE_MAX2,
+               "extend the tile's cases to the table's tiles");
 _Static_assert(CYC_DOT_MP <= 4 && CYC_DOT_MC <= 3, "extend the dot tile's cases");
 
 /* What the tile starts from and does on its store. */
@@ -131,7 +134,7 @@ static void cyc_db_rows_##SUF(const T *restrict dz, T *restrict db, ptrdiff_t p0
 CYC_INLINE CYC_TILE_SIGNATURE(T, cyc_tile_##SUF##_body) {                            \
     enum { NL = CYC_NL_##SUF };                                                      \
     const T *bias = (const T *)epi.bias;                                             \
-    cyc_v##SUF acc[CYC_MR1][2];                                                      \
+    cyc_v##SUF acc[CYC_TILE_MAX1][2];                                                \
     if (epi.accumulate) {                                                            \
         T buf[2 * NL];                                                               \
         memset(buf, 0, sizeof buf);                                                  \
@@ -147,7 +150,7 @@ CYC_INLINE CYC_TILE_SIGNATURE(T, cyc_tile_##SUF##_body) {                       
             b0 = cyc_load_##SUF(bias);                                               \
             if (NV > 1) b1 = cyc_load_##SUF(bias + NL);                              \
         }                                                                            \
-        _Pragma("GCC unroll 8")                                                      \
+        _Pragma("GCC unroll 16")                                                     \
         for (int p = 0; p < P; p++) { acc[p][0] = b0; acc[p][1] = b1; }              \
     }                                                                                \
     for (ptrdiff_t t = 0; t < ntaps; t++) {                                          \
@@ -157,7 +160,7 @@ CYC_INLINE CYC_TILE_SIGNATURE(T, cyc_tile_##SUF##_body) {                       
             cyc_v##SUF w0 = cyc_load_##SUF(wp);                                      \
             cyc_v##SUF w1 = {0};                                                     \
             if (NV > 1) w1 = cyc_load_##SUF(wp + NL);                                \
-            _Pragma("GCC unroll 8")                                                  \
+            _Pragma("GCC unroll 16")                                                 \
             for (int p = 0; p < P; p++) {                                            \
                 T xv = ip[p * in_ps];                                                \
                 acc[p][0] += xv * w0;                                                \
@@ -169,14 +172,14 @@ CYC_INLINE CYC_TILE_SIGNATURE(T, cyc_tile_##SUF##_body) {                       
     }                                                                                \
     if (epi.activation == CYC_ACT_RELU) {                                            \
         /* v <= 0 ? +0 : v, so -0 becomes +0 and NaN passes (as the layers' ReLU) */ \
-        _Pragma("GCC unroll 8")                                                      \
+        _Pragma("GCC unroll 16")                                                     \
         for (int p = 0; p < P; p++)                                                  \
             for (int j = 0; j < NV; j++)                                             \
                 acc[p][j] = (cyc_v##SUF)(~(cyc_bits)(acc[p][j] <= 0)                 \
                                          & (cyc_bits)acc[p][j]);                     \
     }                                                                                \
     if (nch == NV * NL) {                                                            \
-        _Pragma("GCC unroll 8")                                                      \
+        _Pragma("GCC unroll 16")                                                     \
         for (int p = 0; p < P; p++) {                                                \
             cyc_store_##SUF(out + p * out_ps, acc[p][0]);                            \
             if (NV > 1) cyc_store_##SUF(out + p * out_ps + NL, acc[p][1]);           \
@@ -199,9 +202,11 @@ CYC_CALLED CYC_TILE_SIGNATURE(T, cyc_tile_##SUF) {                              
     switch (NV * 16 + P) {                                                           \
     CYC_CASE(T, SUF, 1, 1) CYC_CASE(T, SUF, 1, 2) CYC_CASE(T, SUF, 1, 3)             \
     CYC_CASE(T, SUF, 1, 4) CYC_CASE(T, SUF, 1, 5) CYC_CASE(T, SUF, 1, 6)             \
-    CYC_CASE(T, SUF, 1, 7) CYC_CASE(T, SUF, 1, 8)                                    \
+    CYC_CASE(T, SUF, 1, 7) CYC_CASE(T, SUF, 1, 8) CYC_CASE(T, SUF, 1, 9)             \
+    CYC_CASE(T, SUF, 1, 10) CYC_CASE(T, SUF, 1, 11) CYC_CASE(T, SUF, 1, 12)          \
     CYC_CASE(T, SUF, 2, 1) CYC_CASE(T, SUF, 2, 2) CYC_CASE(T, SUF, 2, 3)             \
     CYC_CASE(T, SUF, 2, 4) CYC_CASE(T, SUF, 2, 5) CYC_CASE(T, SUF, 2, 6)             \
+    CYC_CASE(T, SUF, 2, 7) CYC_CASE(T, SUF, 2, 8)                                    \
     default: break;                                                                  \
     }                                                                                \
     _Pragma("GCC diagnostic pop")                                                    \
