@@ -3,7 +3,7 @@
 What this guards
 ----------------
 The restructuring of the compiled kernels (cyconv/_conv.pyx, _conv_simd.h,
-_pool_kernels.pxi, _pool_simd.h, setup.py and the Python layers conv.py,
+_pool_kernels.pxi (now _pool.pyx), _pool_simd.h, setup.py and the Python layers conv.py,
 pool.py, _args.py) promises no change in behaviour: every output bitwise
 identical to commit 974173a at each CPU level the machine runs. The other
 tests compare against a reference within a rounding tolerance and would let
