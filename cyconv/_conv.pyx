@@ -135,11 +135,14 @@ cdef inline cyc_epilogue _epilogue(const void *bias, bint accumulate,
 # --------------------------------------------------------------------------
 # A tile sums over a list of taps t: in[base + in_off[t] + ...] * w[w_off[t] + ...].
 # Each list is the product of a height list and a width list of
-# (input offset, weight offset) pairs, height outer: _taps() builds it.
-# The per-axis lists come from three rules; only they know the geometry
-# (stride, padding, dilation) of an axis:
+# (input offset, weight offset) pairs, height outer: _taps() builds it, once
+# per call for the forward and dx (a row takes a contiguous piece: its kernel
+# rows inside the input); dw's lists (output rows x one column) are written
+# directly by _dw_taps. The per-axis lists come from three rules; only they
+# (and _axis_range, _interior) know the geometry (stride, padding, dilation)
+# of an axis:
 #   _axis_forward: the taps k of output o whose input o*s - p + k*d is inside
-#                  the input (forward, and dw's kernel row);
+#                  the input (forward: every tap, and each edge column's);
 #   _axis_gather:  the taps k and outputs o whose window covers input i,
 #                  o*s - p + k*d = i (dx, gather form);
 #   _axis_phase:   as _axis_gather for every input i = r + j*s of one stride
@@ -266,8 +269,9 @@ cdef inline ptrdiff_t _taps(const ptrdiff_t *h_in, const ptrdiff_t *h_w, ptrdiff
 
 cdef struct Scratch:
     # One thread's tap lists: every tap of a window relative to its corner
-    # (all_in, all_w: built once per call), a row's (in_off, w_off), an edge
-    # column's (e_in, e_w), and the axis lists they are built from.
+    # (all_in, all_w: the forward's, built once per call), a dw tile's
+    # (in_off, w_off), a dx edge column's (e_in, e_w), and the axis lists they
+    # are built from.
     ptrdiff_t *all_in
     ptrdiff_t *all_w
     ptrdiff_t *in_off
@@ -400,11 +404,6 @@ cdef void *_alloc(size_t n_bytes) except NULL:
     if p == NULL:
         raise MemoryError(f"cyconv: cannot allocate {n_bytes} bytes of scratch space")
     return p
-
-
-cdef inline ptrdiff_t _count(ptrdiff_t first, ptrdiff_t end, ptrdiff_t step) noexcept nogil:
-    # Length of range(first, end, step) for step >= 1, first >= 0.
-    return (end - first + step - 1) // step if first < end else 0
 
 
 # ---- forward ----------------------------------------------------------------
