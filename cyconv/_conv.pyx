@@ -918,17 +918,19 @@ cdef ptrdiff_t _dw_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t r0, ptrd
     # kernel row kh is inside x (a height list over rows) times one width
     # entry: x at input column `col`, dz at output column ow. With one width
     # entry the product is the height list shifted, written directly.
-    cdef ptrdiff_t row, i, oh, ih, n = 0
-    cdef ptrdiff_t col_in = col * p.x_ps, col_w = ow * dz_ps
-    for row in range(r0, r1):
-        i = row // p.o_h
-        oh = row % p.o_h
+    cdef ptrdiff_t row, ih, n = 0
+    cdef ptrdiff_t oh = r0 % p.o_h, x_img = r0 // p.o_h * p.x_is + col * p.x_ps
+    cdef ptrdiff_t col_w = ow * dz_ps
+    for row in range(r0, r1):     # (image, oh) of row, stepped without dividing
         ih = oh * p.s_h - p.p_t + kh * p.d_h
-        if ih < 0 or ih >= p.n_h:
-            continue
-        sc.in_off[n] = i * p.x_is + ih * p.x_rs + col_in
-        sc.w_off[n] = row * p.o_w * dz_ps + col_w
-        n += 1
+        if 0 <= ih < p.n_h:
+            sc.in_off[n] = x_img + ih * p.x_rs
+            sc.w_off[n] = row * p.o_w * dz_ps + col_w
+            n += 1
+        oh += 1
+        if oh == p.o_h:
+            oh = 0
+            x_img += p.x_is
     return n
 
 
