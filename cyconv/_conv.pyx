@@ -408,6 +408,18 @@ cdef void *_alloc(size_t n_bytes) except NULL:
 
 # ---- forward ----------------------------------------------------------------
 
+cdef inline ptrdiff_t _kw_entries(const cyc_conv_params *p, ptrdiff_t n_kw) noexcept nogil:
+    # Entries per kernel row in a forward tap list of n_kw consecutive kw.
+    # Undilated, with every channel of x in the reduction (K == x's pixel
+    # stride), the window's kw taps of a kernel row are one run of n_kw * K
+    # values in x and in the packed w: one entry whose reduction is n_kw * K
+    # long (the tap loop of a 3-channel layer ran 3 products per tap).
+    # Same products in the same order (kw outer, channel inner).
+    if p.d_w == 1 and p.x_ps == p.K and n_kw > 0:
+        return 1
+    return n_kw
+
+
 cdef void _forward_all_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t nb,
                             ptrdiff_t *edges, ptrdiff_t ow_a, ptrdiff_t ow_b) noexcept nogil:
     # The tap lists of a call, kernel rows outer, relative to the top of a
@@ -421,12 +433,12 @@ cdef void _forward_all_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t nb,
                          p.f_w * w_kw, sc.h_in, sc.h_w)
     n_kw = _axis_forward(0, 1, 0, p.d_w, (p.f_w - 1) * p.d_w + 1, p.f_w, p.x_ps, w_kw,
                          sc.v_in, sc.v_w)
-    _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, n_kw, sc.all_in, sc.all_w)
+    _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, _kw_entries(p, n_kw), sc.all_in, sc.all_w)
     for e in range(n_e):
         ow = e if e < ow_a else ow_b + e - ow_a
         edges[e] = _axis_forward(ow, p.s_w, p.p_l, p.d_w, p.n_w, p.f_w, p.x_ps, w_kw,
                                  sc.v_in, sc.v_w)
-        _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, edges[e],
+        _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, _kw_entries(p, edges[e]),
               edges + n_e + e * n_taps, edges + n_e + (n_e + e) * n_taps)
 
 
@@ -449,7 +461,7 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
     # contiguous piece; no per-row building. The few edge columns run one by
     # one, each with its own list (from edges), of which the same holds;
     # with edges_done, the caller ran them (_forward_edges).
-    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, e, n_e, n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, e, n_e, kwe, ewe, n_taps = p.f_h * p.f_w
     cdef ptrdiff_t n_cb = (p.c_out + nb - 1) // nb
     cdef ptrdiff_t w_kw = p.K * nb, w_kh = p.f_w * w_kw, w_blk = p.f_h * w_kh
     cdef ptrdiff_t base = (oh * p.s_h - p.p_t) * p.x_rs - p.p_l * p.x_ps
@@ -457,7 +469,8 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
     cdef int mr = cyc_max_pixels(nv), P, nch
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
     n_kh = _axis_range(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, &k0)
-    nt = n_kh * p.f_w
+    kwe = _kw_entries(p, p.f_w)
+    nt = n_kh * kwe
     n_e = ow_a + p.o_w - ow_b
     for cb in range(n_cb):
         nch = <int>(p.c_out - cb * nb if p.c_out - cb * nb < nb else nb)
@@ -465,7 +478,7 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
         while ow < ow_b:
             P = _split(ow_b - ow, mr)
             _tile(P, nv, x, base + ow * p.s_w * p.x_ps, p.s_w * p.x_ps, 1, wpack + cb * w_blk,
-                  nb, sc.all_in + k0 * p.f_w, sc.all_w + k0 * p.f_w, nt, p.K,
+                  nb, sc.all_in + k0 * kwe, sc.all_w + k0 * kwe, nt, p.K * p.f_w // kwe,
                   z + ow * p.z_ps + cb * nb, p.z_ps, nch,
                   _epilogue(bpack + cb * nb, False, p.epi.activation))
             ow += P
@@ -473,9 +486,11 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
             continue
         for e in range(n_e):   # one output column whose window crosses the padding
             ow = e if e < ow_a else ow_b + e - ow_a
+            ewe = _kw_entries(p, edges[e])
             _tile(1, nv, x, base + p.p_l * p.x_ps, 0, 1, wpack + cb * w_blk, nb,
-                  edges + n_e + e * n_taps + k0 * edges[e],
-                  edges + n_e + (n_e + e) * n_taps + k0 * edges[e], n_kh * edges[e], p.K,
+                  edges + n_e + e * n_taps + k0 * ewe,
+                  edges + n_e + (n_e + e) * n_taps + k0 * ewe, n_kh * ewe,
+                  p.K * edges[e] // ewe if ewe else p.K,
                   z + ow * p.z_ps + cb * nb, p.z_ps, nch,
                   _epilogue(bpack + cb * nb, False, p.epi.activation))
 
@@ -490,7 +505,7 @@ cdef void _forward_block(const cyc_conv_params *p, const floating *x, const floa
     # list per edge column), the edge column runs down the rows as the
     # pixels of a tile. Every pixel sums the same taps in the same order as
     # alone: the result does not depend on the blocking.
-    cdef ptrdiff_t oh, oh_a, oh_b, ow_a, ow_b, ow, e, n_e, cb, n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t oh, oh_a, oh_b, ow_a, ow_b, ow, e, n_e, cb, kwe, n_taps = p.f_h * p.f_w
     cdef ptrdiff_t n_cb = (p.c_out + nb - 1) // nb, w_blk = n_taps * p.K * nb
     cdef const floating *bpack = <const floating *> p.epi.bias
     cdef int mr = cyc_max_pixels(nv), P, nch
@@ -510,12 +525,14 @@ cdef void _forward_block(const cyc_conv_params *p, const floating *x, const floa
         nch = <int>(p.c_out - cb * nb if p.c_out - cb * nb < nb else nb)
         for e in range(n_e):
             ow = e if e < ow_a else ow_b + e - ow_a
+            kwe = _kw_entries(p, edges[e])
             oh = oh_a
             while oh < oh_b:
                 P = _split(oh_b - oh, mr)
                 _tile(P, nv, x, (oh * p.s_h - p.p_t) * p.x_rs, p.s_h * p.x_rs, 1,
                       wpack + cb * w_blk, nb, edges + n_e + e * n_taps,
-                      edges + n_e + (n_e + e) * n_taps, p.f_h * edges[e], p.K,
+                      edges + n_e + (n_e + e) * n_taps, p.f_h * kwe,
+                      p.K * edges[e] // kwe if kwe else p.K,
                       z + oh * p.z_rs + ow * p.z_ps + cb * nb, p.z_rs, nch,
                       _epilogue(bpack + cb * nb, False, p.epi.activation))
                 oh += P
