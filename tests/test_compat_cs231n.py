@@ -209,9 +209,10 @@ def test_max_pool_backward_naive_matches_numeric_gradients():
     (max_pool_forward_fast, max_pool_backward_fast),
     (max_pool_forward_im2col, max_pool_backward_im2col),
 ])
-def test_overlapping_max_pool_backward_matches_numeric_gradients(forward, backward):
+@pytest.mark.parametrize("channels", [3, 9])
+def test_overlapping_max_pool_backward_matches_numeric_gradients(forward, backward, channels):
     rs = np.random.RandomState(1)
-    x = rs.randn(2, 3, 7, 7)
+    x = rs.randn(2, channels, 7, 7)
     pool_param = {"pool_height": 3, "pool_width": 3, "stride": 2}
     out, cache = forward(x, pool_param)
     dout = rs.randn(*out.shape)
@@ -245,9 +246,10 @@ def test_conv_fast_equals_naive_exactly_on_the_notebooks_inputs():
 @pytest.mark.parametrize("pool_param", [POOL_2X2, {"pool_height": 3, "pool_width": 3,
                                                    "stride": 2},
                                         {"pool_height": 2, "pool_width": 3, "stride": 1}])
-def test_max_pool_fast_equals_naive_exactly_without_ties(pool_param):
+@pytest.mark.parametrize("x_shape", [(100, 3, 32, 32), (4, 16, 12, 12)])   # C=1 views, transposes
+def test_max_pool_fast_equals_naive_exactly_without_ties(pool_param, x_shape):
     rs = np.random.RandomState(231)
-    x = rs.randn(100, 3, 32, 32)
+    x = rs.randn(*x_shape)
     out_naive, cache_naive = max_pool_forward_naive(x, pool_param)
     out_fast, cache_fast = max_pool_forward_fast(x, pool_param)
     np.testing.assert_array_equal(out_naive, out_fast)

@@ -356,7 +356,11 @@ conv_backward_im2col = conv_backward_strides
 # Max pooling
 # ---------------------------------------------------------------------------
 # Pooling acts on every channel alone, so NCHW data of shape (N, C, H, W) is
-# NHWC data of shape (N*C, H, W, 1): a reshape, no transpose.
+# also NHWC data of shape (N*C, H, W, 1): a reshape, no transpose. The
+# kernels vectorise over channels, though, so from _VIEW_CHANNELS channels on
+# a transpose to NHWC (cyconv._layout, parallel) and back costs less than
+# running them one channel at a time. Either way the values are the same.
+_VIEW_CHANNELS = 4
 
 def _pool_args(x: npt.ArrayLike, pool_param: PoolParam,
                op: str) -> tuple[npt.NDArray[Any], tuple[int, int], int]:
@@ -364,8 +368,19 @@ def _pool_args(x: npt.ArrayLike, pool_param: PoolParam,
     return _as_4d(x, "x", op), (ph, pw), stride
 
 
-def _channels_last(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    return a.reshape(a.shape[0] * a.shape[1], a.shape[2], a.shape[3], 1)
+def _channels_last(a: npt.NDArray[Any], name: str) -> npt.NDArray[Any]:
+    # NCHW -> an NHWC array for the pool kernels (see above).
+    n, c, h, w = a.shape
+    if c <= _VIEW_CHANNELS:
+        return a.reshape(n * c, h, w, 1)
+    return to_nhwc(a, name)
+
+
+def _channels_first(a: npt.NDArray[Any], n: int, c: int) -> npt.NDArray[Any]:
+    # The inverse of _channels_last for a batch of n images of c channels.
+    if c <= _VIEW_CHANNELS:
+        return a.reshape(n, c, a.shape[1], a.shape[2])
+    return to_nchw(a, "out")
 
 
 def _pool_dout(dout: npt.ArrayLike, x: npt.NDArray[Any], f: tuple[int, int], stride: int,
@@ -382,11 +397,10 @@ def _pool_dout(dout: npt.ArrayLike, x: npt.NDArray[Any], f: tuple[int, int], str
 def _pool_forward(x: npt.NDArray[Any], f: tuple[int, int], stride: int,
                   return_indices: bool = False) -> Any:
     n, c = x.shape[:2]
-    res = max_pool2d(_channels_last(x), f, stride=stride, return_indices=return_indices)
     if return_indices:
-        out, idx = res
-        return out.reshape(n, c, *out.shape[1:3]), idx.reshape(n, c, *idx.shape[1:3])
-    return res.reshape(n, c, *res.shape[1:3])
+        out, idx = max_pool2d(_channels_last(x, "x"), f, stride=stride, return_indices=True)
+        return _channels_first(out, n, c), _channels_first(idx, n, c)
+    return _channels_first(max_pool2d(_channels_last(x, "x"), f, stride=stride), n, c)
 
 
 def max_pool_forward_naive(x: npt.ArrayLike,
@@ -462,8 +476,9 @@ def max_pool_backward_naive(dout: npt.ArrayLike, cache: PoolCache) -> FloatArray
     x, pool_param = _unpack(cache, ("x", "pool_param"), op)
     arr, f, stride = _pool_args(x, pool_param, op)
     dout = _pool_dout(dout, arr, f, stride, op)
-    dx = max_pool2d_backward(_channels_last(dout), _channels_last(arr), f, stride=stride)
-    return dx.reshape(arr.shape)
+    dx = max_pool2d_backward(_channels_last(dout, "dout"), _channels_last(arr, "x"), f,
+                             stride=stride)
+    return _channels_first(dx, *arr.shape[:2])
 
 
 def max_pool_forward_reshape(x: npt.ArrayLike,
@@ -545,16 +560,24 @@ def max_pool_backward_reshape(dout: npt.ArrayLike, cache: ReshapeCache) -> Float
                          f"(N, C, H', pool_height, W', pool_width), got {x_reshaped.shape}")
     f = (x_reshaped.shape[3], x_reshaped.shape[5])
     dout = _pool_dout(dout, arr, f, f[0], op)
-    x4 = _channels_last(arr)
-    # Ties per window: the all-ties kernel marks each window's maxima with 1.
     dtype = result_dtype(dout=dout, x=arr)
-    marks = _max_pool2d_backward(np.ones(_channels_last(dout).shape, dtype=dtype),
-                                 x4, f, f[0], 0, None, all_ties=True)
     n, c, h, w = arr.shape
-    ties = marks.reshape(n, c, h // f[0], f[0], w // f[1], f[1]).sum(axis=(3, 5))
+    x4 = _channels_last(arr, "x")
+    dout4 = _channels_last(dout, "dout")
+    # The assignment's mask x_reshaped == out: the all-ties kernel marks every
+    # maximum of every (disjoint) window with a 1. One mark per window (no
+    # ties, the usual case): the first-maximum kernel gives the answer.
+    marks = _max_pool2d_backward(np.ones(dout4.shape, dtype=dtype), x4, f, f[0], 0, None,
+                                 all_ties=True)
+    if np.count_nonzero(marks) == dout.size:
+        return _channels_first(max_pool2d_backward(dout4, x4, f), n, c)
+    # Ties: each maximum of a window gets dout / (their number).
+    marks_nchw = _channels_first(marks, n, c)
+    ties = marks_nchw.reshape(n, c, h // f[0], f[0], w // f[1], f[1]).sum(axis=(3, 5))
     share = dout.astype(dtype, copy=False) / np.maximum(ties, 1)
-    dx = _max_pool2d_backward(_channels_last(share), x4, f, f[0], 0, None, all_ties=True)
-    return dx.reshape(arr.shape)
+    dx = _max_pool2d_backward(_channels_last(share, "dout"), x4, f, f[0], 0, None,
+                              all_ties=True)
+    return _channels_first(dx, n, c)
 
 
 def max_pool_forward_im2col(x: npt.ArrayLike,
@@ -600,9 +623,9 @@ def max_pool_backward_im2col(dout: npt.ArrayLike, cache: Im2colCache) -> FloatAr
     arr, f, stride = _pool_args(x, pool_param, op)
     dout = _pool_dout(dout, arr, f, stride, op)
     argmax = _as_4d(argmax, "the cache's argmax", op)
-    dx = max_pool2d_backward(_channels_last(dout), _channels_last(arr), f, stride=stride,
-                             indices=_channels_last(argmax))
-    return dx.reshape(arr.shape)
+    dx = max_pool2d_backward(_channels_last(dout, "dout"), _channels_last(arr, "x"), f,
+                             stride=stride, indices=_channels_last(argmax, "argmax"))
+    return _channels_first(dx, *arr.shape[:2])
 
 
 def max_pool_forward_fast(x: npt.ArrayLike,
