@@ -45,7 +45,9 @@ def _geometry(op: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], strid
     f_h, f_w, w_c_in, c_out = w_shape
     if w_c_in != c_in:
         raise ValueError(f"{op}: w has {w_c_in} input channels (w.shape[2]) but x has "
-                         f"{c_in} (x.shape[3]); w must be (f_h, f_w, C_in, C_out)")
+                         f"{c_in} (x.shape[3]); w must be (f_h, f_w, C_in, C_out) with "
+                         f"layout='NHWC' (the default; layout='NCHW' takes x (m, C_in, H, W) "
+                         f"and w (C_out, C_in, f_h, f_w))")
     if f_h < 1 or f_w < 1:
         raise ValueError(f"{op}: w must have a kernel of at least 1x1, got shape {w_shape}")
     s = parse_pair(stride, "stride")

@@ -150,6 +150,14 @@ def test_nchw_errors_name_the_argument_and_layout():
         cyconv.conv2d(x, w, stride=1.5, layout="NCHW")
 
 
+def test_nchw_arrays_without_layout_raise_naming_the_layout():
+    x, w = np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3))   # NCHW / OIHW, layout forgotten
+    with pytest.raises(ValueError, match=r"layout='NHWC' \(the default; layout='NCHW'"):
+        cyconv.conv2d(x, w)
+    with pytest.raises(ValueError, match=r"layout='NHWC' \(the default"):
+        cyconv.conv2d_backward(np.ones((2, 6, 6, 3)), x, w)
+
+
 def test_default_layout_is_nhwc():
     import inspect
     for f in (cyconv.conv2d, cyconv.conv2d_backward):
