@@ -25,16 +25,8 @@ from cython cimport floating
 # (16, 32 and 64; 1 thread, NCHW <-> NHWC of 1.5-25 MB): 64 was fastest or
 # within noise of it in both directions and dtypes; a 64 x 64 float32 tile
 # is 16 KiB (float64: 32 KiB), source and destination mostly in L1/L2.
-# Transposes of fewer than SERIAL elements (16 MiB of float32) run on the
-# calling thread alone. One thread already moves them at 10-20 GB/s (a few
-# ms at most), and on the shared 2-core machine these were measured on, a
-# second thread never made a 1-50 MB transpose faster: the copy is bound by
-# memory bandwidth, and a short parallel region whose second thread is
-# descheduled waits a whole time slice (measured: 15-25 ms for a 6 MB
-# transpose, against 0.4-1 ms serial). Larger arrays amortise that risk.
 cdef enum:
     TILE = 64
-    SERIAL = 4194304
 
 
 cdef extern from "_transpose.h" nogil:
@@ -64,7 +56,8 @@ def transpose_batched(const floating[:, :, ::1] src, floating[:, :, ::1] dst, in
     dst : floating[:, :, ::1], shape (B, S, R)                    # OUT
         C-contiguous, of ``src``'s dtype; must not overlap ``src``.
     n_threads : int
-        OpenMP threads (>= 1); batches of fewer than 4194304 elements use one.
+        OpenMP threads (>= 1). The caller chooses: ``cyconv._layout`` passes 1
+        below ``PARALLEL_MIN_ELEMENTS`` (see there why).
 
     Notes
     -----
@@ -77,8 +70,6 @@ def transpose_batched(const floating[:, :, ::1] src, floating[:, :, ::1] dst, in
     cdef Py_ssize_t plane = rows * cols
     if n_b == 0 or plane == 0:
         return
-    if n_b * plane < SERIAL:
-        n_threads = 1
     cdef const floating *s = &src[0, 0, 0]
     cdef floating *d = &dst[0, 0, 0]
     with nogil:

@@ -211,12 +211,18 @@ def test_conversions_name_the_argument_in_errors():
 
 
 def test_compiled_transpose_is_the_same_for_any_thread_count():
-    # Above the 4194304 elements from which the kernel runs in parallel.
-    x = np.random.default_rng(5).standard_normal((2, 65, 33001)).astype(np.float32)
+    x = np.random.default_rng(5).standard_normal((4, 70, 1000)).astype(np.float32)
     outs = []
     for n in (1, 2, 4):
-        out = np.empty((2, 33001, 65), np.float32)
+        out = np.empty((4, 1000, 70), np.float32)
         _transpose.transpose_batched(x, out, n)
         outs.append(out)
     for out in outs:
         np.testing.assert_array_equal(out, x.transpose(0, 2, 1))
+
+
+def test_conversions_use_threads_from_the_parallel_threshold(monkeypatch):
+    x = np.random.default_rng(6).standard_normal((3, 20, 9, 11))
+    monkeypatch.setattr(_layout, "PARALLEL_MIN_ELEMENTS", 1)
+    np.testing.assert_array_equal(_layout.to_nhwc(x, num_threads=2), x.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(_layout.to_nchw(x, num_threads=3), x.transpose(0, 3, 1, 2))
