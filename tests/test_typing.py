@@ -23,7 +23,7 @@ SAMPLE = Path(__file__).with_name("typing_sample.py")
 
 # The public modules and the prefix the sample calls their names by.
 PUBLIC = {"cyconv": "cyconv", "cyconv.compat": "compat", "cyconv.layers": "layers",
-          "cyconv.reference": "reference"}
+          "cyconv.reference": "reference", "cyconv.compat.cs231n": "cs231n"}
 
 # Command-line tools, not API: exempt from the strict check of the package.
 NOT_TYPED = {"cyconv.bench", "cyconv.bench_train", "cyconv.demo",
