@@ -243,31 +243,43 @@ static inline __attribute__((always_inline)) void cy_argmax_block_##SUF(        
                                                                                          \
 /* out[c] = sum of dp[oh, ow, c] over the windows (oh, ow) in              */            \
 /* [oh0, oh1) x [ow0, ow1) covering input (ih, iw) whose key[oh, ow, c]     */           \
-/* names this input: its tap index (ph - oh*s_h) * f_w + (pw - ow*s_w),     */           \
-/* with ph = ih + p_top, pw = iw + p_left. (A window that does not route    */           \
-/* here adds +0.0: the sum starts at +0.0, so it never changes it.)         */           \
+/* names this input: its tap index kh * f_w + kw, where kh * d_h = ph -    */           \
+/* oh*s_h and kw * d_w = pw - ow*s_w, with ph = ih + p_top, pw = iw +       */           \
+/* p_left (with dilation, a window whose taps step over this input routes   */           \
+/* nothing here). (A window that does not route here adds +0.0 or is        */           \
+/* skipped: the sum starts at +0.0, so neither changes it.)                 */           \
 static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(            \
     const T *dpi, const int *keyi, T *out, ptrdiff_t oh0, ptrdiff_t oh1,                 \
     ptrdiff_t ow0, ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n, ptrdiff_t ph,            \
-    ptrdiff_t pw, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w, ptrdiff_t c0,             \
-    int nv) {                                                                            \
+    ptrdiff_t pw, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w, ptrdiff_t d_h,            \
+    ptrdiff_t d_w, ptrdiff_t c0, int nv) {                                               \
     cy_v##SUF acc[CY_NV_##SUF];                                                          \
     dpi += c0;                                                                           \
     keyi += c0;                                                                          \
     out += c0;                                                                           \
     for (int j = 0; j < nv; j++)                                                         \
         acc[j] = (cy_v##SUF){0};                                                         \
-    for (ptrdiff_t oh = oh0; oh < oh1; oh++)                                             \
+    for (ptrdiff_t oh = oh0; oh < oh1; oh++) {                                           \
+        ptrdiff_t kh = ph - oh * s_h;                                                    \
+        if (d_h != 1) {                                                                  \
+            if (kh % d_h) continue;                                                      \
+            kh /= d_h;                                                                   \
+        }                                                                                \
         for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                       \
             ptrdiff_t at = (oh * o_w + ow) * c_n;                                        \
-            cy_m##SUF kv = (cy_m##SUF){0}                                                \
-                + (IT)((ph - oh * s_h) * f_w + (pw - ow * s_w));                         \
+            ptrdiff_t kw = pw - ow * s_w;                                                \
+            if (d_w != 1) {                                                              \
+                if (kw % d_w) continue;                                                  \
+                kw /= d_w;                                                               \
+            }                                                                            \
+            cy_m##SUF kv = (cy_m##SUF){0} + (IT)(kh * f_w + kw);                         \
             for (int j = 0; j < nv; j++) {                                               \
                 cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);                 \
                 cy_m##SUF key = cy_kload_##SUF(keyi + at + j * CY_NL_##SUF);             \
                 acc[j] += cy_and_##SUF(cy_keq_##SUF(key, kv), g);                        \
             }                                                                            \
         }                                                                                \
+    }                                                                                    \
     for (int j = 0; j < nv; j++)                                                         \
         cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                                   \
 }                                                                                        \
@@ -479,9 +491,10 @@ static inline __attribute__((always_inline)) void cy_argmax_##SUF(              
 static inline __attribute__((always_inline)) void cy_route_first_##SUF(                  \
     const T *dpi, const int *keyi, T *out, ptrdiff_t oh0, ptrdiff_t oh1,                 \
     ptrdiff_t ow0, ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n, ptrdiff_t ph,            \
-    ptrdiff_t pw, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w) {                         \
+    ptrdiff_t pw, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w, ptrdiff_t d_h,            \
+    ptrdiff_t d_w) {                                                                     \
     CYCONV_OVER_CHANNELS(cy_route_first_block, SUF, c_n, dpi, keyi, out, oh0, oh1, ow0,  \
-                         ow1, o_w, c_n, ph, pw, s_h, s_w, f_w);                          \
+                         ow1, o_w, c_n, ph, pw, s_h, s_w, f_w, d_h, d_w);                \
 }                                                                                        \
 static inline __attribute__((always_inline)) void cy_route_ties_##SUF(                   \
     const T *dpi, const T *besti, const T *xv, T *out, ptrdiff_t oh0,                    \
