@@ -1,7 +1,7 @@
 """cyconv's kernels on Dask arrays: lazy, chunked, exact.
 
 ``cyconv.dask.conv2d``, ``conv2d_backward``, ``max_pool2d`` and ``avg_pool2d``
-take the arguments of the in-memory functions, but ``x`` (and ``dz``) may be
+(and ``global_avg_pool2d``, ``global_max_pool2d``, whole planes per task) take the arguments of the in-memory functions, but ``x`` (and ``dz``) may be
 a ``dask.array.Array``; they return lazy Dask arrays with the same values as
 the in-memory call. Dask runs the tasks, on its threaded scheduler or on a
 ``dask.distributed`` cluster; this module only builds the graph.
@@ -42,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - the test extra installs dask
     raise ImportError('cyconv.dask needs Dask: pip install "cyconv[dask]"') from exc
 
 __all__ = ["avg_pool2d", "conv2d", "conv2d_backward", "max_pool2d"]
+__all__ += ["global_avg_pool2d", "global_max_pool2d"]
 
 # Dask's functions and methods carry no annotations, so mypy --strict would
 # reject every call to them as "untyped": for the type checker they are Any.
@@ -392,6 +393,82 @@ def avg_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
     72.0
     """
     return _pool2d("avg_pool2d", x, pool_size, stride, padding, count_include_pad, num_threads)
+
+
+def _global_tile(x: npt.NDArray[Any], kind: str, layout: str,
+                 num_threads: Int | None) -> npt.NDArray[Any]:
+    func = pool.global_max_pool2d if kind == "max" else pool.global_avg_pool2d
+    return func(x, keepdims=True, layout=layout,  # type: ignore[arg-type]
+                num_threads=num_threads)
+
+
+def _global_pool2d(op: str, x: Any, keepdims: bool, layout: str,
+                   num_threads: Int | None) -> Array:
+    x = _as_dask(x, "x")
+    dtype = result_dtype(x=_empty(x))
+    keepdims = pool._check_bool(keepdims, "keepdims")
+    layout = pool._check_layout(layout)
+    pool._planes(x.shape, layout, op)
+    _check_threads(num_threads)
+    # Whole planes per task (each output needs all of its plane), so every
+    # value is the in-memory kernel's, bit for bit.
+    h, w = (1, 2) if layout == "NHWC" else (2, 3)
+    x_t = x.rechunk({h: -1, w: -1})
+    chunks = tuple((1,) if axis in (h, w) else c for axis, c in enumerate(x_t.chunks))
+    p = _map_tiles(_global_tile, x_t, chunks, dtype, kind=op[7:10], layout=layout,
+                   num_threads=num_threads)
+    if keepdims:
+        return p
+    return p[:, 0, 0, :] if layout == "NHWC" else p[:, :, 0, 0]
+
+
+def global_avg_pool2d(x: Any, *, keepdims: bool = False, layout: str = "NHWC",
+                      num_threads: Int | None = None) -> Array:
+    """Lazy :func:`cyconv.global_avg_pool2d` of a Dask array, bitwise equal to it.
+
+    Parameters
+    ----------
+    x : dask.array.Array, shape (m, n_H, n_W, C), or (m, C, n_H, n_W) with layout="NCHW"
+        Input; its spatial axes are rechunked to one chunk (each output
+        needs its whole plane), batch and channel chunks are kept.
+    keepdims, layout, num_threads
+        As for :func:`cyconv.global_avg_pool2d` (``num_threads`` per task).
+
+    Returns
+    -------
+    p : dask.array.Array, shape (m, C), or the keepdims shape
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, cyconv, cyconv.dask
+    >>> x = da.ones((4, 6, 6, 3), chunks=(2, 3, 3, 3))
+    >>> cyconv.dask.global_avg_pool2d(x).compute()[0]
+    array([1., 1., 1.])
+    """
+    return _global_pool2d("global_avg_pool2d", x, keepdims, layout, num_threads)
+
+
+def global_max_pool2d(x: Any, *, keepdims: bool = False, layout: str = "NHWC",
+                      num_threads: Int | None = None) -> Array:
+    """Lazy :func:`cyconv.global_max_pool2d` of a Dask array, bitwise equal to it.
+
+    Parameters
+    ----------
+    x, keepdims, layout, num_threads
+        As for :func:`cyconv.dask.global_avg_pool2d`.
+
+    Returns
+    -------
+    p : dask.array.Array, shape (m, C), or the keepdims shape
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, cyconv, cyconv.dask
+    >>> x = da.arange(8.0, chunks=4).reshape(1, 2, 2, 2)
+    >>> cyconv.dask.global_max_pool2d(x).compute()
+    array([[6., 7.]])
+    """
+    return _global_pool2d("global_max_pool2d", x, keepdims, layout, num_threads)
 
 
 # --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from conftest import needs_source_tree
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODULES = ["cyconv.conv", "cyconv.pool", "cyconv.layers", "cyconv.layers.sequential",
            "cyconv._threads", "cyconv.compat", "cyconv.dask"]
+MODULES += ["cyconv.layers._pool", "cyconv.reference"]
 
 
 @pytest.mark.parametrize("name", MODULES)
