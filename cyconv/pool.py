@@ -528,10 +528,10 @@ def _window_table(n: int, f: int, s: int, pad: tuple[int, int], n_out: int,
 Layout = Literal["NHWC", "NCHW"]
 
 
-def _check_layout(layout: object) -> str:
+def _check_layout(layout: object) -> Layout:
     if not isinstance(layout, str) or layout.upper() not in ("NHWC", "NCHW"):
         raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
-    return layout.upper()
+    return "NHWC" if layout.upper() == "NHWC" else "NCHW"
 
 
 def _planes(shape: tuple[int, ...], layout: str, op: str) -> tuple[int, int, int]:

@@ -411,7 +411,7 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     x = _as_4d(x, "x")
     dtype = _dtype(x)
     x = x.astype(dtype, copy=False)
-    geo = dict(dilation=dilation, ceil_mode=ceil_mode)
+    geo: dict[str, Any] = dict(dilation=dilation, ceil_mode=ceil_mode)
     (_, f_w), (s_h, s_w), ((top, _), (left, _)), _ = _pool_geometry(
         x.shape, pool_size, stride, padding, **geo)
     d_h, d_w = _pair(dilation, "dilation")
@@ -482,7 +482,7 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
     dp = _as_4d(dp, "dp")
     x = _as_4d(x, "x")
     dtype = _dtype(dp, x)
-    geo = dict(dilation=dilation, ceil_mode=ceil_mode)
+    geo: dict[str, Any] = dict(dilation=dilation, ceil_mode=ceil_mode)
     _check_grad_shape(dp, _pool_output_shape(x.shape, pool_size, stride, padding, **geo), "dp")
     dp = dp.astype(dtype, copy=False)
     n_C = x.shape[3]
@@ -507,7 +507,7 @@ def _route_by_indices(dp: FloatArray, indices: npt.NDArray[Any], dx: FloatArray,
                       pool_size: object, stride: object, padding: object,
                       dilation: object = 1, ceil_mode: bool = False) -> FloatArray:
     # max_pool2d_backward given the forward's indices (kh * f_w + kw per window).
-    geo = dict(dilation=dilation, ceil_mode=ceil_mode)
+    geo: dict[str, Any] = dict(dilation=dilation, ceil_mode=ceil_mode)
     (f_h, f_w), (s_h, s_w), ((top, _), (left, _)), _ = _pool_geometry(
         dx.shape, pool_size, stride, padding, **geo)
     d_h, d_w = _pair(dilation, "dilation")
