@@ -564,12 +564,13 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
                                  row_step, col_step, kh0 * g.f_w + kw0, g.f_w, c_n)
 
 
-# Global pools: one window per image, the whole plane. Tasks are (image,
-# chunk of GLOBAL_CHUNK channels), so a single image still spreads over the
-# threads; each output element is summed by one task in pixel order whatever
-# the thread count, so results are bitwise reproducible. The per-window
-# kernels above do the work (the plane is one window of n_hw taps), so
-# global_*_pool2d equals *_pool2d with pool_size (n_H, n_W), bit for bit.
+# Global pools: one window per image, the whole plane. Reductions run as tasks
+# of (image, chunk of GLOBAL_CHUNK channels), so a single image still spreads
+# over the threads; each output element is reduced by one task in pixel order
+# whatever the thread count, so results are bitwise reproducible. The
+# per-window kernels above do the work (the plane is one window of n_hw taps;
+# a backward pixel row is a window of one tap), so global_*_pool2d equals
+# *_pool2d with pool_size (n_H, n_W), bit for bit.
 
 cdef enum:
     GLOBAL_CHUNK = 128  # channels per task: a multiple of every level's block
@@ -608,10 +609,18 @@ def global_pool2d_forward(const floating[:, :, ::1] x,   # IN  (m, n_hw, c)
                 _sum_window(&x[i, 0, c0], &p[i, c0], 1, n_hw, 0, c_n, scale, c_len)
 
 
+cdef enum:
+    GLOBAL_PIXELS = 16  # pixels per task of the global backwards
+
+
 def global_avg_pool2d_backward(const floating[:, ::1] dp,   # IN  (m, c)
                                floating[:, :, ::1] dx,      # OUT (m, n_hw, c)
                                int num_threads):
     """dx[i, k, c] = dp[i, c] / n_hw for every pixel k (NHWC, plane flattened).
+
+    Tasks are (image, block of pixels), each pixel's channels written as one
+    contiguous row (a block of channels at a time over the whole plane would
+    write every cache line in pieces, a plane's width apart).
 
     Parameters
     ----------
@@ -623,17 +632,19 @@ def global_avg_pool2d_backward(const floating[:, ::1] dp,   # IN  (m, c)
         OpenMP threads (>= 1).
     """
     cdef Py_ssize_t m = dx.shape[0], n_hw = dx.shape[1], c_n = dx.shape[2]
-    cdef Py_ssize_t n_chunks = (c_n + GLOBAL_CHUNK - 1) // GLOBAL_CHUNK
-    cdef Py_ssize_t t, i, c0, c_len
+    cdef Py_ssize_t n_blocks = (n_hw + GLOBAL_PIXELS - 1) // GLOBAL_PIXELS
+    cdef Py_ssize_t t, i, k, k0, k1
     cdef floating scale = 1
     scale = scale / n_hw
     with nogil:
-        for t in prange(m * n_chunks, num_threads=num_threads, schedule="static"):
-            i = t // n_chunks
-            c0 = (t % n_chunks) * GLOBAL_CHUNK
-            c_len = c_n - c0 if c_n - c0 < GLOBAL_CHUNK else GLOBAL_CHUNK
-            _disjoint_window(&dx[i, 0, c0], &dx[i, 0, c0], &dp[i, c0], NULL,
-                             False, False, False, scale, 1, n_hw, 0, c_n, 0, n_hw, c_len)
+        for t in prange(m * n_blocks, num_threads=num_threads, schedule="static"):
+            i = t // n_blocks
+            k0 = (t % n_blocks) * GLOBAL_PIXELS
+            k1 = k0 + GLOBAL_PIXELS if k0 + GLOBAL_PIXELS < n_hw else n_hw
+            for k in range(k0, k1):
+                # one "window" of one tap: g * scale, stored once
+                _disjoint_window(&dx[i, k, 0], &dx[i, k, 0], &dp[i, 0], NULL,
+                                 False, False, False, scale, 1, 1, 0, 0, 0, 1, c_n)
 
 
 def global_max_pool2d_backward(const floating[:, :, ::1] x,  # IN  (m, n_hw, c)
@@ -644,9 +655,10 @@ def global_max_pool2d_backward(const floating[:, :, ::1] x,  # IN  (m, n_hw, c)
                                int num_threads):
     """Each plane's gradient to its first maximum (or first NaN), NHWC.
 
-    One task finds the argmax of its channels (integer keys, exact for any
-    plane below 2**31 pixels) and then writes every pixel of them: ``dp``
-    at the argmax, 0 elsewhere.
+    Two parallel passes: the argmax of every plane (tasks: image x block of
+    channels; integer keys, exact for any plane below 2**31 pixels), then
+    every pixel's row of ``dx`` written whole (tasks: image x block of
+    pixels): ``dp`` where the pixel is its channel's argmax, 0 elsewhere.
 
     Parameters
     ----------
@@ -663,7 +675,8 @@ def global_max_pool2d_backward(const floating[:, :, ::1] x,  # IN  (m, n_hw, c)
     """
     cdef Py_ssize_t m = x.shape[0], n_hw = x.shape[1], c_n = x.shape[2]
     cdef Py_ssize_t n_chunks = (c_n + GLOBAL_CHUNK - 1) // GLOBAL_CHUNK
-    cdef Py_ssize_t t, i, c0, c_len
+    cdef Py_ssize_t n_blocks = (n_hw + GLOBAL_PIXELS - 1) // GLOBAL_PIXELS
+    cdef Py_ssize_t t, i, c0, c_len, k, k0, k1
     with nogil:
         for t in prange(m * n_chunks, num_threads=num_threads, schedule="static"):
             i = t // n_chunks
@@ -671,8 +684,14 @@ def global_max_pool2d_backward(const floating[:, :, ::1] x,  # IN  (m, n_hw, c)
             c_len = c_n - c0 if c_n - c0 < GLOBAL_CHUNK else GLOBAL_CHUNK
             _argmax_window(&x[i, 0, c0], 1, n_hw, 0, c_n, 0, n_hw,
                            &best[i, c0], &key[i, c0], c_len)
-            _disjoint_window(&x[i, 0, c0], &dx[i, 0, c0], &dp[i, c0], &key[i, c0],
-                             True, False, True, 0, 1, n_hw, 0, c_n, 0, n_hw, c_len)
+        for t in prange(m * n_blocks, num_threads=num_threads, schedule="static"):
+            i = t // n_blocks
+            k0 = (t % n_blocks) * GLOBAL_PIXELS
+            k1 = k0 + GLOBAL_PIXELS if k0 + GLOBAL_PIXELS < n_hw else n_hw
+            for k in range(k0, k1):
+                # one tap whose index is k: dp where key == k
+                _disjoint_window(&x[i, k, 0], &dx[i, k, 0], &dp[i, 0], &key[i, 0],
+                                 True, False, True, 0, 1, 1, 0, 0, k, 1, c_n)
 
 
 # NCHW global pools: each (image, channel) plane is a contiguous row, reduced
