@@ -24,6 +24,7 @@ C-contiguous, non-empty buffers; nothing here can fail.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
+from libc.string cimport memcpy, memset
 
 from cyconv._window cimport tap_begin, tap_end
 
@@ -104,6 +105,14 @@ cdef extern from "_pool_simd.h":
     void cy_avg_disjoint_f64(double *dxw, const double *g, Py_ssize_t n_kh,
                              Py_ssize_t n_kw, Py_ssize_t row_step,
                              Py_ssize_t col_step, double scale, Py_ssize_t c_n) noexcept nogil
+    void cy_gsum_f32(const float *x, float *acc, Py_ssize_t c_n) noexcept nogil
+    void cy_gsum_f64(const double *x, double *acc, Py_ssize_t c_n) noexcept nogil
+    void cy_gmax_f32(const float *x, float *best, Py_ssize_t c_n) noexcept nogil
+    void cy_gmax_f64(const double *x, double *best, Py_ssize_t c_n) noexcept nogil
+    void cy_gargmax_f32(const float *x, float *best, int *key, int k,
+                        Py_ssize_t c_n) noexcept nogil
+    void cy_gargmax_f64(const double *x, double *best, int *key, long long k,
+                        Py_ssize_t c_n) noexcept nogil
     void cy_spread_f32(const float *dpi, float *out, Py_ssize_t oh0, Py_ssize_t oh1,
                        Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
                        const float *inv_h, const float *inv_w) noexcept nogil
@@ -567,13 +576,35 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
 # Global pools: one window per image, the whole plane. Reductions run as tasks
 # of (image, chunk of GLOBAL_CHUNK channels), so a single image still spreads
 # over the threads; each output element is reduced by one task in pixel order
-# whatever the thread count, so results are bitwise reproducible. The
-# per-window kernels above do the work (the plane is one window of n_hw taps;
-# a backward pixel row is a window of one tap), so global_*_pool2d equals
-# *_pool2d with pool_size (n_H, n_W), bit for bit.
+# whatever the thread count, so results are bitwise reproducible. A task
+# folds the plane in row by row (cy_gsum/cy_gmax/cy_gargmax: each pixel's
+# chunk read once, contiguously), with the same operations per channel as
+# the window kernels above, so global_*_pool2d equals *_pool2d with
+# pool_size (n_H, n_W) bit for bit (a NaN's payload aside); the backwards
+# write each pixel's row whole, as a window of one tap.
 
 cdef enum:
     GLOBAL_CHUNK = 128  # channels per task: a multiple of every level's block
+
+
+cdef void _global_row(const floating *x, floating *out, bint is_max, bint first,
+                      Py_ssize_t c_n) noexcept nogil:
+    # Fold one pixel row x into the running results out (c_n channels); the
+    # first row starts them (the max at that row, the sum at +0.0 plus it).
+    if is_max:
+        if first:
+            memcpy(out, x, c_n * sizeof(floating))
+        elif floating is float:
+            cy_gmax_f32(x, out, c_n)
+        else:
+            cy_gmax_f64(x, out, c_n)
+        return
+    if first:
+        memset(out, 0, c_n * sizeof(floating))
+    if floating is float:
+        cy_gsum_f32(x, out, c_n)
+    else:
+        cy_gsum_f64(x, out, c_n)
 
 
 def global_pool2d_forward(const floating[:, :, ::1] x,   # IN  (m, n_hw, c)
@@ -586,8 +617,9 @@ def global_pool2d_forward(const floating[:, :, ::1] x,   # IN  (m, n_hw, c)
     x : C-contiguous memoryview, non-empty
         Input, ``(m, n_H * n_W, C)``.
     p : C-contiguous memoryview
-        Output ``(m, C)``, fully overwritten: the plane's maximum (NaN if it
-        holds one) or its mean (sum in pixel order, times ``1 / (n_H n_W)``).
+        Output ``(m, C)``, fully overwritten: the plane's maximum (its first
+        NaN if it holds one) or its mean (sum in pixel order, times
+        ``1 / (n_H n_W)``).
     is_max : bool
         Max pooling (else average).
     num_threads : int
@@ -595,7 +627,7 @@ def global_pool2d_forward(const floating[:, :, ::1] x,   # IN  (m, n_hw, c)
     """
     cdef Py_ssize_t m = x.shape[0], n_hw = x.shape[1], c_n = x.shape[2]
     cdef Py_ssize_t n_chunks = (c_n + GLOBAL_CHUNK - 1) // GLOBAL_CHUNK
-    cdef Py_ssize_t t, i, c0, c_len
+    cdef Py_ssize_t t, i, c0, c_len, k
     cdef floating scale = 1
     scale = scale / n_hw
     with nogil:
@@ -603,10 +635,10 @@ def global_pool2d_forward(const floating[:, :, ::1] x,   # IN  (m, n_hw, c)
             i = t // n_chunks
             c0 = (t % n_chunks) * GLOBAL_CHUNK
             c_len = c_n - c0 if c_n - c0 < GLOBAL_CHUNK else GLOBAL_CHUNK
-            if is_max:
-                _max_window(&x[i, 0, c0], &p[i, c0], 1, n_hw, 0, c_n, c_len)
-            else:
-                _sum_window(&x[i, 0, c0], &p[i, c0], 1, n_hw, 0, c_n, scale, c_len)
+            for k in range(n_hw):
+                _global_row(&x[i, k, c0], &p[i, c0], is_max, k == 0, c_len)
+            if not is_max:  # the mean: one multiply, as cy_sum_block's
+                _sum_window(&p[i, c0], &p[i, c0], 1, 1, 0, 0, scale, c_len)
 
 
 cdef enum:
@@ -682,8 +714,13 @@ def global_max_pool2d_backward(const floating[:, :, ::1] x,  # IN  (m, n_hw, c)
             i = t // n_chunks
             c0 = (t % n_chunks) * GLOBAL_CHUNK
             c_len = c_n - c0 if c_n - c0 < GLOBAL_CHUNK else GLOBAL_CHUNK
-            _argmax_window(&x[i, 0, c0], 1, n_hw, 0, c_n, 0, n_hw,
-                           &best[i, c0], &key[i, c0], c_len)
+            memcpy(&best[i, c0], &x[i, 0, c0], c_len * sizeof(floating))
+            memset(&key[i, c0], 0, c_len * sizeof(int))
+            for k in range(1, n_hw):
+                if floating is float:
+                    cy_gargmax_f32(&x[i, k, c0], &best[i, c0], &key[i, c0], <int>k, c_len)
+                else:
+                    cy_gargmax_f64(&x[i, k, c0], &best[i, c0], &key[i, c0], k, c_len)
         for t in prange(m * n_blocks, num_threads=num_threads, schedule="static"):
             i = t // n_blocks
             k0 = (t % n_blocks) * GLOBAL_PIXELS

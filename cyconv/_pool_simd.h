@@ -420,6 +420,48 @@ static inline __attribute__((always_inline)) void cy_spread_block_##SUF(        
         }                                                                                \
     for (int j = 0; j < nv; j++)                                                         \
         cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                                   \
+}                                                                                        \
+                                                                                         \
+/* Global pools, one pixel row x at a time, the running results in memory    */          \
+/* (a task's chunk of channels stays in L1): each row is read whole and      */          \
+/* once, where the window kernels above would read a plane a block of        */          \
+/* channels at a time. The order per channel is still pixel order, so the    */          \
+/* sums are those of cy_sum_block. acc[c] += x[c]:                           */          \
+static inline __attribute__((always_inline)) void cy_gsum_block_##SUF(                   \
+    const T *x, T *acc, ptrdiff_t c0, int nv) {                                          \
+    x += c0;                                                                             \
+    acc += c0;                                                                           \
+    for (int j = 0; j < nv; j++)                                                         \
+        cy_store_##SUF(acc + j * CY_NL_##SUF, cy_load_##SUF(acc + j * CY_NL_##SUF)       \
+                                              + cy_load_##SUF(x + j * CY_NL_##SUF));     \
+}                                                                                        \
+                                                                                         \
+/* best[c] takes x[c] if strictly greater or the first NaN (cy_takes_over);   */         \
+/* with key, key[c] takes the pixel index k too.                            */           \
+static inline __attribute__((always_inline)) void cy_gmax_block_##SUF(                   \
+    const T *x, T *best, ptrdiff_t c0, int nv) {                                         \
+    x += c0;                                                                             \
+    best += c0;                                                                          \
+    for (int j = 0; j < nv; j++) {                                                       \
+        cy_v##SUF v = cy_load_##SUF(x + j * CY_NL_##SUF);                                \
+        cy_v##SUF b = cy_load_##SUF(best + j * CY_NL_##SUF);                             \
+        cy_store_##SUF(best + j * CY_NL_##SUF, cy_blend_##SUF(cy_takes_over_##SUF(v, b), v, b)); \
+    }                                                                                    \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_gargmax_block_##SUF(                \
+    const T *x, T *best, int *key, IT k, ptrdiff_t c0, int nv) {                         \
+    cy_m##SUF kv = (cy_m##SUF){0} + k;                                                   \
+    x += c0;                                                                             \
+    best += c0;                                                                          \
+    key += c0;                                                                           \
+    for (int j = 0; j < nv; j++) {                                                       \
+        cy_v##SUF v = cy_load_##SUF(x + j * CY_NL_##SUF);                                \
+        cy_v##SUF b = cy_load_##SUF(best + j * CY_NL_##SUF);                             \
+        cy_b##SUF take = cy_takes_over_##SUF(v, b);                                      \
+        cy_store_##SUF(best + j * CY_NL_##SUF, cy_blend_##SUF(take, v, b));              \
+        cy_kstore_##SUF(key + j * CY_NL_##SUF,                                           \
+                        cy_kblend_##SUF(take, kv, cy_kload_##SUF(key + j * CY_NL_##SUF))); \
+    }                                                                                    \
 }
 
 /* One tail pattern: channels [0, c_n) of one window through the block      */
@@ -519,6 +561,18 @@ static inline __attribute__((always_inline)) void cy_avg_disjoint_##SUF(        
     ptrdiff_t col_step, T scale, ptrdiff_t c_n) {                                        \
     CYCONV_OVER_CHANNELS(cy_avg_disjoint_block, SUF, c_n, dxw, g, n_kh, n_kw, row_step,  \
                          col_step, scale);                                               \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_gsum_##SUF(                         \
+    const T *x, T *acc, ptrdiff_t c_n) {                                                 \
+    CYCONV_OVER_CHANNELS(cy_gsum_block, SUF, c_n, x, acc);                               \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_gmax_##SUF(                         \
+    const T *x, T *best, ptrdiff_t c_n) {                                                \
+    CYCONV_OVER_CHANNELS(cy_gmax_block, SUF, c_n, x, best);                              \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_gargmax_##SUF(                      \
+    const T *x, T *best, int *key, IT k, ptrdiff_t c_n) {                                \
+    CYCONV_OVER_CHANNELS(cy_gargmax_block, SUF, c_n, x, best, key, k);                   \
 }                                                                                        \
 static inline __attribute__((always_inline)) void cy_spread_##SUF(                       \
     const T *dpi, T *out, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0,                   \
