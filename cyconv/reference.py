@@ -19,7 +19,12 @@ Conventions
   ``((top, bottom), (left, right))``, ``"valid"`` or ``"same"`` (the
   TensorFlow rule: ``out = ceil(n / s)``, the extra pixel goes at the end).
 * Per spatial axis the output size is
-  ``floor((n + p_begin + p_end - f) / s) + 1``.
+  ``floor((n + p_begin + p_end - f) / s) + 1``. Pools take PyTorch's
+  ``ceil_mode`` (round up; the last window must start inside the input or
+  the padding before it) and max-pool its ``dilation`` (taps ``d`` apart, a
+  window extent of ``d * (f - 1) + 1``, which is then ``f`` above).
+* ``global_avg_pool2d`` / ``global_max_pool2d`` reduce each channel's plane,
+  NHWC or NCHW.
 * Results have the ``np.result_type`` of the inputs; integer and bool inputs
   are computed in float64.
 """
