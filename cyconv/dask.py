@@ -1,7 +1,8 @@
 """cyconv's kernels on Dask arrays: lazy, chunked, exact.
 
 ``cyconv.dask.conv2d``, ``conv2d_backward``, ``max_pool2d`` and ``avg_pool2d``
-(and ``global_avg_pool2d``, ``global_max_pool2d``, whole planes per task) take the arguments of the in-memory functions, but ``x`` (and ``dz``) may be
+(and ``global_avg_pool2d``, ``global_max_pool2d``, whole planes per task)
+take the arguments of the in-memory functions, but ``x`` (and ``dz``) may be
 a ``dask.array.Array``; they return lazy Dask arrays with the same values as
 the in-memory call. Dask runs the tasks, on its threaded scheduler or on a
 ``dask.distributed`` cluster; this module only builds the graph.

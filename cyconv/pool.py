@@ -89,7 +89,8 @@ def _output_size(n: int, f: int, pad: tuple[int, int], s: int, d: int, ceil_mode
 
 def _block(f: tuple[int, int], s: tuple[int, int], pads: Pads,
            d: tuple[int, int] = (1, 1)) -> tuple[int, ...]:
-    # The kernels' geometry block (see _pool.pyx): (f_h, f_w, s_h, s_w, p_t, p_b, p_l, p_r, d_h, d_w).
+    # The kernels' geometry block (see _pool.pyx):
+    # (f_h, f_w, s_h, s_w, p_t, p_b, p_l, p_r, d_h, d_w).
     return (f[0], f[1], s[0], s[1], pads[0][0], pads[0][1], pads[1][0], pads[1][1], d[0], d[1])
 
 
