@@ -202,7 +202,10 @@ cdef void _pool_row(const floating *x, floating *p, bint is_max,
     cdef Py_ssize_t ow, kw0, kw1, n_kh, n_kw, count
     cdef Py_ssize_t row_step = g.d_h * n_w * c_n, col_step = g.d_w * c_n
     cdef const floating *xw
-    cdef floating scale
+    cdef floating scale = 1, full_scale = 1
+    # The divisor of a window inside the padded input, once per row: a
+    # division per window costs as much as a small window's sum.
+    full_scale = full_scale / (g.f_h * g.f_w)
     n_kh = kh1 - kh0 if kh1 > kh0 else 0
     for ow in range(o_w):
         kw0 = _tap_begin(ow, g.s_w, g.p_l, g.d_w)
@@ -214,13 +217,20 @@ cdef void _pool_row(const floating *x, floating *p, bint is_max,
         else:
             xw = x + ((oh * g.s_h - g.p_t + kh0 * g.d_h) * n_w
                       + ow * g.s_w - g.p_l + kw0 * g.d_w) * c_n
-        if count_include_pad:
+        if is_max:
+            pass  # no divisor
+        elif count_include_pad:
             count = pad_h * _padded_taps(ow, g.s_w, g.f_w, n_w + g.p_l + g.p_r)
+            if count == g.f_h * g.f_w:
+                scale = full_scale
+            else:  # a ceil_mode window running past the padded input
+                scale = 1
+                scale = scale / count
         else:
             count = n_kh * n_kw
-        scale = 1
-        if count > 0:
-            scale = scale / count
+            scale = 1
+            if count > 0:
+                scale = scale / count
         if is_max:
             _max_window(xw, p + ow * c_n, n_kh, n_kw, row_step, col_step, c_n)
         else:
@@ -544,7 +554,8 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
     cdef Py_ssize_t c_n = dp.shape[3], n_h = dx.shape[1], n_w = dx.shape[2]
     cdef Py_ssize_t row_step = g.d_h * n_w * c_n, col_step = g.d_w * c_n
     cdef Py_ssize_t row, i, oh, ow, kh0, kh1, kw0, kw1, at, count, pad_h
-    cdef floating scale
+    cdef floating scale = 1, full_scale = 1
+    full_scale = full_scale / (g.f_h * g.f_w)  # a window inside the padded input
     with nogil:
         for row in prange(m * o_h, num_threads=num_threads, schedule="static"):
             i = row // o_h
@@ -559,12 +570,19 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
                 kw1 = _tap_end(ow, g.s_w, g.p_l, n_w, g.f_w, g.d_w)
                 if kw0 >= kw1:
                     continue
-                if count_include_pad:
+                if is_max:
+                    scale = 0  # not read
+                elif count_include_pad:
                     count = pad_h * _padded_taps(ow, g.s_w, g.f_w, n_w + g.p_l + g.p_r)
+                    if count == g.f_h * g.f_w:
+                        scale = full_scale
+                    else:  # a ceil_mode window running past the padded input
+                        scale = 1
+                        scale = scale / count
                 else:
                     count = (kh1 - kh0) * (kw1 - kw0)
-                scale = 1
-                scale = scale / count
+                    scale = 1
+                    scale = scale / count
                 at = ((oh * g.s_h - g.p_t + kh0 * g.d_h) * n_w
                       + ow * g.s_w - g.p_l + kw0 * g.d_w) * c_n
                 _disjoint_window(&x[i, 0, 0, 0] + at, &dx[i, 0, 0, 0] + at, &dp[i, oh, ow, 0],

@@ -259,27 +259,37 @@ static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(   
     out += c0;                                                                           \
     for (int j = 0; j < nv; j++)                                                         \
         acc[j] = (cy_v##SUF){0};                                                         \
-    for (ptrdiff_t oh = oh0; oh < oh1; oh++) {                                           \
-        ptrdiff_t kh = ph - oh * s_h;                                                    \
-        if (d_h != 1) {                                                                  \
-            if (kh % d_h) continue;                                                      \
-            kh /= d_h;                                                                   \
-        }                                                                                \
-        for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                       \
-            ptrdiff_t at = (oh * o_w + ow) * c_n;                                        \
-            ptrdiff_t kw = pw - ow * s_w;                                                \
-            if (d_w != 1) {                                                              \
-                if (kw % d_w) continue;                                                  \
-                kw /= d_w;                                                               \
+    /* undilated: the loop as it was before dilation (no division, no skip) */           \
+    if (d_h == 1 && d_w == 1)                                                            \
+        for (ptrdiff_t oh = oh0; oh < oh1; oh++)                                         \
+            for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                   \
+                ptrdiff_t at = (oh * o_w + ow) * c_n;                                    \
+                cy_m##SUF kv = (cy_m##SUF){0}                                            \
+                    + (IT)((ph - oh * s_h) * f_w + (pw - ow * s_w));                     \
+                for (int j = 0; j < nv; j++) {                                           \
+                    cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);             \
+                    cy_m##SUF key = cy_kload_##SUF(keyi + at + j * CY_NL_##SUF);         \
+                    acc[j] += cy_and_##SUF(cy_keq_##SUF(key, kv), g);                    \
+                }                                                                        \
             }                                                                            \
-            cy_m##SUF kv = (cy_m##SUF){0} + (IT)(kh * f_w + kw);                         \
-            for (int j = 0; j < nv; j++) {                                               \
-                cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);                 \
-                cy_m##SUF key = cy_kload_##SUF(keyi + at + j * CY_NL_##SUF);             \
-                acc[j] += cy_and_##SUF(cy_keq_##SUF(key, kv), g);                        \
+    else                                                                                 \
+        for (ptrdiff_t oh = oh0; oh < oh1; oh++) {                                       \
+            ptrdiff_t kh = ph - oh * s_h;                                                \
+            if (kh % d_h)                                                                \
+                continue;                                                                \
+            for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                   \
+                ptrdiff_t at = (oh * o_w + ow) * c_n;                                    \
+                ptrdiff_t kw = pw - ow * s_w;                                            \
+                if (kw % d_w)                                                            \
+                    continue;                                                            \
+                cy_m##SUF kv = (cy_m##SUF){0} + (IT)(kh / d_h * f_w + kw / d_w);         \
+                for (int j = 0; j < nv; j++) {                                           \
+                    cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);             \
+                    cy_m##SUF key = cy_kload_##SUF(keyi + at + j * CY_NL_##SUF);         \
+                    acc[j] += cy_and_##SUF(cy_keq_##SUF(key, kv), g);                    \
+                }                                                                        \
             }                                                                            \
         }                                                                                \
-    }                                                                                    \
     for (int j = 0; j < nv; j++)                                                         \
         cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                                   \
 }                                                                                        \

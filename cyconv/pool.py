@@ -53,17 +53,27 @@ def _geometry(op: str, x_shape: tuple[int, ...], pool_size: IntPair, stride: Int
               padding: Padding, dilation: IntPair = 1, ceil_mode: bool = False,
               ) -> tuple[tuple[int, int], tuple[int, int], Pads, tuple[int, int, int, int]]:
     # (pool (f_h, f_w), stride, pads, output shape) for an NHWC input shape.
+    return _geometry_d(op, x_shape, pool_size, stride, padding, dilation, ceil_mode)[:4]
+
+
+def _geometry_d(op: str, x_shape: tuple[int, ...], pool_size: IntPair, stride: IntPair | None,
+                padding: Padding, dilation: IntPair = 1, ceil_mode: bool = False,
+                ) -> tuple[tuple[int, int], tuple[int, int], Pads, tuple[int, int, int, int],
+                           tuple[int, int]]:
+    # _geometry's results and the dilation (d_h, d_w).
     m, n_h, n_w, c = x_shape
     f = parse_pair(pool_size, "pool_size")
     s = f if stride is None else parse_pair(stride, "stride")
-    d = parse_pair(dilation, "dilation")
-    ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    # the defaults without parse_pair's checks (a few microseconds per call)
+    d = (1, 1) if type(dilation) is int and dilation == 1 else parse_pair(dilation, "dilation")
+    if ceil_mode is not False:
+        ceil_mode = _check_bool(ceil_mode, "ceil_mode")
     extent = (d[0] * (f[0] - 1) + 1, d[1] * (f[1] - 1) + 1)
     pads = parse_padding(padding, (n_h, n_w), extent, s)
     o_h = _output_size(n_h, f[0], pads[0], s[0], d[0], ceil_mode, "height (axis 1)", op)
     o_w = _output_size(n_w, f[1], pads[1], s[1], d[1], ceil_mode, "width (axis 2)", op)
     check_output_size(op, (o_h, o_w), pads, s)
-    return f, s, pads, (m, o_h, o_w, c)
+    return f, s, pads, (m, o_h, o_w, c), d
 
 
 def _output_size(n: int, f: int, pad: tuple[int, int], s: int, d: int, ceil_mode: bool,
@@ -189,9 +199,9 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     """
     x = as_array(x, "x", 4)
     dtype = result_dtype(x=x)
-    f, s, pads, shape = _geometry("max_pool2d", x.shape, pool_size, stride, padding,
-                                  dilation, ceil_mode)
-    geom = _block(f, s, pads, parse_pair(dilation, "dilation"))
+    f, s, pads, shape, d = _geometry_d("max_pool2d", x.shape, pool_size, stride, padding,
+                                       dilation, ceil_mode)
+    geom = _block(f, s, pads, d)
     n_threads = resolve_num_threads(num_threads)
     if return_indices and f[0] * f[1] >= _MAX_POOL_AREA:
         raise ValueError(f"pool_size must cover fewer than 2**31 elements with "
@@ -296,9 +306,8 @@ def _max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair
     dp = as_array(dp, "dp", 4)
     x = as_array(x, "x", 4)
     dtype = result_dtype(dp=dp, x=x)
-    f, s, pads, shape = _geometry("max_pool2d_backward", x.shape, pool_size, stride, padding,
-                                  dilation, ceil_mode)
-    d = parse_pair(dilation, "dilation")
+    f, s, pads, shape, d = _geometry_d("max_pool2d_backward", x.shape, pool_size, stride,
+                                       padding, dilation, ceil_mode)
     geom = _block(f, s, pads, d)
     extent = (d[0] * (f[0] - 1) + 1, d[1] * (f[1] - 1) + 1)
     if f[0] * f[1] >= _MAX_POOL_AREA:
@@ -468,8 +477,8 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
     (cover_h, inv_h), (cover_w, inv_w) = [
         _window_table(n, f_, s_, pad, o, count_include_pad, dtype)
         for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3])]
-    clipped = any((o - 1) * s_ + f_ > n + pad[0] + pad[1]
-                  for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3]))
+    clipped = ((shape[1] - 1) * s[0] + f[0] > x_shape[1] + pads[0][0] + pads[0][1]
+               or (shape[2] - 1) * s[1] + f[1] > x_shape[2] + pads[1][0] + pads[1][1])
     if count_include_pad and not clipped:  # one rounding: 1 / (f_h * f_w), not 1 / f_h * 1 / f_w
         inv_h = np.ones_like(inv_h)
         inv_w = np.full_like(inv_w, 1.0 / (f[0] * f[1]))
@@ -512,6 +521,8 @@ def _window_table(n: int, f: int, s: int, pad: tuple[int, int], n_out: int,
     cover[:, 0] = np.where(t <= 0, 0, -(-t // s))
     cover[:, 1] = np.minimum((i + pad[0]) // s + 1, n_out)
     if count_include_pad:
+        if (n_out - 1) * s + f <= n + pad[0] + pad[1]:  # every window in the padded input
+            return cover, np.full(n_out, 1.0 / f, dtype=dtype)
         # taps inside the padded input: f, but fewer for ceil_mode's last windows
         taps = np.minimum(f, n + pad[0] + pad[1] - np.arange(n_out) * s)
         return cover, (1.0 / taps).astype(dtype)
