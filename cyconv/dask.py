@@ -211,13 +211,16 @@ def _conv2d_tile(x: npt.NDArray[Any], w: npt.NDArray[Any], b: npt.NDArray[Any] |
 def _pool2d_tile(x: npt.NDArray[Any], kind: str, pool_size: tuple[int, int],
                  stride: tuple[int, int], pads_h: list[tuple[int, int]],
                  pads_w: list[tuple[int, int]], count_include_pad: bool,
-                 num_threads: Int | None, block_id: tuple[int, ...]) -> npt.NDArray[Any]:
+                 num_threads: Int | None, block_id: tuple[int, ...],
+                 dilation: tuple[int, int] = (1, 1), ceil_mode: bool = False,
+                 ) -> npt.NDArray[Any]:
     padding = (pads_h[block_id[1]], pads_w[block_id[2]])
     if kind == "max":
         return pool.max_pool2d(x, pool_size, stride=stride, padding=padding,
-                               num_threads=num_threads)
+                               num_threads=num_threads, dilation=dilation, ceil_mode=ceil_mode)
     return pool.avg_pool2d(x, pool_size, stride=stride, padding=padding,
-                           count_include_pad=count_include_pad, num_threads=num_threads)
+                           count_include_pad=count_include_pad, num_threads=num_threads,
+                           ceil_mode=ceil_mode)
 
 
 # --------------------------------------------------------------------------
@@ -296,20 +299,34 @@ def conv2d(x: Any, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *, stride: 
 
 
 def _pool2d(op: str, x: Any, pool_size: IntPair, stride: IntPair | None, padding: Padding,
-            count_include_pad: bool, num_threads: Int | None) -> Array:
+            count_include_pad: bool, num_threads: Int | None, dilation: IntPair = 1,
+            ceil_mode: bool = False) -> Array:
     x = _as_dask(x, "x")
     dtype = result_dtype(x=_empty(x))
-    f, s, pads, shape = pool._geometry(op, x.shape, pool_size, stride, padding)
+    f, s, pads, shape, d = pool._geometry_d(op, x.shape, pool_size, stride, padding, dilation,
+                                            ceil_mode)
     _check_threads(num_threads)
-    x_t, tiles_h, tiles_w = _spatial_tiles(x, f, s, pads, shape[1:3])
+    # Tiles are cut on the window's extent d * (f - 1) + 1.
+    extent = (d[0] * (f[0] - 1) + 1, d[1] * (f[1] - 1) + 1)
+    x_t, tiles_h, tiles_w = _spatial_tiles(x, extent, s, pads, shape[1:3])
     chunks = (x.chunks[0], _out_chunks(tiles_h), _out_chunks(tiles_w), x.chunks[3])
+    pads_h, pads_w = _pads(tiles_h), _pads(tiles_w)
+    if ceil_mode:
+        # A last tile whose windows run past the padded input gets the image's
+        # padding after it and ceil_mode, so its windows, and an average's
+        # divisors, are the in-memory ones; on every other tile the windows
+        # fit exactly and ceil_mode rounds nothing.
+        pads_h = [(b, min(e, pads[0][1])) for b, e in pads_h]
+        pads_w = [(b, min(e, pads[1][1])) for b, e in pads_w]
     return _map_tiles(_pool2d_tile, x_t, chunks, dtype, kind=op[:3], pool_size=f, stride=s,
-                      pads_h=_pads(tiles_h), pads_w=_pads(tiles_w),
-                      count_include_pad=bool(count_include_pad), num_threads=num_threads)
+                      pads_h=pads_h, pads_w=pads_w,
+                      count_include_pad=bool(count_include_pad), num_threads=num_threads,
+                      dilation=d, ceil_mode=bool(ceil_mode))
 
 
 def max_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
-               padding: Padding = 0, num_threads: Int | None = None) -> Array:
+               padding: Padding = 0, num_threads: Int | None = None, dilation: IntPair = 1,
+               ceil_mode: bool = False) -> Array:
     """Lazy :func:`cyconv.max_pool2d` of a Dask array, tile by tile, exact at the seams.
 
     Parameters
@@ -317,7 +334,7 @@ def max_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
     x : dask.array.Array, shape (m, n_H, n_W, C)
         Input, chunked along any axes (other array-likes are wrapped with
         ``dask.array.asarray``).
-    pool_size, stride, padding
+    pool_size, stride, padding, dilation, ceil_mode
         As for :func:`cyconv.max_pool2d` (``padding`` is that of the whole
         image; padded positions count as -inf).
     num_threads : int, optional
@@ -348,12 +365,13 @@ def max_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
     array([[ 9., 11., 13., 15.],
            [25., 27., 29., 31.]])
     """
-    return _pool2d("max_pool2d", x, pool_size, stride, padding, True, num_threads)
+    return _pool2d("max_pool2d", x, pool_size, stride, padding, True, num_threads, dilation,
+                   ceil_mode)
 
 
 def avg_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
                padding: Padding = 0, count_include_pad: bool = True,
-               num_threads: Int | None = None) -> Array:
+               num_threads: Int | None = None, ceil_mode: bool = False) -> Array:
     """Lazy :func:`cyconv.avg_pool2d` of a Dask array, tile by tile, exact at the seams.
 
     Parameters
@@ -361,7 +379,7 @@ def avg_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
     x : dask.array.Array, shape (m, n_H, n_W, C)
         Input, chunked along any axes (other array-likes are wrapped with
         ``dask.array.asarray``).
-    pool_size, stride, padding, count_include_pad
+    pool_size, stride, padding, count_include_pad, ceil_mode
         As for :func:`cyconv.avg_pool2d` (``padding`` is that of the whole
         image; the divisor of each window is the in-memory one).
     num_threads : int, optional
@@ -393,7 +411,8 @@ def avg_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
     >>> float(p.sum().compute())
     72.0
     """
-    return _pool2d("avg_pool2d", x, pool_size, stride, padding, count_include_pad, num_threads)
+    return _pool2d("avg_pool2d", x, pool_size, stride, padding, count_include_pad, num_threads,
+                   1, ceil_mode)
 
 
 def _global_tile(x: npt.NDArray[Any], kind: str, layout: str,

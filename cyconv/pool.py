@@ -80,20 +80,26 @@ def _output_size(n: int, f: int, pad: tuple[int, int], s: int, d: int, ceil_mode
                  axis: str, op: str) -> int:
     # One axis: the shared floor rule, or PyTorch's ceil_mode rule, in which the
     # last window must start inside the input or its padding before
-    # (``(o - 1) * s < n + pad[0]``) and may run past the padding after.
-    if d == 1:
-        o = conv_output_size(n, f, pad, s, axis, op)
-    else:
-        o = output_size(n, f, pad, s, d)
-        if o < 1:
-            raise ValueError(
-                f"{op}: the window is larger than the padded input along {axis}: input {n} + "
-                f"padding {pad[0]}+{pad[1]} = {n + pad[0] + pad[1]} < window extent "
-                f"{d * (f - 1) + 1} (pool {f} with dilation {d})")
+    # (``(o - 1) * s < n + pad[0]``) and may run past the padding after (even
+    # a window larger than the padded input gives one output).
+    extent = d * (f - 1) + 1
     if ceil_mode:
-        o = -(-(n + pad[0] + pad[1] - d * (f - 1) - 1) // s) + 1
+        o = -(-(n + pad[0] + pad[1] - extent) // s) + 1
         if (o - 1) * s >= n + pad[0]:
             o -= 1
+        if o < 1:
+            raise ValueError(
+                f"{op}: ceil_mode leaves no window along {axis}: input {n} + padding "
+                f"{pad[0]}+{pad[1]} = {n + pad[0] + pad[1]}, window extent {extent}, stride {s}")
+        return o
+    if d == 1:
+        return conv_output_size(n, f, pad, s, axis, op)
+    o = output_size(n, f, pad, s, d)
+    if o < 1:
+        raise ValueError(
+            f"{op}: the window is larger than the padded input along {axis}: input {n} + "
+            f"padding {pad[0]}+{pad[1]} = {n + pad[0] + pad[1]} < window extent "
+            f"{extent} (pool {f} with dilation {d})")
     return o
 
 
@@ -156,7 +162,8 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         ``ceil((n + p_begin + p_end - d*(f-1) - 1) / s) + 1``, minus one if
         the last window would start at or after ``n + p_begin`` (it must
         start inside the input or the padding before it). The last window
-        may run past the padded input; it pools what it covers.
+        may run past the padded input; it pools what it covers (so a window
+        larger than the padded input gives one output, as in PyTorch).
 
     Returns
     -------

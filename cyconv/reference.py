@@ -694,18 +694,20 @@ def _pool_geometry(x_shape: tuple[int, ...], pool_size: object, stride: object,
 def _pool_out_size(n: int, extent: int, s: int, pads: tuple[int, int], ceil_mode: bool,
                    axis: str) -> int:
     begin, end = pads
+    if ceil_mode:
+        # PyTorch: round up, but the last window must start inside the input
+        # or the padding before it; it may run past the padding after.
+        out = -(-(n + begin + end - extent) // s) + 1
+        if (out - 1) * s >= n + begin:
+            out -= 1
+        if out < 1:
+            raise ValueError(f"ceil_mode leaves no window along the {axis}")
+        return out
     if n + begin + end < extent:
         raise ValueError(
             f"the padded input {axis} ({n} + {begin} + {end}) is smaller than the window "
             f"({extent})")
-    if not ceil_mode:
-        return (n + begin + end - extent) // s + 1
-    # PyTorch: round up, but the last window must start inside the input or
-    # the padding before it.
-    out = -(-(n + begin + end - extent) // s) + 1
-    if (out - 1) * s >= n + begin:
-        out -= 1
-    return out
+    return (n + begin + end - extent) // s + 1
 
 
 def _pool_output_shape(x_shape: tuple[int, ...], pool_size: object, stride: object,

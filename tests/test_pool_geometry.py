@@ -240,3 +240,38 @@ def test_avg_pool_bad_ceil_mode_raises_naming_it(op):
             cyconv.avg_pool2d_backward(np.ones((1, 1, 1, 2)), (1, 3, 3, 2), 2, ceil_mode="no")
     with pytest.raises(TypeError, match="dilation"):  # average pooling has no dilation
         cyconv.avg_pool2d(np.ones((1, 3, 3, 2)), 2, dilation=2)
+
+
+def test_ceil_mode_accepts_a_window_larger_than_the_input_as_pytorch_does():
+    # PyTorch: n=3, f=4, s=2 gives one window (input 0..2 and one position past
+    # it), max 3 and mean 6 / 3; with s=1 no window starts inside: an error.
+    x = np.arange(1.0, 4.0).reshape(1, 1, 3, 1)
+    kw = dict(stride=(1, 2), ceil_mode=True)
+    assert cyconv.max_pool2d(x, (1, 4), **kw).ravel().tolist() == [3.0]
+    assert cyconv.avg_pool2d(x, (1, 4), **kw).ravel().tolist() == [2.0]
+    assert reference.avg_pool2d(x, (1, 4), **kw).ravel().tolist() == [2.0]
+    np.testing.assert_allclose(cyconv.avg_pool2d_backward(np.ones((1, 1, 1, 1)), x.shape, (1, 4),
+                                                          **kw).ravel(), [1 / 3] * 3)
+    np.testing.assert_array_equal(cyconv.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, (1, 4),
+                                                             **kw).ravel(), [0, 0, 1])
+    with pytest.raises(ValueError, match=r"ceil_mode leaves no window along width \(axis 2\)"):
+        cyconv.max_pool2d(x, (1, 4), stride=1, ceil_mode=True)
+    with pytest.raises(ValueError, match=r"window is larger than the padded input"):
+        cyconv.max_pool2d(x, (1, 4), stride=(1, 2))
+
+
+@pytest.mark.parametrize("chunks", [(1, 4, 3, 5), (2, 5, 11, 2), (1, 1, 2, 5)], ids=str)
+def test_dask_pools_with_dilation_and_ceil_mode_equal_in_memory_bitwise(chunks, dtype):
+    da = pytest.importorskip("dask.array")
+    import cyconv.dask
+    x = _x((2, 13, 11, 5), dtype)
+    xd = da.from_array(x, chunks=chunks)
+    for k, s, p, d in [(3, 2, 1, 2), (2, None, 0, 1), ((3, 2), (2, 3), "same", (2, 1)),
+                       (4, 2, 1, 1)]:
+        kw = dict(stride=s, padding=p, ceil_mode=True)
+        np.testing.assert_array_equal(cyconv.dask.max_pool2d(xd, k, dilation=d, **kw).compute(),
+                                      cyconv.max_pool2d(x, k, dilation=d, **kw))
+        for cip in (True, False):
+            np.testing.assert_array_equal(
+                cyconv.dask.avg_pool2d(xd, k, count_include_pad=cip, **kw).compute(),
+                cyconv.avg_pool2d(x, k, count_include_pad=cip, **kw))

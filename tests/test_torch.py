@@ -110,6 +110,7 @@ GEOMETRY_CASES = [  # x shape, pool size, stride, padding, dilation, ceil_mode
     ((1, 5, 5, 2), 2, 3, 1, 1, True),          # the ceil window would start in the padding: dropped
     ((2, 11, 12, 3), 3, 2, 1, 2, True),        # dilation and ceil_mode
     ((1, 11, 11, 2), 2, 5, 1, 3, True),        # dilated, disjoint
+    ((1, 2, 3, 2), (2, 4), (1, 2), 0, 1, True),  # a window wider than the input
 ]
 
 
