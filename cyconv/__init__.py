@@ -8,6 +8,8 @@ from cyconv._version import __version__
 from cyconv._threads import limit_blas_threads
 from cyconv.conv import conv2d, conv2d_backward, cpu_level
 from cyconv.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from cyconv.pool import (global_avg_pool2d, global_avg_pool2d_backward, global_max_pool2d,
+                         global_max_pool2d_backward)
 
 __all__ = [
     "__version__",
@@ -20,4 +22,8 @@ __all__ = [
     "max_pool2d",
     "max_pool2d_backward",
     "show_config",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "global_max_pool2d",
+    "global_max_pool2d_backward",
 ]

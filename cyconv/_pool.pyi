@@ -3,20 +3,23 @@ import numpy as np
 import numpy.typing as npt
 
 _F = np.float32 | np.float64
+# (f_h, f_w, s_h, s_w, p_t, p_b, p_l, p_r, d_h, d_w): pool size, stride, padding
+# before/after each axis, dilation.
+_Geometry = tuple[int, int, int, int, int, int, int, int, int, int]
 
 def pool2d_forward(
     x: npt.NDArray[_F], p: npt.NDArray[_F], is_max: bool, count_include_pad: bool,
-    f_h: int, f_w: int, s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
+    geometry: _Geometry, num_threads: int,
 ) -> None: ...
 def max_pool2d_argmax(
     x: npt.NDArray[_F], p: npt.NDArray[_F], key: npt.NDArray[np.int32],
-    f_h: int, f_w: int, s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
+    geometry: _Geometry, num_threads: int,
 ) -> None: ...
 def max_pool2d_backward(
     x: npt.NDArray[_F], dp: npt.NDArray[_F], key: npt.NDArray[np.int32], best: npt.NDArray[_F],
     dx: npt.NDArray[_F],
     cover_h: npt.NDArray[np.intp], cover_w: npt.NDArray[np.intp],
-    f_w: int, s_h: int, s_w: int, p_t: int, p_l: int, all_ties: bool, num_threads: int,
+    geometry: _Geometry, all_ties: bool, num_threads: int,
 ) -> None: ...
 def avg_pool2d_backward(
     dp: npt.NDArray[_F], dx: npt.NDArray[_F],
@@ -26,6 +29,23 @@ def avg_pool2d_backward(
 def pool2d_backward_disjoint(
     x: npt.NDArray[_F], dp: npt.NDArray[_F], key: npt.NDArray[np.int32], dx: npt.NDArray[_F],
     is_max: bool, all_ties: bool, by_key: bool, count_include_pad: bool,
-    f_h: int, f_w: int, s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
+    geometry: _Geometry, num_threads: int,
+) -> None: ...
+def global_pool2d_forward(
+    x: npt.NDArray[_F], p: npt.NDArray[_F], is_max: bool, num_threads: int,
+) -> None: ...
+def global_avg_pool2d_backward(
+    dp: npt.NDArray[_F], dx: npt.NDArray[_F], num_threads: int,
+) -> None: ...
+def global_max_pool2d_backward(
+    x: npt.NDArray[_F], dp: npt.NDArray[_F], best: npt.NDArray[_F], key: npt.NDArray[np.int32],
+    dx: npt.NDArray[_F], num_threads: int,
+) -> None: ...
+def global_pool2d_forward_rows(
+    x: npt.NDArray[_F], p: npt.NDArray[_F], is_max: bool, num_threads: int,
+) -> None: ...
+def global_pool2d_backward_rows(
+    x: npt.NDArray[_F], dp: npt.NDArray[_F], dx: npt.NDArray[_F], is_max: bool,
+    num_threads: int,
 ) -> None: ...
 def level_table() -> dict[str, int]: ...

@@ -243,29 +243,51 @@ static inline __attribute__((always_inline)) void cy_argmax_block_##SUF(        
                                                                                          \
 /* out[c] = sum of dp[oh, ow, c] over the windows (oh, ow) in              */            \
 /* [oh0, oh1) x [ow0, ow1) covering input (ih, iw) whose key[oh, ow, c]     */           \
-/* names this input: its tap index (ph - oh*s_h) * f_w + (pw - ow*s_w),     */           \
-/* with ph = ih + p_top, pw = iw + p_left. (A window that does not route    */           \
-/* here adds +0.0: the sum starts at +0.0, so it never changes it.)         */           \
+/* names this input: its tap index kh * f_w + kw, where kh * d_h = ph -    */           \
+/* oh*s_h and kw * d_w = pw - ow*s_w, with ph = ih + p_top, pw = iw +       */           \
+/* p_left (with dilation, a window whose taps step over this input routes   */           \
+/* nothing here). (A window that does not route here adds +0.0 or is        */           \
+/* skipped: the sum starts at +0.0, so neither changes it.)                 */           \
 static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(            \
     const T *dpi, const int *keyi, T *out, ptrdiff_t oh0, ptrdiff_t oh1,                 \
     ptrdiff_t ow0, ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n, ptrdiff_t ph,            \
-    ptrdiff_t pw, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w, ptrdiff_t c0,             \
-    int nv) {                                                                            \
+    ptrdiff_t pw, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w, ptrdiff_t d_h,            \
+    ptrdiff_t d_w, ptrdiff_t c0, int nv) {                                               \
     cy_v##SUF acc[CY_NV_##SUF];                                                          \
     dpi += c0;                                                                           \
     keyi += c0;                                                                          \
     out += c0;                                                                           \
     for (int j = 0; j < nv; j++)                                                         \
         acc[j] = (cy_v##SUF){0};                                                         \
-    for (ptrdiff_t oh = oh0; oh < oh1; oh++)                                             \
-        for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                       \
-            ptrdiff_t at = (oh * o_w + ow) * c_n;                                        \
-            cy_m##SUF kv = (cy_m##SUF){0}                                                \
-                + (IT)((ph - oh * s_h) * f_w + (pw - ow * s_w));                         \
-            for (int j = 0; j < nv; j++) {                                               \
-                cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);                 \
-                cy_m##SUF key = cy_kload_##SUF(keyi + at + j * CY_NL_##SUF);             \
-                acc[j] += cy_and_##SUF(cy_keq_##SUF(key, kv), g);                        \
+    /* undilated: the loop as it was before dilation (no division, no skip) */           \
+    if (d_h == 1 && d_w == 1)                                                            \
+        for (ptrdiff_t oh = oh0; oh < oh1; oh++)                                         \
+            for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                   \
+                ptrdiff_t at = (oh * o_w + ow) * c_n;                                    \
+                cy_m##SUF kv = (cy_m##SUF){0}                                            \
+                    + (IT)((ph - oh * s_h) * f_w + (pw - ow * s_w));                     \
+                for (int j = 0; j < nv; j++) {                                           \
+                    cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);             \
+                    cy_m##SUF key = cy_kload_##SUF(keyi + at + j * CY_NL_##SUF);         \
+                    acc[j] += cy_and_##SUF(cy_keq_##SUF(key, kv), g);                    \
+                }                                                                        \
+            }                                                                            \
+    else                                                                                 \
+        for (ptrdiff_t oh = oh0; oh < oh1; oh++) {                                       \
+            ptrdiff_t kh = ph - oh * s_h;                                                \
+            if (kh % d_h)                                                                \
+                continue;                                                                \
+            for (ptrdiff_t ow = ow0; ow < ow1; ow++) {                                   \
+                ptrdiff_t at = (oh * o_w + ow) * c_n;                                    \
+                ptrdiff_t kw = pw - ow * s_w;                                            \
+                if (kw % d_w)                                                            \
+                    continue;                                                            \
+                cy_m##SUF kv = (cy_m##SUF){0} + (IT)(kh / d_h * f_w + kw / d_w);         \
+                for (int j = 0; j < nv; j++) {                                           \
+                    cy_v##SUF g = cy_load_##SUF(dpi + at + j * CY_NL_##SUF);             \
+                    cy_m##SUF key = cy_kload_##SUF(keyi + at + j * CY_NL_##SUF);         \
+                    acc[j] += cy_and_##SUF(cy_keq_##SUF(key, kv), g);                    \
+                }                                                                        \
             }                                                                            \
         }                                                                                \
     for (int j = 0; j < nv; j++)                                                         \
@@ -408,6 +430,48 @@ static inline __attribute__((always_inline)) void cy_spread_block_##SUF(        
         }                                                                                \
     for (int j = 0; j < nv; j++)                                                         \
         cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                                   \
+}                                                                                        \
+                                                                                         \
+/* Global pools, one pixel row x at a time, the running results in memory    */          \
+/* (a task's chunk of channels stays in L1): each row is read whole and      */          \
+/* once, where the window kernels above would read a plane a block of        */          \
+/* channels at a time. The order per channel is still pixel order, so the    */          \
+/* sums are those of cy_sum_block. acc[c] += x[c]:                           */          \
+static inline __attribute__((always_inline)) void cy_gsum_block_##SUF(                   \
+    const T *x, T *acc, ptrdiff_t c0, int nv) {                                          \
+    x += c0;                                                                             \
+    acc += c0;                                                                           \
+    for (int j = 0; j < nv; j++)                                                         \
+        cy_store_##SUF(acc + j * CY_NL_##SUF, cy_load_##SUF(acc + j * CY_NL_##SUF)       \
+                                              + cy_load_##SUF(x + j * CY_NL_##SUF));     \
+}                                                                                        \
+                                                                                         \
+/* best[c] takes x[c] if strictly greater or the first NaN (cy_takes_over);   */         \
+/* with key, key[c] takes the pixel index k too.                            */           \
+static inline __attribute__((always_inline)) void cy_gmax_block_##SUF(                   \
+    const T *x, T *best, ptrdiff_t c0, int nv) {                                         \
+    x += c0;                                                                             \
+    best += c0;                                                                          \
+    for (int j = 0; j < nv; j++) {                                                       \
+        cy_v##SUF v = cy_load_##SUF(x + j * CY_NL_##SUF);                                \
+        cy_v##SUF b = cy_load_##SUF(best + j * CY_NL_##SUF);                             \
+        cy_store_##SUF(best + j * CY_NL_##SUF, cy_blend_##SUF(cy_takes_over_##SUF(v, b), v, b)); \
+    }                                                                                    \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_gargmax_block_##SUF(                \
+    const T *x, T *best, int *key, IT k, ptrdiff_t c0, int nv) {                         \
+    cy_m##SUF kv = (cy_m##SUF){0} + k;                                                   \
+    x += c0;                                                                             \
+    best += c0;                                                                          \
+    key += c0;                                                                           \
+    for (int j = 0; j < nv; j++) {                                                       \
+        cy_v##SUF v = cy_load_##SUF(x + j * CY_NL_##SUF);                                \
+        cy_v##SUF b = cy_load_##SUF(best + j * CY_NL_##SUF);                             \
+        cy_b##SUF take = cy_takes_over_##SUF(v, b);                                      \
+        cy_store_##SUF(best + j * CY_NL_##SUF, cy_blend_##SUF(take, v, b));              \
+        cy_kstore_##SUF(key + j * CY_NL_##SUF,                                           \
+                        cy_kblend_##SUF(take, kv, cy_kload_##SUF(key + j * CY_NL_##SUF))); \
+    }                                                                                    \
 }
 
 /* One tail pattern: channels [0, c_n) of one window through the block      */
@@ -479,9 +543,10 @@ static inline __attribute__((always_inline)) void cy_argmax_##SUF(              
 static inline __attribute__((always_inline)) void cy_route_first_##SUF(                  \
     const T *dpi, const int *keyi, T *out, ptrdiff_t oh0, ptrdiff_t oh1,                 \
     ptrdiff_t ow0, ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n, ptrdiff_t ph,            \
-    ptrdiff_t pw, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w) {                         \
+    ptrdiff_t pw, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w, ptrdiff_t d_h,            \
+    ptrdiff_t d_w) {                                                                     \
     CYCONV_OVER_CHANNELS(cy_route_first_block, SUF, c_n, dpi, keyi, out, oh0, oh1, ow0,  \
-                         ow1, o_w, c_n, ph, pw, s_h, s_w, f_w);                          \
+                         ow1, o_w, c_n, ph, pw, s_h, s_w, f_w, d_h, d_w);                \
 }                                                                                        \
 static inline __attribute__((always_inline)) void cy_route_ties_##SUF(                   \
     const T *dpi, const T *besti, const T *xv, T *out, ptrdiff_t oh0,                    \
@@ -506,6 +571,18 @@ static inline __attribute__((always_inline)) void cy_avg_disjoint_##SUF(        
     ptrdiff_t col_step, T scale, ptrdiff_t c_n) {                                        \
     CYCONV_OVER_CHANNELS(cy_avg_disjoint_block, SUF, c_n, dxw, g, n_kh, n_kw, row_step,  \
                          col_step, scale);                                               \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_gsum_##SUF(                         \
+    const T *x, T *acc, ptrdiff_t c_n) {                                                 \
+    CYCONV_OVER_CHANNELS(cy_gsum_block, SUF, c_n, x, acc);                               \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_gmax_##SUF(                         \
+    const T *x, T *best, ptrdiff_t c_n) {                                                \
+    CYCONV_OVER_CHANNELS(cy_gmax_block, SUF, c_n, x, best);                              \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_gargmax_##SUF(                      \
+    const T *x, T *best, int *key, IT k, ptrdiff_t c_n) {                                \
+    CYCONV_OVER_CHANNELS(cy_gargmax_block, SUF, c_n, x, best, key, k);                   \
 }                                                                                        \
 static inline __attribute__((always_inline)) void cy_spread_##SUF(                       \
     const T *dpi, T *out, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0,                   \

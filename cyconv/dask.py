@@ -1,6 +1,7 @@
 """cyconv's kernels on Dask arrays: lazy, chunked, exact.
 
 ``cyconv.dask.conv2d``, ``conv2d_backward``, ``max_pool2d`` and ``avg_pool2d``
+(and ``global_avg_pool2d``, ``global_max_pool2d``, whole planes per task)
 take the arguments of the in-memory functions, but ``x`` (and ``dz``) may be
 a ``dask.array.Array``; they return lazy Dask arrays with the same values as
 the in-memory call. Dask runs the tasks, on its threaded scheduler or on a
@@ -42,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - the test extra installs dask
     raise ImportError('cyconv.dask needs Dask: pip install "cyconv[dask]"') from exc
 
 __all__ = ["avg_pool2d", "conv2d", "conv2d_backward", "max_pool2d"]
+__all__ += ["global_avg_pool2d", "global_max_pool2d"]
 
 # Dask's functions and methods carry no annotations, so mypy --strict would
 # reject every call to them as "untyped": for the type checker they are Any.
@@ -209,13 +211,16 @@ def _conv2d_tile(x: npt.NDArray[Any], w: npt.NDArray[Any], b: npt.NDArray[Any] |
 def _pool2d_tile(x: npt.NDArray[Any], kind: str, pool_size: tuple[int, int],
                  stride: tuple[int, int], pads_h: list[tuple[int, int]],
                  pads_w: list[tuple[int, int]], count_include_pad: bool,
-                 num_threads: Int | None, block_id: tuple[int, ...]) -> npt.NDArray[Any]:
+                 num_threads: Int | None, block_id: tuple[int, ...],
+                 dilation: tuple[int, int] = (1, 1), ceil_mode: bool = False,
+                 ) -> npt.NDArray[Any]:
     padding = (pads_h[block_id[1]], pads_w[block_id[2]])
     if kind == "max":
         return pool.max_pool2d(x, pool_size, stride=stride, padding=padding,
-                               num_threads=num_threads)
+                               num_threads=num_threads, dilation=dilation, ceil_mode=ceil_mode)
     return pool.avg_pool2d(x, pool_size, stride=stride, padding=padding,
-                           count_include_pad=count_include_pad, num_threads=num_threads)
+                           count_include_pad=count_include_pad, num_threads=num_threads,
+                           ceil_mode=ceil_mode)
 
 
 # --------------------------------------------------------------------------
@@ -294,20 +299,34 @@ def conv2d(x: Any, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *, stride: 
 
 
 def _pool2d(op: str, x: Any, pool_size: IntPair, stride: IntPair | None, padding: Padding,
-            count_include_pad: bool, num_threads: Int | None) -> Array:
+            count_include_pad: bool, num_threads: Int | None, dilation: IntPair = 1,
+            ceil_mode: bool = False) -> Array:
     x = _as_dask(x, "x")
     dtype = result_dtype(x=_empty(x))
-    f, s, pads, shape = pool._geometry(op, x.shape, pool_size, stride, padding)
+    f, s, pads, shape, d = pool._geometry_d(op, x.shape, pool_size, stride, padding, dilation,
+                                            ceil_mode)
     _check_threads(num_threads)
-    x_t, tiles_h, tiles_w = _spatial_tiles(x, f, s, pads, shape[1:3])
+    # Tiles are cut on the window's extent d * (f - 1) + 1.
+    extent = (d[0] * (f[0] - 1) + 1, d[1] * (f[1] - 1) + 1)
+    x_t, tiles_h, tiles_w = _spatial_tiles(x, extent, s, pads, shape[1:3])
     chunks = (x.chunks[0], _out_chunks(tiles_h), _out_chunks(tiles_w), x.chunks[3])
+    pads_h, pads_w = _pads(tiles_h), _pads(tiles_w)
+    if ceil_mode:
+        # A last tile whose windows run past the padded input gets the image's
+        # padding after it and ceil_mode, so its windows, and an average's
+        # divisors, are the in-memory ones; on every other tile the windows
+        # fit exactly and ceil_mode rounds nothing.
+        pads_h = [(b, min(e, pads[0][1])) for b, e in pads_h]
+        pads_w = [(b, min(e, pads[1][1])) for b, e in pads_w]
     return _map_tiles(_pool2d_tile, x_t, chunks, dtype, kind=op[:3], pool_size=f, stride=s,
-                      pads_h=_pads(tiles_h), pads_w=_pads(tiles_w),
-                      count_include_pad=bool(count_include_pad), num_threads=num_threads)
+                      pads_h=pads_h, pads_w=pads_w,
+                      count_include_pad=bool(count_include_pad), num_threads=num_threads,
+                      dilation=d, ceil_mode=bool(ceil_mode))
 
 
 def max_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
-               padding: Padding = 0, num_threads: Int | None = None) -> Array:
+               padding: Padding = 0, num_threads: Int | None = None, dilation: IntPair = 1,
+               ceil_mode: bool = False) -> Array:
     """Lazy :func:`cyconv.max_pool2d` of a Dask array, tile by tile, exact at the seams.
 
     Parameters
@@ -315,7 +334,7 @@ def max_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
     x : dask.array.Array, shape (m, n_H, n_W, C)
         Input, chunked along any axes (other array-likes are wrapped with
         ``dask.array.asarray``).
-    pool_size, stride, padding
+    pool_size, stride, padding, dilation, ceil_mode
         As for :func:`cyconv.max_pool2d` (``padding`` is that of the whole
         image; padded positions count as -inf).
     num_threads : int, optional
@@ -346,12 +365,13 @@ def max_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
     array([[ 9., 11., 13., 15.],
            [25., 27., 29., 31.]])
     """
-    return _pool2d("max_pool2d", x, pool_size, stride, padding, True, num_threads)
+    return _pool2d("max_pool2d", x, pool_size, stride, padding, True, num_threads, dilation,
+                   ceil_mode)
 
 
 def avg_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
                padding: Padding = 0, count_include_pad: bool = True,
-               num_threads: Int | None = None) -> Array:
+               num_threads: Int | None = None, ceil_mode: bool = False) -> Array:
     """Lazy :func:`cyconv.avg_pool2d` of a Dask array, tile by tile, exact at the seams.
 
     Parameters
@@ -359,7 +379,7 @@ def avg_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
     x : dask.array.Array, shape (m, n_H, n_W, C)
         Input, chunked along any axes (other array-likes are wrapped with
         ``dask.array.asarray``).
-    pool_size, stride, padding, count_include_pad
+    pool_size, stride, padding, count_include_pad, ceil_mode
         As for :func:`cyconv.avg_pool2d` (``padding`` is that of the whole
         image; the divisor of each window is the in-memory one).
     num_threads : int, optional
@@ -391,7 +411,84 @@ def avg_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
     >>> float(p.sum().compute())
     72.0
     """
-    return _pool2d("avg_pool2d", x, pool_size, stride, padding, count_include_pad, num_threads)
+    return _pool2d("avg_pool2d", x, pool_size, stride, padding, count_include_pad, num_threads,
+                   1, ceil_mode)
+
+
+def _global_tile(x: npt.NDArray[Any], kind: str, layout: str,
+                 num_threads: Int | None) -> npt.NDArray[Any]:
+    func = pool.global_max_pool2d if kind == "max" else pool.global_avg_pool2d
+    return func(x, keepdims=True, layout=layout,  # type: ignore[arg-type]
+                num_threads=num_threads)
+
+
+def _global_pool2d(op: str, x: Any, keepdims: bool, layout: str,
+                   num_threads: Int | None) -> Array:
+    x = _as_dask(x, "x")
+    dtype = result_dtype(x=_empty(x))
+    keepdims = pool._check_bool(keepdims, "keepdims")
+    layout = pool._check_layout(layout)
+    pool._planes(x.shape, layout, op)
+    _check_threads(num_threads)
+    # Whole planes per task (each output needs all of its plane), so every
+    # value is the in-memory kernel's, bit for bit.
+    h, w = (1, 2) if layout == "NHWC" else (2, 3)
+    x_t = x.rechunk({h: -1, w: -1})
+    chunks = tuple((1,) if axis in (h, w) else c for axis, c in enumerate(x_t.chunks))
+    p = _map_tiles(_global_tile, x_t, chunks, dtype, kind=op[7:10], layout=layout,
+                   num_threads=num_threads)
+    if keepdims:
+        return p
+    return p[:, 0, 0, :] if layout == "NHWC" else p[:, :, 0, 0]
+
+
+def global_avg_pool2d(x: Any, *, keepdims: bool = False, layout: str = "NHWC",
+                      num_threads: Int | None = None) -> Array:
+    """Lazy :func:`cyconv.global_avg_pool2d` of a Dask array, bitwise equal to it.
+
+    Parameters
+    ----------
+    x : dask.array.Array, shape (m, n_H, n_W, C), or (m, C, n_H, n_W) with layout="NCHW"
+        Input; its spatial axes are rechunked to one chunk (each output
+        needs its whole plane), batch and channel chunks are kept.
+    keepdims, layout, num_threads
+        As for :func:`cyconv.global_avg_pool2d` (``num_threads`` per task).
+
+    Returns
+    -------
+    p : dask.array.Array, shape (m, C), or the keepdims shape
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, cyconv, cyconv.dask
+    >>> x = da.ones((4, 6, 6, 3), chunks=(2, 3, 3, 3))
+    >>> cyconv.dask.global_avg_pool2d(x).compute()[0]
+    array([1., 1., 1.])
+    """
+    return _global_pool2d("global_avg_pool2d", x, keepdims, layout, num_threads)
+
+
+def global_max_pool2d(x: Any, *, keepdims: bool = False, layout: str = "NHWC",
+                      num_threads: Int | None = None) -> Array:
+    """Lazy :func:`cyconv.global_max_pool2d` of a Dask array, bitwise equal to it.
+
+    Parameters
+    ----------
+    x, keepdims, layout, num_threads
+        As for :func:`cyconv.dask.global_avg_pool2d`.
+
+    Returns
+    -------
+    p : dask.array.Array, shape (m, C), or the keepdims shape
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, cyconv, cyconv.dask
+    >>> x = da.arange(8.0, chunks=4).reshape(1, 2, 2, 2)
+    >>> cyconv.dask.global_max_pool2d(x).compute()
+    array([[6., 7.]])
+    """
+    return _global_pool2d("global_max_pool2d", x, keepdims, layout, num_threads)
 
 
 # --------------------------------------------------------------------------

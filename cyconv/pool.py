@@ -20,6 +20,7 @@ from cyconv._args import (
     as_float_array,
     check_output_size,
     conv_output_size,
+    output_size,
     parse_pair,
     parse_padding,
     resolve_num_threads,
@@ -29,6 +30,10 @@ from cyconv._args import (
 __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "global_max_pool2d",
+    "global_max_pool2d_backward",
     "max_pool2d",
     "max_pool2d_backward",
 ]
@@ -45,17 +50,70 @@ def _kernels(dtype: np.dtype[Any], channels: int) -> ModuleType:
 
 
 def _geometry(op: str, x_shape: tuple[int, ...], pool_size: IntPair, stride: IntPair | None,
-              padding: Padding) -> tuple[tuple[int, int], tuple[int, int], Pads,
-                                         tuple[int, int, int, int]]:
+              padding: Padding, dilation: IntPair = 1, ceil_mode: bool = False,
+              ) -> tuple[tuple[int, int], tuple[int, int], Pads, tuple[int, int, int, int]]:
     # (pool (f_h, f_w), stride, pads, output shape) for an NHWC input shape.
+    return _geometry_d(op, x_shape, pool_size, stride, padding, dilation, ceil_mode)[:4]
+
+
+def _geometry_d(op: str, x_shape: tuple[int, ...], pool_size: IntPair, stride: IntPair | None,
+                padding: Padding, dilation: IntPair = 1, ceil_mode: bool = False,
+                ) -> tuple[tuple[int, int], tuple[int, int], Pads, tuple[int, int, int, int],
+                           tuple[int, int]]:
+    # _geometry's results and the dilation (d_h, d_w).
     m, n_h, n_w, c = x_shape
     f = parse_pair(pool_size, "pool_size")
     s = f if stride is None else parse_pair(stride, "stride")
-    pads = parse_padding(padding, (n_h, n_w), f, s)
-    o_h = conv_output_size(n_h, f[0], pads[0], s[0], "height (axis 1)", op)
-    o_w = conv_output_size(n_w, f[1], pads[1], s[1], "width (axis 2)", op)
+    # the defaults without parse_pair's checks (a few microseconds per call)
+    d = (1, 1) if type(dilation) is int and dilation == 1 else parse_pair(dilation, "dilation")
+    if ceil_mode is not False:
+        ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    extent = (d[0] * (f[0] - 1) + 1, d[1] * (f[1] - 1) + 1)
+    pads = parse_padding(padding, (n_h, n_w), extent, s)
+    o_h = _output_size(n_h, f[0], pads[0], s[0], d[0], ceil_mode, "height (axis 1)", op)
+    o_w = _output_size(n_w, f[1], pads[1], s[1], d[1], ceil_mode, "width (axis 2)", op)
     check_output_size(op, (o_h, o_w), pads, s)
-    return f, s, pads, (m, o_h, o_w, c)
+    return f, s, pads, (m, o_h, o_w, c), d
+
+
+def _output_size(n: int, f: int, pad: tuple[int, int], s: int, d: int, ceil_mode: bool,
+                 axis: str, op: str) -> int:
+    # One axis: the shared floor rule, or PyTorch's ceil_mode rule, in which the
+    # last window must start inside the input or its padding before
+    # (``(o - 1) * s < n + pad[0]``) and may run past the padding after (even
+    # a window larger than the padded input gives one output).
+    extent = d * (f - 1) + 1
+    if ceil_mode:
+        o = -(-(n + pad[0] + pad[1] - extent) // s) + 1
+        if (o - 1) * s >= n + pad[0]:
+            o -= 1
+        if o < 1:
+            raise ValueError(
+                f"{op}: ceil_mode leaves no window along {axis}: input {n} + padding "
+                f"{pad[0]}+{pad[1]} = {n + pad[0] + pad[1]}, window extent {extent}, stride {s}")
+        return o
+    if d == 1:
+        return conv_output_size(n, f, pad, s, axis, op)
+    o = output_size(n, f, pad, s, d)
+    if o < 1:
+        raise ValueError(
+            f"{op}: the window is larger than the padded input along {axis}: input {n} + "
+            f"padding {pad[0]}+{pad[1]} = {n + pad[0] + pad[1]} < window extent "
+            f"{extent} (pool {f} with dilation {d})")
+    return o
+
+
+def _block(f: tuple[int, int], s: tuple[int, int], pads: Pads,
+           d: tuple[int, int] = (1, 1)) -> tuple[int, ...]:
+    # The kernels' geometry block (see _pool.pyx):
+    # (f_h, f_w, s_h, s_w, p_t, p_b, p_l, p_r, d_h, d_w).
+    return (f[0], f[1], s[0], s[1], pads[0][0], pads[0][1], pads[1][0], pads[1][1], d[0], d[1])
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _check_dp(dp: npt.NDArray[Any], shape: tuple[int, ...]) -> None:
@@ -66,14 +124,17 @@ def _check_dp(dp: npt.NDArray[Any], shape: tuple[int, ...]) -> None:
 @overload
 def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = ...,
                padding: Padding = ..., num_threads: Int | None = ...,
-               return_indices: Literal[False] = ...) -> FloatArray: ...
+               return_indices: Literal[False] = ..., dilation: IntPair = ...,
+               ceil_mode: bool = ...) -> FloatArray: ...
 @overload
 def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = ...,
                padding: Padding = ..., num_threads: Int | None = ...,
-               return_indices: Literal[True]) -> tuple[FloatArray, IndexArray]: ...
+               return_indices: Literal[True], dilation: IntPair = ...,
+               ceil_mode: bool = ...) -> tuple[FloatArray, IndexArray]: ...
 def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
                padding: Padding = 0, num_threads: Int | None = None,
-               return_indices: bool = False) -> FloatArray | tuple[FloatArray, IndexArray]:
+               return_indices: bool = False, dilation: IntPair = 1,
+               ceil_mode: bool = False) -> FloatArray | tuple[FloatArray, IndexArray]:
     """Max pooling of NHWC data.
 
     Parameters
@@ -86,12 +147,23 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         Step of the window; defaults to ``pool_size``.
     padding : int, (int, int), ((int, int), (int, int)), "valid" or "same", default 0
         As for :func:`cyconv.conv2d`; padded positions count as -inf.
+        ``"same"`` uses the window extent ``d * (f - 1) + 1``.
     num_threads : int, optional
         OpenMP threads; default every usable core.
     return_indices : bool, default False
         Also return where each maximum is, for
         ``max_pool2d_backward(..., indices=...)``: the backward then routes
         gradients without searching the windows again.
+    dilation : int or (int, int), default 1
+        Step between the window's taps (PyTorch's ``dilation``): a window
+        spans ``d * (f - 1) + 1`` input positions and reads every d-th.
+    ceil_mode : bool, default False
+        Round the output size up, as PyTorch does: per axis
+        ``ceil((n + p_begin + p_end - d*(f-1) - 1) / s) + 1``, minus one if
+        the last window would start at or after ``n + p_begin`` (it must
+        start inside the input or the padding before it). The last window
+        may run past the padded input; it pools what it covers (so a window
+        larger than the padded input gives one output, as in PyTorch).
 
     Returns
     -------
@@ -102,14 +174,15 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         window's first maximum (or first NaN) within the window, counted
         row-major over the full ``f_h x f_w`` window with padding included:
         ``kh * f_w + kw``. -1 for a window lying wholly in the padding.
-        int32. Note: PyTorch's indices count positions in the input plane
-        instead; here ``ih = h * s_h - pad_top + indices // f_w`` and
-        ``iw = w * s_w - pad_left + indices % f_w``.
+        int32. With dilation ``kh`` and ``kw`` count taps, not input
+        positions. Note: PyTorch's indices count positions in the input
+        plane instead; here ``ih = h * s_h - pad_top + d_h * (indices // f_w)``
+        and ``iw = w * s_w - pad_left + d_w * (indices % f_w)``.
 
     Notes
     -----
-    ``p[i, h, w, c] = max_{kh, kw} xpad[i, h*s_h + kh, w*s_w + kw, c]``. A
-    window holding a NaN gives NaN. A window lying wholly in the padding
+    ``p[i, h, w, c] = max_{kh, kw} xpad[i, h*s_h + d_h*kh, w*s_w + d_w*kw, c]``.
+    A window holding a NaN gives NaN. A window lying wholly in the padding
     (only possible with padding >= pool_size) gives -inf.
 
     Examples
@@ -123,10 +196,19 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     >>> indices[0, :, :, 0]
     array([[3, 3],
            [3, 3]], dtype=int32)
+    >>> cyconv.max_pool2d(x, 2, stride=1, dilation=2)[0, :, :, 0]
+    array([[10., 11.],
+           [14., 15.]])
+    >>> cyconv.max_pool2d(np.arange(25.0).reshape(1, 5, 5, 1), 2, ceil_mode=True)[0, :, :, 0]
+    array([[ 6.,  8.,  9.],
+           [16., 18., 19.],
+           [21., 23., 24.]])
     """
     x = as_array(x, "x", 4)
     dtype = result_dtype(x=x)
-    f, s, pads, shape = _geometry("max_pool2d", x.shape, pool_size, stride, padding)
+    f, s, pads, shape, d = _geometry_d("max_pool2d", x.shape, pool_size, stride, padding,
+                                       dilation, ceil_mode)
+    geom = _block(f, s, pads, d)
     n_threads = resolve_num_threads(num_threads)
     if return_indices and f[0] * f[1] >= _MAX_POOL_AREA:
         raise ValueError(f"pool_size must cover fewer than 2**31 elements with "
@@ -140,18 +222,17 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     elif p.size:
         kernels = _kernels(dtype, x.shape[3])
         if indices is not None:
-            kernels.max_pool2d_argmax(as_float_array(x, dtype), p, indices,
-                                      f[0], f[1], s[0], s[1], pads[0][0], pads[1][0], n_threads)
+            kernels.max_pool2d_argmax(as_float_array(x, dtype), p, indices, geom, n_threads)
         else:
-            kernels.pool2d_forward(as_float_array(x, dtype), p, True, False, f[0], f[1],
-                                   s[0], s[1], pads[0][0], pads[1][0], n_threads)
+            kernels.pool2d_forward(as_float_array(x, dtype), p, True, False, geom, n_threads)
     return p if indices is None else (p, indices)
 
 
 def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair, *,
                         stride: IntPair | None = None, padding: Padding = 0,
                         num_threads: Int | None = None,
-                        indices: npt.ArrayLike | None = None) -> FloatArray:
+                        indices: npt.ArrayLike | None = None, dilation: IntPair = 1,
+                        ceil_mode: bool = False) -> FloatArray:
     """Gradient of :func:`max_pool2d` with respect to its input.
 
     Parameters
@@ -161,7 +242,7 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
     x : array_like, shape (m, n_H, n_W, C)
         The forward input (windows are recomputed from it). With ``indices``
         only its shape and dtype are used.
-    pool_size, stride, padding, num_threads
+    pool_size, stride, padding, num_threads, dilation, ceil_mode
         As given to :func:`max_pool2d`.
     indices : array_like of int, shape (m, n_H_out, n_W_out, C), optional
         From ``max_pool2d(..., return_indices=True)`` with the same
@@ -205,7 +286,8 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
            [0., 0.]])
     """
     return _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads,
-                                all_ties=False, indices=indices)
+                                all_ties=False, indices=indices, dilation=dilation,
+                                ceil_mode=ceil_mode)
 
 
 def _as_indices(indices: npt.ArrayLike, shape: tuple[int, ...], area: int) -> IndexArray:
@@ -225,12 +307,16 @@ def _as_indices(indices: npt.ArrayLike, shape: tuple[int, ...], area: int) -> In
 
 def _max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
                          stride: IntPair | None, padding: Padding, num_threads: Int | None,
-                         all_ties: bool, indices: npt.ArrayLike | None = None) -> FloatArray:
-    # all_ties=True gives the course's mask rule (used by cyconv.compat).
+                         all_ties: bool, indices: npt.ArrayLike | None = None,
+                         dilation: IntPair = 1, ceil_mode: bool = False) -> FloatArray:
+    # all_ties=True gives the course's mask rule (used by cyconv.compat; no dilation).
     dp = as_array(dp, "dp", 4)
     x = as_array(x, "x", 4)
     dtype = result_dtype(dp=dp, x=x)
-    f, s, pads, shape = _geometry("max_pool2d_backward", x.shape, pool_size, stride, padding)
+    f, s, pads, shape, d = _geometry_d("max_pool2d_backward", x.shape, pool_size, stride,
+                                       padding, dilation, ceil_mode)
+    geom = _block(f, s, pads, d)
+    extent = (d[0] * (f[0] - 1) + 1, d[1] * (f[1] - 1) + 1)
     if f[0] * f[1] >= _MAX_POOL_AREA:
         raise ValueError(f"pool_size must cover fewer than 2**31 elements for "
                          f"max_pool2d_backward, got {f[0]} x {f[1]}")
@@ -241,41 +327,37 @@ def _max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair
         return np.zeros(x.shape, dtype=dtype)
     dp_c = as_float_array(dp, dtype)
     kernels = _kernels(dtype, x.shape[3])
-    disjoint = s[0] >= f[0] and s[1] >= f[1]
+    disjoint = s[0] >= extent[0] and s[1] >= extent[1]
     if key is not None and disjoint:  # one direct pass, routed by the forward's indices
-        dx = _disjoint_dx(x.shape, f, s, pads, shape, dtype)
+        dx = _disjoint_dx(x.shape, f, s, pads, shape, dtype, d)
         kernels.pool2d_backward_disjoint(dx, dp_c, key, dx, True, False, True,
-                                         False, f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                                         n_threads)
+                                         False, geom, n_threads)
         return dx
     if key is not None:  # gather form, routed by the forward's indices
         dx = np.empty(x.shape, dtype=dtype)
-        cover = _cover_tables(x.shape, f, s, pads, shape, dtype)
-        kernels.max_pool2d_backward(dx, dp_c, key, dp_c, dx, cover[0], cover[1], f[1],
-                                    s[0], s[1], pads[0][0], pads[1][0], False, n_threads)
+        cover = _cover_tables(x.shape, extent, s, pads, shape, dtype)
+        kernels.max_pool2d_backward(dx, dp_c, key, dp_c, dx, cover[0], cover[1], geom,
+                                    False, n_threads)
         return dx
     x_c = as_float_array(x, dtype)
     if disjoint:  # one direct pass; each window's maximum is found in registers
-        dx = _disjoint_dx(x.shape, f, s, pads, shape, dtype)
+        dx = _disjoint_dx(x.shape, f, s, pads, shape, dtype, d)
         kernels.pool2d_backward_disjoint(x_c, dp_c, _NO_KEY, dx, True, all_ties, False, False,
-                                         f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
-                                         n_threads)
+                                         geom, n_threads)
         return dx
     p = np.empty(shape, dtype=dtype)
     key = np.empty(shape, dtype=np.int32)
-    kernels.max_pool2d_argmax(x_c, p, key, f[0], f[1], s[0], s[1],
-                              pads[0][0], pads[1][0], n_threads)
+    kernels.max_pool2d_argmax(x_c, p, key, geom, n_threads)
     dx = np.empty(x.shape, dtype=dtype)
-    cover = _cover_tables(x.shape, f, s, pads, shape, dtype)
-    kernels.max_pool2d_backward(x_c, dp_c, key, p, dx,
-                                cover[0], cover[1], f[1], s[0], s[1], pads[0][0], pads[1][0],
+    cover = _cover_tables(x.shape, extent, s, pads, shape, dtype)
+    kernels.max_pool2d_backward(x_c, dp_c, key, p, dx, cover[0], cover[1], geom,
                                 all_ties, n_threads)
     return dx
 
 
 def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
                padding: Padding = 0, count_include_pad: bool = True,
-               num_threads: Int | None = None) -> FloatArray:
+               num_threads: Int | None = None, ceil_mode: bool = False) -> FloatArray:
     """Average pooling of NHWC data.
 
     Parameters
@@ -291,9 +373,12 @@ def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     count_include_pad : bool, default True
         Divide by ``f_h * f_w`` (padding zeros count, as in PyTorch), or, if
         False, by the number of input elements in the window (a window with
-        none gives 0).
+        none gives 0). With ``ceil_mode``, see Notes.
     num_threads : int, optional
         OpenMP threads; default every usable core.
+    ceil_mode : bool, default False
+        Round the output size up, with PyTorch's rule (see
+        :func:`max_pool2d`); the last windows may run past the padded input.
 
     Returns
     -------
@@ -303,6 +388,12 @@ def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     -----
     ``p[i, h, w, c] = sum_{kh, kw} xpad[i, h*s_h + kh, w*s_w + kw, c] / count``.
 
+    With ``count_include_pad`` the count is the number of window positions
+    inside the padded input (input plus padding, both sides):
+    ``f_h * f_w`` for every window unless ``ceil_mode`` lets a last window
+    run past the padding, where it is the part of the window that does not
+    (PyTorch's divisor). Without it, the count is the window's input elements.
+
     Examples
     --------
     >>> import numpy as np, cyconv
@@ -310,16 +401,20 @@ def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     >>> cyconv.avg_pool2d(x, 2)[0, :, :, 0]
     array([[ 2.5,  4.5],
            [10.5, 12.5]])
+    >>> cyconv.avg_pool2d(np.arange(9.0).reshape(1, 3, 3, 1), 2, ceil_mode=True)[0, :, :, 0]
+    array([[2. , 3.5],
+           [6.5, 8. ]])
     """
     x = as_array(x, "x", 4)
     dtype = result_dtype(x=x)
-    f, s, pads, shape = _geometry("avg_pool2d", x.shape, pool_size, stride, padding)
+    f, s, pads, shape = _geometry("avg_pool2d", x.shape, pool_size, stride, padding,
+                                  1, ceil_mode)
     n_threads = resolve_num_threads(num_threads)
     p = np.zeros(shape, dtype=dtype)
     if p.size and x.size:
         kernels = _kernels(dtype, x.shape[3])
         kernels.pool2d_forward(as_float_array(x, dtype), p, False, bool(count_include_pad),
-                               f[0], f[1], s[0], s[1], pads[0][0], pads[1][0], n_threads)
+                               _block(f, s, pads), n_threads)
     return p
 
 
@@ -339,7 +434,7 @@ def _check_shape(x_shape: Iterable[Any]) -> tuple[int, ...]:
 def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: IntPair, *,
                         stride: IntPair | None = None, padding: Padding = 0,
                         count_include_pad: bool = True,
-                        num_threads: Int | None = None) -> FloatArray:
+                        num_threads: Int | None = None, ceil_mode: bool = False) -> FloatArray:
     """Gradient of :func:`avg_pool2d` with respect to its input.
 
     Parameters
@@ -348,7 +443,7 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
         Gradient of the loss with respect to the pooled output.
     x_shape : tuple of 4 ints
         Shape ``(m, n_H, n_W, C)`` of the forward input.
-    pool_size, stride, padding, count_include_pad, num_threads
+    pool_size, stride, padding, count_include_pad, num_threads, ceil_mode
         As given to :func:`avg_pool2d`.
 
     Returns
@@ -370,7 +465,8 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
     dp = as_array(dp, "dp", 4)
     dtype = result_dtype(dp=dp)
     x_shape = _check_shape(x_shape)
-    f, s, pads, shape = _geometry("avg_pool2d_backward", x_shape, pool_size, stride, padding)
+    f, s, pads, shape = _geometry("avg_pool2d_backward", x_shape, pool_size, stride, padding,
+                                  1, ceil_mode)
     _check_dp(dp, shape)
     n_threads = resolve_num_threads(num_threads)
     if dp.size == 0 or 0 in x_shape:
@@ -381,15 +477,16 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
         # x is not read for average pooling: dx stands in for it.
         kernels = _kernels(dtype, dx.shape[3])
         kernels.pool2d_backward_disjoint(dx, dp_c, _NO_KEY, dx, False, False, False,
-                                         bool(count_include_pad),
-                                         f[0], f[1], s[0], s[1], pads[0][0], pads[1][0],
+                                         bool(count_include_pad), _block(f, s, pads),
                                          n_threads)
         return dx
     dx = np.empty(x_shape, dtype=dtype)
     (cover_h, inv_h), (cover_w, inv_w) = [
         _window_table(n, f_, s_, pad, o, count_include_pad, dtype)
         for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3])]
-    if count_include_pad:  # one rounding: 1 / (f_h * f_w), not 1 / f_h * 1 / f_w
+    clipped = ((shape[1] - 1) * s[0] + f[0] > x_shape[1] + pads[0][0] + pads[0][1]
+               or (shape[2] - 1) * s[1] + f[1] > x_shape[2] + pads[1][0] + pads[1][1])
+    if count_include_pad and not clipped:  # one rounding: 1 / (f_h * f_w), not 1 / f_h * 1 / f_w
         inv_h = np.ones_like(inv_h)
         inv_w = np.full_like(inv_w, 1.0 / (f[0] * f[1]))
     kernels = _kernels(dtype, dx.shape[3])
@@ -399,18 +496,21 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
 
 
 def _disjoint_dx(x_shape: tuple[int, ...], f: tuple[int, int], s: tuple[int, int], pads: Pads,
-                 shape: tuple[int, ...], dtype: np.dtype[np.floating[Any]]) -> FloatArray:
-    # dx for the disjoint-window backward, which writes every element of
-    # every window: zero-filled only if some elements lie in no window.
-    tiles = all(s_ == f_ and o * s_ - pad[0] >= n
-                for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3]))
+                 shape: tuple[int, ...], dtype: np.dtype[np.floating[Any]],
+                 d: tuple[int, int] = (1, 1)) -> FloatArray:
+    # dx for the disjoint-window backward, which writes every tap of every
+    # window: zero-filled only if some elements lie in no window (gaps between
+    # windows, or the holes of a dilated one).
+    tiles = d == (1, 1) and all(s_ == f_ and o * s_ - pad[0] >= n
+                                for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3]))
     return np.empty(x_shape, dtype=dtype) if tiles else np.zeros(x_shape, dtype=dtype)
 
 
 def _cover_tables(x_shape: tuple[int, ...], f: tuple[int, int], s: tuple[int, int], pads: Pads,
                   shape: tuple[int, ...], dtype: np.dtype[np.floating[Any]],
                   ) -> list[npt.NDArray[np.intp]]:
-    # Max-pool backward's [begin, end) of covering outputs, per input row and column.
+    # Max-pool backward's [begin, end) of covering outputs, per input row and
+    # column; f is the window's extent d * (f - 1) + 1.
     return [_window_table(n, f_, s_, pad, o, True, dtype)[0]
             for n, f_, s_, pad, o in zip(x_shape[1:3], f, s, pads, shape[1:3])]
 
@@ -428,9 +528,254 @@ def _window_table(n: int, f: int, s: int, pad: tuple[int, int], n_out: int,
     cover[:, 0] = np.where(t <= 0, 0, -(-t // s))
     cover[:, 1] = np.minimum((i + pad[0]) // s + 1, n_out)
     if count_include_pad:
-        return cover, np.full(n_out, 1.0 / f, dtype=dtype)
+        if (n_out - 1) * s + f <= n + pad[0] + pad[1]:  # every window in the padded input
+            return cover, np.full(n_out, 1.0 / f, dtype=dtype)
+        # taps inside the padded input: f, but fewer for ceil_mode's last windows
+        taps = np.minimum(f, n + pad[0] + pad[1] - np.arange(n_out) * s)
+        return cover, (1.0 / taps).astype(dtype)
     start = np.arange(n_out) * s - pad[0]
     real = np.minimum(start + f, n) - np.maximum(start, 0)
     inv = np.zeros(n_out, dtype=dtype)
     np.divide(1.0, real, out=inv, where=real > 0, casting="unsafe")
     return cover, inv
+
+
+# --------------------------------------------------------------------------
+# Global pooling: one window per image, the whole plane
+# --------------------------------------------------------------------------
+
+Layout = Literal["NHWC", "NCHW"]
+
+
+def _check_layout(layout: object) -> Layout:
+    if not isinstance(layout, str) or layout.upper() not in ("NHWC", "NCHW"):
+        raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
+    return "NHWC" if layout.upper() == "NHWC" else "NCHW"
+
+
+def _planes(shape: tuple[int, ...], layout: str, op: str) -> tuple[int, int, int]:
+    # (m, C, pixels per plane) of a 4-D shape in this layout.
+    if layout == "NHWC":
+        m, n_h, n_w, c = shape
+    else:
+        m, c, n_h, n_w = shape
+    if n_h == 0 or n_w == 0:
+        raise ValueError(f"{op}: x must have at least one pixel per plane (n_H, n_W >= 1), "
+                         f"got shape {shape} ({layout})")
+    if n_h * n_w >= _MAX_POOL_AREA:
+        raise ValueError(f"{op}: planes must have fewer than 2**31 pixels, "
+                         f"got {n_h} x {n_w}")
+    return m, c, n_h * n_w
+
+
+def _pooled_shape(m: int, c: int, keepdims: bool, layout: str) -> tuple[int, ...]:
+    if not keepdims:
+        return (m, c)
+    return (m, 1, 1, c) if layout == "NHWC" else (m, c, 1, 1)
+
+
+def _global_forward(op: str, x: npt.ArrayLike, is_max: bool, keepdims: bool, layout: str,
+                    num_threads: Int | None) -> FloatArray:
+    x = as_array(x, "x", 4)
+    dtype = result_dtype(x=x)
+    keepdims = _check_bool(keepdims, "keepdims")
+    layout = _check_layout(layout)
+    m, c, n_hw = _planes(x.shape, layout, op)
+    n_threads = resolve_num_threads(num_threads)
+    p = np.empty((m, c), dtype=dtype)
+    if p.size:
+        kernels = _kernels(dtype, c)
+        x_c = as_float_array(x, dtype)
+        if layout == "NHWC":
+            kernels.global_pool2d_forward(x_c.reshape(m, n_hw, c), p, is_max, n_threads)
+        else:
+            kernels.global_pool2d_forward_rows(x_c.reshape(m * c, n_hw), p.reshape(m * c),
+                                               is_max, n_threads)
+    return p.reshape(_pooled_shape(m, c, keepdims, layout))
+
+
+def _global_dp(dp: npt.ArrayLike, m: int, c: int, layout: str) -> npt.NDArray[Any]:
+    # dp as (m, C), from either form the forward returns.
+    a = as_array(dp, "dp")
+    if a.shape not in ((m, c), _pooled_shape(m, c, True, layout)):
+        raise ValueError(f"dp must have the forward output's shape {(m, c)} (or "
+                         f"{_pooled_shape(m, c, True, layout)} with keepdims), got {a.shape}")
+    return a.reshape(m, c)
+
+
+def global_avg_pool2d(x: npt.ArrayLike, *, keepdims: bool = False, layout: Layout = "NHWC",
+                      num_threads: Int | None = None) -> FloatArray:
+    """Global average pooling: the mean of each channel's plane.
+
+    Parameters
+    ----------
+    x : array_like, shape (m, n_H, n_W, C), or (m, C, n_H, n_W) with layout="NCHW"
+        Input, at least one pixel per plane. Any memory layout; never modified.
+    keepdims : bool, default False
+        Keep the pooled spatial axes, of size 1.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        Axis order of ``x`` (and of the result with ``keepdims``).
+    num_threads : int, optional
+        OpenMP threads; default every usable core.
+
+    Returns
+    -------
+    p : ndarray, shape (m, C); (m, 1, 1, C) or (m, C, 1, 1) with keepdims
+        float32 for float32 (and float16) input, float64 otherwise.
+
+    Notes
+    -----
+    ``p[i, c] = (1 / (n_H n_W)) * sum_{h, w} x[i, h, w, c]``, summed in pixel
+    order (row-major) for every channel, so the result is bitwise the same
+    for any thread count and equal to ``avg_pool2d(x, (n_H, n_W))``. Work is
+    split over (image, block of 128 channels).
+
+    Examples
+    --------
+    >>> import numpy as np, cyconv
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+    >>> cyconv.global_avg_pool2d(x)
+    array([[3., 4.]])
+    >>> cyconv.global_avg_pool2d(x.transpose(0, 3, 1, 2), layout="NCHW", keepdims=True).shape
+    (1, 2, 1, 1)
+    """
+    return _global_forward("global_avg_pool2d", x, False, keepdims, layout, num_threads)
+
+
+def global_max_pool2d(x: npt.ArrayLike, *, keepdims: bool = False, layout: Layout = "NHWC",
+                      num_threads: Int | None = None) -> FloatArray:
+    """Global max pooling: the maximum of each channel's plane.
+
+    Parameters
+    ----------
+    x : array_like, shape (m, n_H, n_W, C), or (m, C, n_H, n_W) with layout="NCHW"
+        Input, at least one pixel per plane. Any memory layout; never modified.
+    keepdims : bool, default False
+        Keep the pooled spatial axes, of size 1.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        Axis order of ``x`` (and of the result with ``keepdims``).
+    num_threads : int, optional
+        OpenMP threads; default every usable core.
+
+    Returns
+    -------
+    p : ndarray, shape (m, C); (m, 1, 1, C) or (m, C, 1, 1) with keepdims
+
+    Notes
+    -----
+    ``p[i, c] = max_{h, w} x[i, h, w, c]``; a plane holding a NaN gives NaN,
+    as :func:`max_pool2d` with ``pool_size=(n_H, n_W)``, which it equals.
+
+    Examples
+    --------
+    >>> import numpy as np, cyconv
+    >>> x = np.array([1.0, 7.0, 3.0, 2.0]).reshape(1, 2, 2, 1)
+    >>> cyconv.global_max_pool2d(x)
+    array([[7.]])
+    """
+    return _global_forward("global_max_pool2d", x, True, keepdims, layout, num_threads)
+
+
+def global_avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], *,
+                               layout: Layout = "NHWC",
+                               num_threads: Int | None = None) -> FloatArray:
+    """Gradient of :func:`global_avg_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    dp : array_like, shape (m, C), or the forward's keepdims shape
+        Gradient of the loss with respect to the pooled output.
+    x_shape : tuple of 4 ints
+        Shape of the forward input, in ``layout``.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        As given to the forward.
+    num_threads : int, optional
+        OpenMP threads; default every usable core.
+
+    Returns
+    -------
+    dx : ndarray, shape x_shape
+        ``dp[i, c] / (n_H n_W)`` at every pixel of plane ``(i, c)``.
+
+    Examples
+    --------
+    >>> import numpy as np, cyconv
+    >>> cyconv.global_avg_pool2d_backward(np.ones((1, 1)), (1, 2, 2, 1))[0, :, :, 0]
+    array([[0.25, 0.25],
+           [0.25, 0.25]])
+    """
+    op = "global_avg_pool2d_backward"
+    dtype = result_dtype(dp=as_array(dp, "dp"))
+    x_shape = _check_shape(x_shape)
+    layout = _check_layout(layout)
+    m, c, n_hw = _planes(x_shape, layout, op)
+    dp2 = _global_dp(dp, m, c, layout)
+    n_threads = resolve_num_threads(num_threads)
+    dx = np.empty(x_shape, dtype=dtype)
+    if dx.size:
+        kernels = _kernels(dtype, c)
+        dp_c = as_float_array(dp2, dtype)
+        if layout == "NHWC":
+            kernels.global_avg_pool2d_backward(dp_c, dx.reshape(m, n_hw, c), n_threads)
+        else:
+            flat = dx.reshape(m * c, n_hw)
+            kernels.global_pool2d_backward_rows(flat, dp_c.reshape(m * c), flat, False,
+                                                n_threads)
+    return dx
+
+
+def global_max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, *, layout: Layout = "NHWC",
+                               num_threads: Int | None = None) -> FloatArray:
+    """Gradient of :func:`global_max_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    dp : array_like, shape (m, C), or the forward's keepdims shape
+        Gradient of the loss with respect to the pooled output.
+    x : array_like, shape (m, n_H, n_W, C), or (m, C, n_H, n_W) with layout="NCHW"
+        The forward input.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        As given to the forward.
+    num_threads : int, optional
+        OpenMP threads; default every usable core.
+
+    Returns
+    -------
+    dx : ndarray, shape of x
+
+    Notes
+    -----
+    Each plane's gradient goes whole to its FIRST maximum in row-major pixel
+    order (or to its first NaN), as :func:`max_pool2d_backward` with
+    ``pool_size=(n_H, n_W)`` and PyTorch's ``adaptive_max_pool2d(x, 1)`` do
+    (``torch.amax`` instead splits it evenly among tied maxima); every other
+    element gets 0.
+
+    Examples
+    --------
+    >>> import numpy as np, cyconv
+    >>> x = np.array([1.0, 7.0, 7.0, 2.0]).reshape(1, 2, 2, 1)
+    >>> cyconv.global_max_pool2d_backward(np.ones((1, 1)), x)[0, :, :, 0]
+    array([[0., 1.],
+           [0., 0.]])
+    """
+    op = "global_max_pool2d_backward"
+    x = as_array(x, "x", 4)
+    dtype = result_dtype(dp=as_array(dp, "dp"), x=x)
+    layout = _check_layout(layout)
+    m, c, n_hw = _planes(x.shape, layout, op)
+    dp2 = _global_dp(dp, m, c, layout)
+    n_threads = resolve_num_threads(num_threads)
+    dx = np.empty(x.shape, dtype=dtype)
+    if dx.size:
+        kernels = _kernels(dtype, c)
+        dp_c = as_float_array(dp2, dtype)
+        x_c = as_float_array(x, dtype)
+        if layout == "NHWC":
+            kernels.global_max_pool2d_backward(
+                x_c.reshape(m, n_hw, c), dp_c, np.empty((m, c), dtype=dtype),
+                np.empty((m, c), dtype=np.int32), dx.reshape(m, n_hw, c), n_threads)
+        else:
+            kernels.global_pool2d_backward_rows(x_c.reshape(m * c, n_hw), dp_c.reshape(m * c),
+                                                dx.reshape(m * c, n_hw), True, n_threads)
+    return dx

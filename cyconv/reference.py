@@ -19,7 +19,12 @@ Conventions
   ``((top, bottom), (left, right))``, ``"valid"`` or ``"same"`` (the
   TensorFlow rule: ``out = ceil(n / s)``, the extra pixel goes at the end).
 * Per spatial axis the output size is
-  ``floor((n + p_begin + p_end - f) / s) + 1``.
+  ``floor((n + p_begin + p_end - f) / s) + 1``. Pools take PyTorch's
+  ``ceil_mode`` (round up; the last window must start inside the input or
+  the padding before it) and max-pool its ``dilation`` (taps ``d`` apart, a
+  window extent of ``d * (f - 1) + 1``, which is then ``f`` above).
+* ``global_avg_pool2d`` / ``global_max_pool2d`` reduce each channel's plane,
+  NHWC or NCHW.
 * Results have the ``np.result_type`` of the inputs; integer and bool inputs
   are computed in float64.
 """
@@ -39,6 +44,10 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "global_max_pool2d",
+    "global_max_pool2d_backward",
 ]
 
 # Types of the signatures (the same as cyconv's, written out again here).
@@ -348,8 +357,8 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
 # --------------------------------------------------------------------------
 
 def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
-               padding: Padding = 0, return_indices: bool = False,
-               ) -> Any:
+               padding: Padding = 0, return_indices: bool = False, dilation: IntPair = 1,
+               ceil_mode: bool = False) -> Any:
     r"""2-D max pooling of NHWC input, each channel separately.
 
     Parameters
@@ -364,6 +373,13 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         As in :func:`conv2d`; padded positions count as ``-inf``.
     return_indices : bool, default False
         Also return each maximum's position in its window.
+    dilation : int or (int, int), default 1
+        Step ``(d_h, d_w)`` between the window's taps; the window spans
+        ``d * (f - 1) + 1`` input positions (also for ``"same"``).
+    ceil_mode : bool, default False
+        PyTorch's rounding up of the output size: per axis
+        ``ceil((n + p_begin + p_end - d (f - 1) - 1) / s) + 1``, less one if
+        that last window would start at or after ``n + p_begin``.
 
     Returns
     -------
@@ -386,7 +402,7 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     -----
     .. math::
 
-        p[i, h, w, c] = \max_{k_h, k_w} xpad[i, h s_h + k_h, w s_w + k_w, c]
+        p[i, h, w, c] = \max_{k_h, k_w} xpad[i, h s_h + d_h k_h, w s_w + d_w k_w, c]
 
     with ``xpad`` padded by ``-inf``, so padding is never selected over a real
     value.
@@ -400,11 +416,13 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     x = _as_4d(x, "x")
     dtype = _dtype(x)
     x = x.astype(dtype, copy=False)
+    geo: dict[str, Any] = dict(dilation=dilation, ceil_mode=ceil_mode)
     (_, f_w), (s_h, s_w), ((top, _), (left, _)), _ = _pool_geometry(
-        x.shape, pool_size, stride, padding)
-    p = np.empty(_pool_output_shape(x.shape, pool_size, stride, padding), dtype=dtype)
+        x.shape, pool_size, stride, padding, **geo)
+    d_h, d_w = _pair(dilation, "dilation")
+    p = np.empty(_pool_output_shape(x.shape, pool_size, stride, padding, **geo), dtype=dtype)
     indices = np.full(p.shape, -1, dtype=np.int32)
-    for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding):
+    for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding, **geo):
         a_slice = x[i, rows, cols, :]
         n_cols = a_slice.shape[1]
         a_slice = a_slice.reshape(-1, x.shape[3])
@@ -413,16 +431,17 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         else:
             k = np.argmax(a_slice, axis=0)
             p[i, oh, ow, :] = a_slice[k, np.arange(x.shape[3])]
-            # from the clipped window back to the full (padded) window
-            kh = rows.start - (oh * s_h - top) + k // n_cols
-            kw = cols.start - (ow * s_w - left) + k % n_cols
+            # from the clipped window back to the full (padded) window's taps
+            kh = (rows.start - (oh * s_h - top)) // d_h + k // n_cols
+            kw = (cols.start - (ow * s_w - left)) // d_w + k % n_cols
             indices[i, oh, ow, :] = kh * f_w + kw
     return (p, indices) if return_indices else p
 
 
 def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair, *,
                         stride: IntPair | None = None, padding: Padding = 0,
-                        indices: npt.ArrayLike | None = None) -> FloatArray:
+                        indices: npt.ArrayLike | None = None, dilation: IntPair = 1,
+                        ceil_mode: bool = False) -> FloatArray:
     """Gradient of :func:`max_pool2d` with respect to its input.
 
     Parameters
@@ -431,7 +450,7 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
         Gradient of the loss with respect to the pooled output.
     x : array_like, shape (m, n_H_prev, n_W_prev, n_C)
         The forward input.
-    pool_size, stride, padding
+    pool_size, stride, padding, dilation, ceil_mode
         As in :func:`max_pool2d`.
     indices : array_like of int, shape (m, n_H, n_W, n_C), optional
         From ``max_pool2d(..., return_indices=True)``: route each window's
@@ -468,36 +487,42 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
     dp = _as_4d(dp, "dp")
     x = _as_4d(x, "x")
     dtype = _dtype(dp, x)
-    _check_grad_shape(dp, _pool_output_shape(x.shape, pool_size, stride, padding), "dp")
+    geo: dict[str, Any] = dict(dilation=dilation, ceil_mode=ceil_mode)
+    _check_grad_shape(dp, _pool_output_shape(x.shape, pool_size, stride, padding, **geo), "dp")
     dp = dp.astype(dtype, copy=False)
     n_C = x.shape[3]
     channels = np.arange(n_C)
+    d_h, d_w = _pair(dilation, "dilation")
     dx = np.zeros(x.shape, dtype=dtype)
     if indices is not None:
-        return _route_by_indices(dp, np.asarray(indices), dx, pool_size, stride, padding)
-    for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding):
+        return _route_by_indices(dp, np.asarray(indices), dx, pool_size, stride, padding, **geo)
+    for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding, **geo):
         a_slice = x[i, rows, cols, :]
         n_rows, n_cols = a_slice.shape[:2]
         if n_rows * n_cols == 0:
             continue
         k = np.argmax(a_slice.reshape(-1, n_C), axis=0)
         # Accumulate: with overlapping windows one element can be the max of several.
-        dx[i, rows.start + k // n_cols, cols.start + k % n_cols, channels] += dp[i, oh, ow, :]
+        dx[i, rows.start + d_h * (k // n_cols), cols.start + d_w * (k % n_cols),
+           channels] += dp[i, oh, ow, :]
     return dx
 
 
 def _route_by_indices(dp: FloatArray, indices: npt.NDArray[Any], dx: FloatArray,
-                      pool_size: object, stride: object, padding: object) -> FloatArray:
+                      pool_size: object, stride: object, padding: object,
+                      dilation: object = 1, ceil_mode: bool = False) -> FloatArray:
     # max_pool2d_backward given the forward's indices (kh * f_w + kw per window).
+    geo: dict[str, Any] = dict(dilation=dilation, ceil_mode=ceil_mode)
     (f_h, f_w), (s_h, s_w), ((top, _), (left, _)), _ = _pool_geometry(
-        dx.shape, pool_size, stride, padding)
+        dx.shape, pool_size, stride, padding, **geo)
+    d_h, d_w = _pair(dilation, "dilation")
     _check_grad_shape(indices, dp.shape, "indices")
     _, n_H_prev, n_W_prev, n_C = dx.shape
     channels = np.arange(n_C)
-    for i, oh, ow, _rows, _cols in _pool_windows(dx.shape, pool_size, stride, padding):
+    for i, oh, ow, _rows, _cols in _pool_windows(dx.shape, pool_size, stride, padding, **geo):
         k = indices[i, oh, ow, :].astype(np.int64)
-        ih = oh * s_h - top + k // f_w
-        iw = ow * s_w - left + k % f_w
+        ih = oh * s_h - top + d_h * (k // f_w)
+        iw = ow * s_w - left + d_w * (k % f_w)
         real = (k >= 0) & (k < f_h * f_w) & (ih >= 0) & (ih < n_H_prev) & (iw >= 0) & (iw < n_W_prev)
         dx[i, ih[real], iw[real], channels[real]] += dp[i, oh, ow, real]
     return dx
@@ -508,7 +533,8 @@ def _route_by_indices(dp: FloatArray, indices: npt.NDArray[Any], dx: FloatArray,
 # --------------------------------------------------------------------------
 
 def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
-               padding: Padding = 0, count_include_pad: bool = True) -> FloatArray:
+               padding: Padding = 0, count_include_pad: bool = True,
+               ceil_mode: bool = False) -> FloatArray:
     r"""2-D average pooling of NHWC input, each channel separately.
 
     Parameters
@@ -523,7 +549,11 @@ def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         As in :func:`conv2d`; padded positions count as zero.
     count_include_pad : bool, default True
         Divide by ``f_h * f_w`` (True) or by the number of real, non-padding
-        elements in the window (False).
+        elements in the window (False). With ``ceil_mode``, True divides a
+        last window that runs past the padded input by its part inside it
+        (PyTorch's rule).
+    ceil_mode : bool, default False
+        As in :func:`max_pool2d`.
 
     Returns
     -------
@@ -559,11 +589,15 @@ def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     x = _as_4d(x, "x")
     dtype = _dtype(x)
     x = x.astype(dtype, copy=False)
-    p = np.zeros(_pool_output_shape(x.shape, pool_size, stride, padding), dtype=dtype)
-    f_h, f_w = _pair(pool_size, "pool_size")
-    for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding):
+    p = np.zeros(_pool_output_shape(x.shape, pool_size, stride, padding, ceil_mode=ceil_mode),
+                 dtype=dtype)
+    for i, oh, ow, rows, cols in _pool_windows(x.shape, pool_size, stride, padding,
+                                               ceil_mode=ceil_mode):
         a_slice = x[i, rows, cols, :]
-        count = f_h * f_w if count_include_pad else a_slice.shape[0] * a_slice.shape[1]
+        if count_include_pad:
+            count = _padded_window_size(x.shape, pool_size, stride, padding, oh, ow)
+        else:
+            count = a_slice.shape[0] * a_slice.shape[1]
         if count > 0:
             p[i, oh, ow, :] = a_slice.sum(axis=(0, 1)) / count
     return p
@@ -571,7 +605,7 @@ def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
 
 def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[int], pool_size: IntPair, *,
                         stride: IntPair | None = None, padding: Padding = 0,
-                        count_include_pad: bool = True) -> FloatArray:
+                        count_include_pad: bool = True, ceil_mode: bool = False) -> FloatArray:
     r"""Gradient of :func:`avg_pool2d` with respect to its input.
 
     Parameters
@@ -581,7 +615,7 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[int], pool_size: In
     x_shape : tuple of 4 ints
         Shape ``(m, n_H_prev, n_W_prev, n_C)`` of the forward input (its
         values are not needed).
-    pool_size, stride, padding, count_include_pad
+    pool_size, stride, padding, count_include_pad, ceil_mode
         As in :func:`avg_pool2d`.
 
     Returns
@@ -618,14 +652,18 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[int], pool_size: In
     if len(x_shape) != 4:
         raise ValueError(f"x_shape must be (m, n_H_prev, n_W_prev, n_C), got {x_shape}")
     dtype = _dtype(dp)
-    _check_grad_shape(dp, _pool_output_shape(x_shape, pool_size, stride, padding), "dp")
+    _check_grad_shape(dp, _pool_output_shape(x_shape, pool_size, stride, padding,
+                                             ceil_mode=ceil_mode), "dp")
     dp = dp.astype(dtype, copy=False)
-    f_h, f_w = _pair(pool_size, "pool_size")
     dx = np.zeros(x_shape, dtype=dtype)
-    for i, oh, ow, rows, cols in _pool_windows(x_shape, pool_size, stride, padding):
+    for i, oh, ow, rows, cols in _pool_windows(x_shape, pool_size, stride, padding,
+                                               ceil_mode=ceil_mode):
         n_rows = rows.stop - rows.start
         n_cols = cols.stop - cols.start
-        count = f_h * f_w if count_include_pad else n_rows * n_cols
+        if count_include_pad:
+            count = _padded_window_size(x_shape, pool_size, stride, padding, oh, ow)
+        else:
+            count = n_rows * n_cols
         if n_rows > 0 and n_cols > 0:
             dx[i, rows, cols, :] += dp[i, oh, ow, :] / count
     return dx
@@ -636,36 +674,255 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[int], pool_size: In
 # --------------------------------------------------------------------------
 
 def _pool_geometry(x_shape: tuple[int, ...], pool_size: object, stride: object,
-                   padding: object) -> tuple[tuple[int, int], tuple[int, int], Pads,
-                                             tuple[int, int]]:
+                   padding: object, dilation: object = 1, ceil_mode: bool = False,
+                   ) -> tuple[tuple[int, int], tuple[int, int], Pads, tuple[int, int]]:
     f_h, f_w = _pair(pool_size, "pool_size")
-    strides, pads, out = _geometry(x_shape, f_h, f_w,
-                                   (f_h, f_w) if stride is None else stride, padding)
-    return (f_h, f_w), strides, pads, out
+    s_h, s_w = _pair((f_h, f_w) if stride is None else stride, "stride")
+    d_h, d_w = _pair(dilation, "dilation")
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"ceil_mode must be True or False, got {ceil_mode!r}")
+    _, n_H, n_W, _ = x_shape
+    # A dilated window spans d * (f - 1) + 1 positions: that is its size for
+    # "same" and for the output size.
+    e_h, e_w = d_h * (f_h - 1) + 1, d_w * (f_w - 1) + 1
+    pads = _padding(padding, n_H, n_W, e_h, e_w, s_h, s_w)
+    out = (_pool_out_size(n_H, e_h, s_h, pads[0], bool(ceil_mode), "height"),
+           _pool_out_size(n_W, e_w, s_w, pads[1], bool(ceil_mode), "width"))
+    return (f_h, f_w), (s_h, s_w), pads, out
+
+
+def _pool_out_size(n: int, extent: int, s: int, pads: tuple[int, int], ceil_mode: bool,
+                   axis: str) -> int:
+    begin, end = pads
+    if ceil_mode:
+        # PyTorch: round up, but the last window must start inside the input
+        # or the padding before it; it may run past the padding after.
+        out = -(-(n + begin + end - extent) // s) + 1
+        if (out - 1) * s >= n + begin:
+            out -= 1
+        if out < 1:
+            raise ValueError(f"ceil_mode leaves no window along the {axis}")
+        return out
+    if n + begin + end < extent:
+        raise ValueError(
+            f"the padded input {axis} ({n} + {begin} + {end}) is smaller than the window "
+            f"({extent})")
+    return (n + begin + end - extent) // s + 1
 
 
 def _pool_output_shape(x_shape: tuple[int, ...], pool_size: object, stride: object,
-                       padding: object) -> tuple[int, int, int, int]:
-    _, _, _, (n_H, n_W) = _pool_geometry(x_shape, pool_size, stride, padding)
+                       padding: object, dilation: object = 1,
+                       ceil_mode: bool = False) -> tuple[int, int, int, int]:
+    _, _, _, (n_H, n_W) = _pool_geometry(x_shape, pool_size, stride, padding, dilation,
+                                         ceil_mode)
     return (x_shape[0], n_H, n_W, x_shape[3])
 
 
+def _padded_window_size(x_shape: tuple[int, ...], pool_size: object, stride: object,
+                        padding: object, oh: int, ow: int) -> int:
+    """Positions of window ``(oh, ow)`` inside the padded input (PyTorch's divisor).
+
+    ``f_h * f_w`` unless the window, with ``ceil_mode``, runs past the padding
+    after the input; then only the part inside counts.
+    """
+    (f_h, f_w), (s_h, s_w), ((top, bottom), (left, right)), _ = _pool_geometry(
+        x_shape, pool_size, stride, padding, ceil_mode=True)
+    _, n_H_prev, n_W_prev, _ = x_shape
+    rows = sum(1 for k in range(f_h) if oh * s_h + k < top + n_H_prev + bottom)
+    cols = sum(1 for k in range(f_w) if ow * s_w + k < left + n_W_prev + right)
+    return rows * cols
+
+
+def _taps(start: int, f: int, d: int, n: int) -> slice:
+    """The window's taps ``start + k d`` (``k < f``) inside ``[0, n)``, as a slice."""
+    inside = [start + k * d for k in range(f) if 0 <= start + k * d < n]
+    if not inside:
+        return slice(0, 0, d)
+    return slice(inside[0], inside[-1] + 1, d)
+
+
 def _pool_windows(x_shape: tuple[int, ...], pool_size: object, stride: object, padding: object,
+                  dilation: object = 1, ceil_mode: bool = False,
                   ) -> Iterator[tuple[int, int, int, slice, slice]]:
     """Yield ``(i, oh, ow, rows, cols)`` for every output position, in order.
 
-    ``rows`` and ``cols`` slice the unpadded input: the window clipped to the
-    real elements, so padding never appears in it. They are empty
-    (``start == stop``) when the window lies entirely in the padding.
+    ``rows`` and ``cols`` slice the unpadded input (step: the dilation): the
+    window's taps that land on real elements, so padding never appears in
+    it. They are empty (``start == stop``) when the window lies entirely in
+    the padding.
     """
     (f_h, f_w), (s_h, s_w), ((top, _), (left, _)), (n_H, n_W) = _pool_geometry(
-        x_shape, pool_size, stride, padding)
+        x_shape, pool_size, stride, padding, dilation, ceil_mode)
+    d_h, d_w = _pair(dilation, "dilation")
     m, n_H_prev, n_W_prev, _ = x_shape
     for i in range(m):
         for oh in range(n_H):
-            h0 = oh * s_h - top
-            r0, r1 = min(max(h0, 0), n_H_prev), min(max(h0 + f_h, 0), n_H_prev)
+            rows = _taps(oh * s_h - top, f_h, d_h, n_H_prev)
             for ow in range(n_W):
-                w0 = ow * s_w - left
-                c0, c1 = min(max(w0, 0), n_W_prev), min(max(w0 + f_w, 0), n_W_prev)
-                yield i, oh, ow, slice(r0, r1), slice(c0, c1)
+                cols = _taps(ow * s_w - left, f_w, d_w, n_W_prev)
+                yield i, oh, ow, rows, cols
+
+
+# --------------------------------------------------------------------------
+# Global pooling
+# --------------------------------------------------------------------------
+
+def _nhwc(x: npt.NDArray[Any], layout: str) -> npt.NDArray[Any]:
+    """``x`` viewed as NHWC (a transposed view for NCHW)."""
+    if layout == "NHWC":
+        return x
+    if layout == "NCHW":
+        return x.transpose(0, 2, 3, 1)
+    raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
+
+
+def _keep(p: FloatArray, keepdims: bool, layout: str) -> FloatArray:
+    m, n_C = p.shape
+    if not keepdims:
+        return p
+    return p.reshape((m, 1, 1, n_C) if layout == "NHWC" else (m, n_C, 1, 1))
+
+
+def global_avg_pool2d(x: npt.ArrayLike, *, keepdims: bool = False,
+                      layout: str = "NHWC") -> FloatArray:
+    r"""The mean of every channel's plane.
+
+    Parameters
+    ----------
+    x : array_like, shape (m, n_H, n_W, n_C), or (m, n_C, n_H, n_W) for "NCHW"
+    keepdims : bool, default False
+        Return ``(m, 1, 1, n_C)`` (``(m, n_C, 1, 1)`` for "NCHW") instead of
+        ``(m, n_C)``.
+    layout : {"NHWC", "NCHW"}
+
+    Returns
+    -------
+    p : ndarray, shape (m, n_C)
+
+    Notes
+    -----
+    .. math::
+
+        p[i, c] = \frac{1}{n_H n_W} \sum_{h, w} x[i, h, w, c]
+
+    Examples
+    --------
+    >>> global_avg_pool2d(np.arange(8.0).reshape(1, 2, 2, 2))
+    array([[3., 4.]])
+    """
+    x = _nhwc(_as_4d(x, "x"), layout)
+    dtype = _dtype(x)
+    m, n_H, n_W, n_C = x.shape
+    p = np.zeros((m, n_C), dtype=dtype)
+    for i in range(m):
+        for c in range(n_C):
+            total = 0.0
+            for h in range(n_H):
+                for w in range(n_W):
+                    total += float(x[i, h, w, c])
+            p[i, c] = total / (n_H * n_W)
+    return _keep(p, keepdims, layout)
+
+
+def global_avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[int], *,
+                               layout: str = "NHWC") -> FloatArray:
+    """Gradient of :func:`global_avg_pool2d`: ``dp[i, c] / (n_H n_W)`` on every pixel.
+
+    Parameters
+    ----------
+    dp : array_like, shape (m, n_C) or the keepdims shape
+    x_shape : tuple of 4 ints, in ``layout``
+    layout : {"NHWC", "NCHW"}
+
+    Returns
+    -------
+    dx : ndarray, shape x_shape
+
+    Examples
+    --------
+    >>> global_avg_pool2d_backward(np.ones((1, 1)), (1, 2, 2, 1))[0, :, :, 0]
+    array([[0.25, 0.25],
+           [0.25, 0.25]])
+    """
+    dp = np.asarray(dp)
+    dtype = _dtype(dp)
+    x_shape = tuple(_int(n, "x_shape") for n in x_shape)
+    dx = np.zeros(x_shape, dtype=dtype)
+    view = _nhwc(dx, layout)
+    m, n_H, n_W, n_C = view.shape
+    dp = dp.reshape(m, n_C)
+    for i in range(m):
+        for c in range(n_C):
+            view[i, :, :, c] = dp[i, c] / (n_H * n_W)
+    return dx
+
+
+def _first_max(plane: npt.NDArray[Any]) -> tuple[int, int]:
+    """``(h, w)`` of the plane's first maximum in row-major order, or of its first NaN."""
+    n_W = plane.shape[1]
+    k = int(np.argmax(plane.reshape(-1)))  # argmax: first maximum, or first NaN
+    return k // n_W, k % n_W
+
+
+def global_max_pool2d(x: npt.ArrayLike, *, keepdims: bool = False,
+                      layout: str = "NHWC") -> FloatArray:
+    """The maximum of every channel's plane (NaN if the plane holds one).
+
+    Parameters
+    ----------
+    x, keepdims, layout
+        As in :func:`global_avg_pool2d`.
+
+    Returns
+    -------
+    p : ndarray, shape (m, n_C)
+
+    Examples
+    --------
+    >>> global_max_pool2d(np.array([1.0, 7.0, 3.0, 2.0]).reshape(1, 2, 2, 1))
+    array([[7.]])
+    """
+    x = _nhwc(_as_4d(x, "x"), layout)
+    dtype = _dtype(x)
+    m, _, _, n_C = x.shape
+    p = np.zeros((m, n_C), dtype=dtype)
+    for i in range(m):
+        for c in range(n_C):
+            h, w = _first_max(x[i, :, :, c])
+            p[i, c] = x[i, h, w, c]
+    return _keep(p, keepdims, layout)
+
+
+def global_max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, *,
+                               layout: str = "NHWC") -> FloatArray:
+    """Gradient of :func:`global_max_pool2d`: each plane's ``dp`` to its first maximum.
+
+    Parameters
+    ----------
+    dp : array_like, shape (m, n_C) or the keepdims shape
+    x : array_like, the forward input
+    layout : {"NHWC", "NCHW"}
+
+    Returns
+    -------
+    dx : ndarray, shape of x
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 7.0, 7.0, 2.0]).reshape(1, 2, 2, 1)
+    >>> global_max_pool2d_backward(np.ones((1, 1)), x)[0, :, :, 0]
+    array([[0., 1.],
+           [0., 0.]])
+    """
+    dp = np.asarray(dp)
+    x_in = _as_4d(x, "x")
+    dtype = _dtype(dp, x_in)
+    dx = np.zeros(x_in.shape, dtype=dtype)
+    x, view = _nhwc(x_in, layout), _nhwc(dx, layout)
+    m, _, _, n_C = x.shape
+    dp = dp.reshape(m, n_C)
+    for i in range(m):
+        for c in range(n_C):
+            h, w = _first_max(x[i, :, :, c])
+            view[i, h, w, c] = dp[i, c]
+    return dx

@@ -451,3 +451,91 @@ def test_conv2d_backward_dw_kernel_wider_than_the_image_minimal():
     _, dw, _ = cyconv.conv2d_backward(dz, x, w, padding=(0, 1))
     # tap 2 only ever sees the right padding (the bug gave 100: row 1's pixel)
     np.testing.assert_array_equal(dw.ravel(), [0.0, 101.0, 0.0])
+
+
+# --------------------------------------------------------------------------
+# Issue 16: dilation, ceil_mode, global pools
+# --------------------------------------------------------------------------
+
+@st.composite
+def pool_geometry_cases(draw, dilate=True):
+    """A pool case with ``dilation`` (max only) and ``ceil_mode`` drawn too."""
+    dtype = draw(DTYPES)
+    m = draw(st.integers(1, 2))
+    c = draw(st.sampled_from([1, 3, 8, 17]))
+    f_hw = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d_hw = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) if dilate else (1, 1)
+    dilation = d_hw[0] if d_hw[0] == d_hw[1] and draw(st.booleans()) else d_hw
+    stride = draw(st.one_of(st.none(), strides(4)))
+    p = st.integers(0, 2)
+    padding = draw(st.one_of(p, st.tuples(p, p), st.tuples(st.tuples(p, p), st.tuples(p, p)),
+                             st.sampled_from(["valid", "same"])))
+    extent = [d * (f - 1) + 1 for d, f in zip(d_hw, f_hw)]
+    base = ((0, 0), (0, 0)) if isinstance(padding, str) else pads_of(padding, None, None, None)
+    lo = [1 if padding == "same" else max(1, e - sum(pd)) for e, pd in zip(extent, base)]
+    n_hw = (draw(st.integers(lo[0], lo[0] + 6)), draw(st.integers(lo[1], lo[1] + 6)))
+    ceil_mode = draw(st.booleans())
+    x = draw(data((m, *n_hw, c), dtype))
+    pool_size = f_hw[0] if f_hw[0] == f_hw[1] and draw(st.booleans()) else f_hw
+    kw = dict(stride=stride, padding=padding, ceil_mode=ceil_mode)
+    if dilate:
+        kw["dilation"] = dilation
+    note(f"x {x.shape} pool_size {pool_size!r} {kw} {np.dtype(dtype)}")
+    return dtype, x, pool_size, kw
+
+
+@given(case=pool_geometry_cases(), lx=layout, lp=layout)
+def test_max_pool2d_with_dilation_and_ceil_mode_matches_reference(case, lx, lp):
+    dtype, x, pool_size, kw = case
+    want, want_idx = reference.max_pool2d(x, pool_size, return_indices=True, **kw)
+    xs = relayout(x, lx)
+    keep = Unchanged(x=xs)
+    p, idx = cyconv.max_pool2d(xs, pool_size, return_indices=True, **kw)
+    np.testing.assert_array_equal(p, want)
+    np.testing.assert_array_equal(idx, want_idx)
+    dp = np.random.default_rng(3).standard_normal(p.shape).astype(dtype)
+    dps = relayout(dp, lp)
+    dx = cyconv.max_pool2d_backward(dps, xs, pool_size, **kw)
+    assert_matches(dx, reference.max_pool2d_backward(dp, x, pool_size, **kw), dtype)
+    np.testing.assert_array_equal(cyconv.max_pool2d_backward(dp, x, pool_size, indices=idx, **kw),
+                                  dx)
+    keep.check()
+
+
+@given(case=pool_geometry_cases(dilate=False), lx=layout, cip=st.booleans())
+def test_avg_pool2d_with_ceil_mode_matches_reference(case, lx, cip):
+    dtype, x, pool_size, kw = case
+    kw = dict(kw, count_include_pad=cip)
+    xs = relayout(x, lx)
+    keep = Unchanged(x=xs)
+    p = cyconv.avg_pool2d(xs, pool_size, **kw)
+    assert_matches(p, reference.avg_pool2d(x, pool_size, **kw), dtype)
+    dp = np.random.default_rng(5).standard_normal(p.shape).astype(dtype)
+    assert_matches(cyconv.avg_pool2d_backward(dp, x.shape, pool_size, **kw),
+                   reference.avg_pool2d_backward(dp, x.shape, pool_size, **kw), dtype)
+    keep.check()
+
+
+@given(dtype=DTYPES, m=st.integers(1, 3), n_h=st.integers(1, 6), n_w=st.integers(1, 6),
+       c=st.sampled_from([1, 3, 8, 17, 130]), seed=st.integers(0, 2**32 - 1),
+       quantize=st.booleans(), nchw=st.booleans(), keepdims=st.booleans(), lx=layout)
+def test_global_pools_match_reference(dtype, m, n_h, n_w, c, seed, quantize, nchw, keepdims, lx):
+    x = np.random.default_rng(seed).standard_normal((m, n_h, n_w, c))
+    if quantize:
+        x = np.round(x * 2) / 2  # ties
+    x = x.astype(dtype)
+    lay = "NCHW" if nchw else "NHWC"
+    if nchw:
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    xs = relayout(x, lx)
+    keep = Unchanged(x=xs)
+    for kind in ("avg", "max"):
+        p = getattr(cyconv, f"global_{kind}_pool2d")(xs, keepdims=keepdims, layout=lay)
+        assert_matches(p, getattr(reference, f"global_{kind}_pool2d")(
+            x, keepdims=keepdims, layout=lay), dtype, kind)
+    dp = np.random.default_rng(7).standard_normal(p.shape).astype(dtype)
+    assert_matches(cyconv.global_avg_pool2d_backward(dp, x.shape, layout=lay),
+                   reference.global_avg_pool2d_backward(dp, x.shape, layout=lay), dtype)
+    np.testing.assert_array_equal(cyconv.global_max_pool2d_backward(dp, xs, layout=lay),
+                                  reference.global_max_pool2d_backward(dp, x, layout=lay))
+    keep.check()

@@ -175,12 +175,37 @@ def model() -> float:
     return loss
 
 
+def pools_extended() -> None:
+    # dilation, ceil_mode and the global pools (issue 16).
+    x = np.random.default_rng(1).standard_normal((2, 9, 9, 3))
+    p: FloatArray = cyconv.max_pool2d(x, 3, stride=2, dilation=2, ceil_mode=True)
+    q, idx = cyconv.max_pool2d(x, 2, dilation=(1, 2), return_indices=True)
+    cyconv.max_pool2d_backward(np.ones_like(q), x, 2, dilation=(1, 2), indices=idx)
+    cyconv.max_pool2d_backward(np.ones_like(p), x, 3, stride=2, dilation=2, ceil_mode=True)
+    a: FloatArray = cyconv.avg_pool2d(x, 2, ceil_mode=True)
+    cyconv.avg_pool2d_backward(np.ones_like(a), x.shape, 2, ceil_mode=True)
+    g: FloatArray = cyconv.global_avg_pool2d(x)
+    cyconv.global_avg_pool2d_backward(g, x.shape)
+    gm: FloatArray = cyconv.global_max_pool2d(x, keepdims=True, layout="NHWC")
+    cyconv.global_max_pool2d_backward(gm, x, num_threads=1)
+    r: FloatArray = reference.global_avg_pool2d(x, keepdims=True)
+    reference.global_avg_pool2d_backward(r, x.shape)
+    rm: FloatArray = reference.global_max_pool2d(x, layout="NHWC")
+    reference.global_max_pool2d_backward(rm, x)
+    head = layers.Sequential(layers.MaxPool2D(2, dilation=2, ceil_mode=True),
+                             layers.AvgPool2D(2, ceil_mode=True), layers.GlobalAvgPool2D())
+    out: FloatArray = head.forward(x)
+    assert out.shape == (2, 3) and g.shape == (2, 3) and gm.shape == (2, 1, 1, 3)
+    assert layers.GlobalMaxPool2D(keepdims=True).forward(x).shape == (2, 1, 1, 3)
+
+
 def main() -> None:
     functional()
     reference_functions()
     course_functions()
     cs231n_functions()
     model()
+    pools_extended()
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from cyconv.layers._activations import ReLU, Tanh
 from cyconv.layers._base import Layer, Params, Seed, glorot_uniform, he_normal
 from cyconv.layers._conv import Conv2D
 from cyconv.layers._dense import Dense, Flatten
-from cyconv.layers._pool import AvgPool2D, MaxPool2D
+from cyconv.layers._pool import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from cyconv.layers.losses import softmax, softmax_cross_entropy
 from cyconv.layers.optim import SGD, Adam
 from cyconv.layers.sequential import Sequential
@@ -75,6 +75,8 @@ __all__ = [
     "Sequential",
     "Tanh",
     "glorot_uniform",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool2D",
     "he_normal",
     "softmax",
     "softmax_cross_entropy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +17,7 @@ class MaxPool2D(_KernelLayer):
 
     Parameters
     ----------
-    pool_size, stride, padding
+    pool_size, stride, padding, dilation, ceil_mode
         As for :func:`cyconv.max_pool2d` (``stride`` defaults to ``pool_size``).
     num_threads, backend
         As for :class:`Conv2D`.
@@ -30,17 +31,29 @@ class MaxPool2D(_KernelLayer):
     """
 
     def __init__(self, pool_size: IntPair, stride: IntPair | None = None, padding: Padding = 0,
-                 *, num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
+                 *, dilation: IntPair = 1, ceil_mode: bool = False,
+                 num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
         super().__init__(backend, num_threads)
         self.pool_size, self.stride, self.padding = pool_size, stride, padding
+        self.dilation, self.ceil_mode = dilation, ceil_mode
+
+    def _geo(self) -> dict[str, Any]:
+        # Only what differs from the defaults, so backends without these
+        # keywords keep working for layers that do not use them.
+        geo: dict[str, Any] = {}
+        if self.dilation != 1:
+            geo["dilation"] = self.dilation
+        if self.ceil_mode:
+            geo["ceil_mode"] = True
+        return geo
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C) -> (m, n_H_out, n_W_out, C)``."""
         if not self.training:
             return self._kernel("max_pool2d", x, self.pool_size, stride=self.stride,
-                                padding=self.padding)
+                                padding=self.padding, **self._geo())
         p, indices = self._kernel("max_pool2d", x, self.pool_size, stride=self.stride,
-                                  padding=self.padding, return_indices=True)
+                                  padding=self.padding, return_indices=True, **self._geo())
         x = np.asarray(x)
         # backward reads only the shape and dtype of x: a zero-stride stand-in
         self._keep((np.broadcast_to(np.zeros((), x.dtype), x.shape), indices))
@@ -50,10 +63,12 @@ class MaxPool2D(_KernelLayer):
         """``dout`` shaped like the output -> ``dx`` shaped like the input."""
         x, indices = self._take()
         return self._kernel("max_pool2d_backward", dout, x, self.pool_size,
-                            stride=self.stride, padding=self.padding, indices=indices)
+                            stride=self.stride, padding=self.padding, indices=indices,
+                            **self._geo())
 
     def _describe(self) -> str:
-        return f"{self.pool_size!r}, stride={self.stride!r}, padding={self.padding!r}"
+        extra = "".join(f", {k}={v!r}" for k, v in self._geo().items())
+        return f"{self.pool_size!r}, stride={self.stride!r}, padding={self.padding!r}{extra}"
 
 
 class AvgPool2D(_KernelLayer):
@@ -61,7 +76,7 @@ class AvgPool2D(_KernelLayer):
 
     Parameters
     ----------
-    pool_size, stride, padding, count_include_pad
+    pool_size, stride, padding, count_include_pad, ceil_mode
         As for :func:`cyconv.avg_pool2d` (``stride`` defaults to ``pool_size``).
     num_threads, backend
         As for :class:`Conv2D`.
@@ -73,16 +88,21 @@ class AvgPool2D(_KernelLayer):
     """
 
     def __init__(self, pool_size: IntPair, stride: IntPair | None = None, padding: Padding = 0,
-                 count_include_pad: bool = True, *, num_threads: Int | None = None,
-                 backend: ModuleType | None = None) -> None:
+                 count_include_pad: bool = True, *, ceil_mode: bool = False,
+                 num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
         super().__init__(backend, num_threads)
         self.pool_size, self.stride, self.padding = pool_size, stride, padding
         self.count_include_pad = count_include_pad
+        self.ceil_mode = ceil_mode
+
+    def _geo(self) -> dict[str, Any]:
+        return {"ceil_mode": True} if self.ceil_mode else {}
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C) -> (m, n_H_out, n_W_out, C)``."""
         p = self._kernel("avg_pool2d", x, self.pool_size, stride=self.stride,
-                         padding=self.padding, count_include_pad=self.count_include_pad)
+                         padding=self.padding, count_include_pad=self.count_include_pad,
+                         **self._geo())
         self._keep(np.shape(x))
         return p
 
@@ -91,8 +111,96 @@ class AvgPool2D(_KernelLayer):
         x_shape = self._take()
         return self._kernel("avg_pool2d_backward", dout, x_shape, self.pool_size,
                             stride=self.stride, padding=self.padding,
-                            count_include_pad=self.count_include_pad)
+                            count_include_pad=self.count_include_pad, **self._geo())
 
     def _describe(self) -> str:
+        extra = ", ceil_mode=True" if self.ceil_mode else ""
         return (f"{self.pool_size!r}, stride={self.stride!r}, padding={self.padding!r}, "
-                f"count_include_pad={self.count_include_pad}")
+                f"count_include_pad={self.count_include_pad}{extra}")
+
+
+class GlobalAvgPool2D(_KernelLayer):
+    """Global average pooling layer (NHWC) on :func:`cyconv.global_avg_pool2d`.
+
+    Parameters
+    ----------
+    keepdims : bool, default False
+        Output ``(m, 1, 1, C)`` instead of ``(m, C)`` (no :class:`Flatten`
+        needed before a :class:`Dense` layer without it).
+    num_threads, backend
+        As for :class:`Conv2D`.
+
+    Notes
+    -----
+    ``(m, n_H, n_W, C) -> (m, C)``; keeps only the input's shape in training
+    mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import GlobalAvgPool2D
+    >>> GlobalAvgPool2D().forward(np.ones((2, 4, 4, 3))).shape
+    (2, 3)
+    """
+
+    def __init__(self, *, keepdims: bool = False, num_threads: Int | None = None,
+                 backend: ModuleType | None = None) -> None:
+        super().__init__(backend, num_threads)
+        self.keepdims = keepdims
+
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
+        """``(m, n_H, n_W, C) -> (m, C)`` (or ``(m, 1, 1, C)`` with keepdims)."""
+        p = self._kernel("global_avg_pool2d", x, keepdims=self.keepdims)
+        self._keep(np.shape(x))
+        return p
+
+    def backward(self, dout: npt.ArrayLike) -> FloatArray:
+        """``dout`` shaped like the output -> ``dx`` shaped like the input."""
+        x_shape = self._take()
+        return self._kernel("global_avg_pool2d_backward", dout, x_shape)
+
+    def _describe(self) -> str:
+        return f"keepdims={self.keepdims}" if self.keepdims else ""
+
+
+class GlobalMaxPool2D(_KernelLayer):
+    """Global max pooling layer (NHWC) on :func:`cyconv.global_max_pool2d`.
+
+    Parameters
+    ----------
+    keepdims : bool, default False
+        Output ``(m, 1, 1, C)`` instead of ``(m, C)``.
+    num_threads, backend
+        As for :class:`Conv2D`.
+
+    Notes
+    -----
+    ``(m, n_H, n_W, C) -> (m, C)``; keeps the input in training mode (the
+    backward finds each plane's first maximum in it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import GlobalMaxPool2D
+    >>> GlobalMaxPool2D(keepdims=True).forward(np.ones((2, 4, 4, 3))).shape
+    (2, 1, 1, 3)
+    """
+
+    def __init__(self, *, keepdims: bool = False, num_threads: Int | None = None,
+                 backend: ModuleType | None = None) -> None:
+        super().__init__(backend, num_threads)
+        self.keepdims = keepdims
+
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
+        """``(m, n_H, n_W, C) -> (m, C)`` (or ``(m, 1, 1, C)`` with keepdims)."""
+        p = self._kernel("global_max_pool2d", x, keepdims=self.keepdims)
+        self._keep(x)
+        return p
+
+    def backward(self, dout: npt.ArrayLike) -> FloatArray:
+        """``dout`` shaped like the output -> ``dx`` shaped like the input."""
+        x = self._take()
+        return self._kernel("global_max_pool2d_backward", dout, x)
+
+    def _describe(self) -> str:
+        return f"keepdims={self.keepdims}" if self.keepdims else ""
