@@ -101,16 +101,21 @@ def level_table():
 
 cdef cyc_conv_params _params(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] z,
                              const floating[:, :, :, ::1] w, Py_ssize_t s_h, Py_ssize_t s_w,
-                             Py_ssize_t p_t, Py_ssize_t p_l) noexcept:
+                             Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h,
+                             Py_ssize_t d_w, Py_ssize_t groups) noexcept:
     # x: x or dx, z: z or dz, w: w or dw (shapes only, and their strides).
+    # With groups > 1, group g is x's channels g*K .. g*K + K - 1 and z's
+    # g*C .. g*C + C - 1 (C = c_out / groups), w's last axis too: the drivers
+    # run each group as a convolution of K -> C channels at those offsets,
+    # with the element strides of the whole arrays.
     cdef cyc_conv_params p
     cdef Py_ssize_t item = sizeof(floating)
     p.m, p.n_h, p.n_w, p.c_in = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     p.o_h, p.o_w, p.c_out = z.shape[1], z.shape[2], z.shape[3]
     p.f_h, p.f_w = w.shape[0], w.shape[1]
     p.s_h, p.s_w, p.p_t, p.p_l = s_h, s_w, p_t, p_l
-    p.d_h = p.d_w = 1
-    p.groups = 1
+    p.d_h, p.d_w = d_h, d_w
+    p.groups = groups
     p.K = p.c_in // p.groups
     p.x_ps, p.x_rs, p.x_is = x.strides[2] // item, x.strides[1] // item, x.strides[0] // item
     p.z_ps, p.z_rs, p.z_is = z.strides[2] // item, z.strides[1] // item, z.strides[0] // item
@@ -119,6 +124,11 @@ cdef cyc_conv_params _params(const floating[:, :, :, ::1] x, const floating[:, :
     p.epi.accumulate = 0
     p.epi.activation = CYC_ACT_NONE
     return p
+
+
+cdef inline ptrdiff_t _group_out(const cyc_conv_params *p) noexcept nogil:
+    # Output channels (z's, dz's) of one group.
+    return p.c_out // p.groups
 
 
 cdef inline cyc_epilogue _epilogue(const void *bias, bint accumulate,
@@ -328,14 +338,16 @@ cdef inline void _tile(int P, int NV, const floating *inp, ptrdiff_t base,
 cdef inline void _dx_tile(bint dot, int P, int nv, const floating *dz,
                           ptrdiff_t base, ptrdiff_t in_ps, const floating *wblk, ptrdiff_t nb,
                           const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
-                          ptrdiff_t c_out, floating *out, ptrdiff_t out_ps,
+                          ptrdiff_t c_out, ptrdiff_t w_cs, floating *out, ptrdiff_t out_ps,
                           int nch) noexcept nogil:
     # One dx tile: the dot-product form (float32 only: w read in place, nch
     # input channels) or the register tile (packed w, a block of nb input
     # channels). cyconv/_dispatch.py sets `dot` for float32 layers only.
+    # c_out: the products per tap (one group's output channels); w_cs: w's
+    # stride between input channels (the dot form's rows).
     if floating is float:
         if dot:
-            cyc_dot_f32(P, nch, dz, base, in_ps, wblk, c_out, in_off, w_off, nt,
+            cyc_dot_f32(P, nch, dz, base, in_ps, wblk, w_cs, in_off, w_off, nt,
                         c_out, out, out_ps)
             return
     _tile(P, nv, dz, base, in_ps, 1, wblk, nb, in_off, w_off, nt, c_out,
@@ -353,21 +365,21 @@ cdef int _threads_for(int num_threads, double fmas) noexcept:
     return 1 if fmas < MIN_PARALLEL_FMAS else num_threads
 
 
-cdef void _pack_blocks(const floating *src, ptrdiff_t n_outer, ptrdiff_t c, ptrdiff_t nb,
-                       floating *dst) noexcept nogil:
-    # src (n_outer, c) -> dst (ceil(c / nb), n_outer, nb), zero-padded.
+cdef void _pack_blocks(const floating *src, ptrdiff_t n_outer, ptrdiff_t c, ptrdiff_t ld,
+                       ptrdiff_t nb, floating *dst) noexcept nogil:
+    # src (n_outer, c), rows ld apart -> dst (ceil(c / nb), n_outer, nb), zero-padded.
     cdef ptrdiff_t cb, o, j, n_cb = (c + nb - 1) // nb
     for cb in range(n_cb):
         for o in range(n_outer):
             for j in range(nb):
                 dst[(cb * n_outer + o) * nb + j] = (
-                    src[o * c + cb * nb + j] if cb * nb + j < c else 0)
+                    src[o * ld + cb * nb + j] if cb * nb + j < c else 0)
 
 
 cdef void _pack_blocks_t(const floating *w, ptrdiff_t taps, ptrdiff_t c_in, ptrdiff_t c_out,
-                         ptrdiff_t nb, floating *dst) noexcept nogil:
-    # w (taps, c_in, c_out) -> dst (ceil(c_in / nb), taps, c_out, nb), zero-padded:
-    # blocks of input channels with the sum over output channels inside.
+                         ptrdiff_t ld, ptrdiff_t nb, floating *dst) noexcept nogil:
+    # w (taps, c_in, c_out), rows ld apart -> dst (ceil(c_in / nb), taps, c_out, nb),
+    # zero-padded: blocks of input channels with the sum over output channels inside.
     cdef ptrdiff_t cb, t, co, j, ci, n_cb = (c_in + nb - 1) // nb
     for cb in range(n_cb):
         for t in range(taps):
@@ -375,7 +387,7 @@ cdef void _pack_blocks_t(const floating *w, ptrdiff_t taps, ptrdiff_t c_in, ptrd
                 for j in range(nb):
                     ci = cb * nb + j
                     dst[((cb * taps + t) * c_out + co) * nb + j] = (
-                        w[(t * c_in + ci) * c_out + co] if ci < c_in else 0)
+                        w[(t * c_in + ci) * ld + co] if ci < c_in else 0)
 
 
 cdef bint _all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
@@ -440,8 +452,10 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
     # kernel rows outer), of which a row's kernel rows inside x are one
     # contiguous piece; no per-row building. The few edge columns run one by
     # one, each with its own list (from edges), of which the same holds.
-    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, e, n_e, n_taps = p.f_h * p.f_w
-    cdef ptrdiff_t n_cb = (p.c_out + nb - 1) // nb
+    # With groups, the row runs once per group g: x's channels from g * K,
+    # z's and the packed filters' and bias's blocks from g * C (C = c_out / groups).
+    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, e, n_e, g, n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t c_grp = _group_out(p), n_cb = (c_grp + nb - 1) // nb
     cdef ptrdiff_t w_kw = p.K * nb, w_kh = p.f_w * w_kw, w_blk = p.f_h * w_kh
     cdef ptrdiff_t base = (oh * p.s_h - p.p_t) * p.x_rs - p.p_l * p.x_ps
     cdef const floating *bpack = <const floating *> p.epi.bias
@@ -450,23 +464,28 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
     n_kh = _axis_range(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, &k0)
     nt = n_kh * p.f_w
     n_e = ow_a + p.o_w - ow_b
-    for cb in range(n_cb):
-        nch = <int>(p.c_out - cb * nb if p.c_out - cb * nb < nb else nb)
-        ow = ow_a
-        while ow < ow_b:
-            P = <int>(ow_b - ow if ow_b - ow < mr else mr)
-            _tile(P, nv, x, base + ow * p.s_w * p.x_ps, p.s_w * p.x_ps, 1, wpack + cb * w_blk,
-                  nb, sc.all_in + k0 * p.f_w, sc.all_w + k0 * p.f_w, nt, p.K,
-                  z + ow * p.z_ps + cb * nb, p.z_ps, nch,
-                  _epilogue(bpack + cb * nb, False, p.epi.activation))
-            ow += P
-        for e in range(n_e):   # one output column whose window crosses the padding
-            ow = e if e < ow_a else ow_b + e - ow_a
-            _tile(1, nv, x, base + p.p_l * p.x_ps, 0, 1, wpack + cb * w_blk, nb,
-                  edges + n_e + e * n_taps + k0 * edges[e],
-                  edges + n_e + (n_e + e) * n_taps + k0 * edges[e], n_kh * edges[e], p.K,
-                  z + ow * p.z_ps + cb * nb, p.z_ps, nch,
-                  _epilogue(bpack + cb * nb, False, p.epi.activation))
+    for g in range(p.groups):
+        for cb in range(n_cb):
+            nch = <int>(c_grp - cb * nb if c_grp - cb * nb < nb else nb)
+            ow = ow_a
+            while ow < ow_b:
+                P = <int>(ow_b - ow if ow_b - ow < mr else mr)
+                _tile(P, nv, x, base + ow * p.s_w * p.x_ps, p.s_w * p.x_ps, 1, wpack + cb * w_blk,
+                      nb, sc.all_in + k0 * p.f_w, sc.all_w + k0 * p.f_w, nt, p.K,
+                      z + ow * p.z_ps + cb * nb, p.z_ps, nch,
+                      _epilogue(bpack + cb * nb, False, p.epi.activation))
+                ow += P
+            for e in range(n_e):   # one output column whose window crosses the padding
+                ow = e if e < ow_a else ow_b + e - ow_a
+                _tile(1, nv, x, base + p.p_l * p.x_ps, 0, 1, wpack + cb * w_blk, nb,
+                      edges + n_e + e * n_taps + k0 * edges[e],
+                      edges + n_e + (n_e + e) * n_taps + k0 * edges[e], n_kh * edges[e], p.K,
+                      z + ow * p.z_ps + cb * nb, p.z_ps, nch,
+                      _epilogue(bpack + cb * nb, False, p.epi.activation))
+        x += p.K
+        z += c_grp
+        wpack += n_cb * w_blk
+        bpack += n_cb * nb
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
@@ -474,8 +493,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
                    const floating[::1] b,              # IN  (c_out,)
                    floating[:, :, :, ::1] z,           # OUT (m, o_h, o_w, c_out)
                    Py_ssize_t s_h, Py_ssize_t s_w,
-                   Py_ssize_t p_t, Py_ssize_t p_l,
-                   bint relu, int num_threads):
+                   Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                   Py_ssize_t groups, bint relu, int num_threads):
     """z = conv(x, w) + b (then max(z, 0) if ``relu``), parallel over batch x output rows.
 
     Parameters
@@ -489,27 +508,33 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     p_t, p_l : int
         Padding before the height and width axes (the padding after each
         axis is implied by ``z``'s shape).
+    d_h, d_w : int
+        Dilation (>= 1).
+    groups : int
+        Channel groups (dividing c_in and c_out; w is (f_h, f_w, c_in / groups, c_out)).
     relu : bool
         Apply ``v <= 0 ? 0 : v`` in the tile's store (the epilogue), so the
         activation costs no pass of its own.
     num_threads : int
         OpenMP threads (>= 1).
     """
-    cdef cyc_conv_params p = _params(x, z, w, s_h, s_w, p_t, p_l)
-    cdef Py_ssize_t row, i, oh, n_taps = p.f_h * p.f_w
+    cdef cyc_conv_params p = _params(x, z, w, s_h, s_w, p_t, p_l, d_h, d_w, groups)
+    cdef Py_ssize_t row, i, oh, g, n_taps = p.f_h * p.f_w
     cdef Scratch sc
-    cdef int nv = _tile_vectors(sizeof(floating), p.c_out)
+    cdef Py_ssize_t c_grp = _group_out(&p)
+    cdef int nv = _tile_vectors(sizeof(floating), c_grp)
     cdef Py_ssize_t nb = nv * cyc_lanes(sizeof(floating))
-    cdef Py_ssize_t n_cb = (p.c_out + nb - 1) // nb
+    cdef Py_ssize_t n_cb = (c_grp + nb - 1) // nb
+    cdef Py_ssize_t w_grp = n_cb * n_taps * p.K * nb    # one group's packed filters
     cdef int n_threads = _threads_for(num_threads, <double> z.size * n_taps * p.K)
     cdef Py_ssize_t per_thread
     cdef ptrdiff_t ow_a, ow_b, n_e
     cdef ptrdiff_t *edges
-    # Scratch: filters (n_cb, f_h, f_w, K, nb) and bias (n_cb, nb) in
-    # zero-padded channel blocks; per thread, the tap lists of a row.
-    cdef floating *wpack = <floating *> _alloc((n_cb * n_taps * p.K * nb + n_cb * nb)
+    # Scratch: filters (groups, n_cb, f_h, f_w, K, nb) and bias (groups, n_cb,
+    # nb) in zero-padded channel blocks; per thread, the tap lists of a row.
+    cdef floating *wpack = <floating *> _alloc((p.groups * (w_grp + n_cb * nb))
                                                * sizeof(floating))
-    cdef floating *bpack = wpack + n_cb * n_taps * p.K * nb
+    cdef floating *bpack = wpack + p.groups * w_grp
     cdef ptrdiff_t *taps = NULL
     # Narrow images (kernel wide next to the image) would run mostly edge
     # columns, one pixel per tile: there x is copied with its left and right
@@ -537,8 +562,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
         with nogil:
-            _pack_blocks(&w[0, 0, 0, 0], n_taps * p.K, p.c_out, nb, wpack)
-            _pack_blocks(&b[0], 1, p.c_out, nb, bpack)
+            for g in range(p.groups):
+                _pack_blocks(&w[0, 0, 0, 0] + g * c_grp, n_taps * p.K, c_grp, p.c_out, nb,
+                             wpack + g * w_grp)
+                _pack_blocks(&b[0] + g * c_grp, 1, c_grp, c_grp, nb, bpack + g * n_cb * nb)
             with parallel(num_threads=n_threads):
                 sc = _scratch(taps + threadid() * per_thread, n_taps, p.f_h, p.f_w)
                 edges = taps + threadid() * per_thread + _scratch_size(n_taps, p.f_h, p.f_w)
@@ -572,12 +599,15 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
     # the phases, of which the kh whose dz row is inside dz are a contiguous
     # piece. sc.q holds each width phase's (taps, j_a, j_b); hp the height
     # phases (see _dx_phases). Edge columns build their own lists.
-    cdef ptrdiff_t r, j, j_a, j_b, n_j, n_kh = 0, n_kw, nt, cb, t0, t1
+    # With groups, the row runs once per group: dx's channels from grp * K,
+    # dz's (and w's last axis) from grp * C, C = c_out / groups the products
+    # per tap; the dot form's w rows are p.w_cs apart, its taps p.w_ts.
+    cdef ptrdiff_t r, j, j_a, j_b, n_j, n_kh = 0, n_kw, nt, cb, t0, t1, grp
     cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
     cdef ptrdiff_t n_taps = p.f_h * p.f_w
-    cdef ptrdiff_t n_cb = (p.c_in + nb - 1) // nb
-    cdef ptrdiff_t w_blk = nb * p.c_out if dot else p.f_h * p.f_w * p.c_out * nb
-    cdef ptrdiff_t w_tap = p.c_in * p.c_out if dot else p.c_out * nb
+    cdef ptrdiff_t c_grp = _group_out(p), n_cb = (p.K + nb - 1) // nb
+    cdef ptrdiff_t w_blk = nb * p.w_cs if dot else p.f_h * p.f_w * c_grp * nb
+    cdef ptrdiff_t w_tap = p.w_ts if dot else c_grp * nb
     cdef ptrdiff_t g = (ih + p.p_t) % p.s_h, q0 = (ih + p.p_t - g) // p.s_h, gi = ih % p.s_h
     cdef ptrdiff_t n_g = p.s_h if p.s_h < p.n_h else p.n_h
     cdef const ptrdiff_t *delta = hp + 1 + n_g + gi * p.f_h
@@ -594,27 +624,31 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
     if hp[0]:   # some columns are edge columns: the row's own height list
         n_kh = _axis_gather(ih, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs, p.f_w * w_tap,
                             sc.h_in, sc.h_w)
-    for r in range(n_r):
-        n_j = (p.n_w - r + p.s_w - 1) // p.s_w
-        n_kw, j_a, j_b = sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2]
-        prod_in = hp + 1 + n_g + n_g * p.f_h + (gi * n_r + r) * n_taps + t0 * n_kw
-        prod_w = prod_in + n_g * n_r * n_taps
-        nt = (t1 - t0) * n_kw
-        for cb in range(n_cb):
-            nch = <int>(p.c_in - cb * nb if p.c_in - cb * nb < nb else nb)
-            j = j_a
-            while j < j_b:
-                P = <int>(j_b - j if j_b - j < mr else mr)
-                _dx_tile(dot, P, nv, dz, q0 * p.z_rs + j * p.z_ps, p.z_ps, wpack + cb * w_blk,
-                         nb, prod_in, prod_w, nt, p.c_out,
-                         dx + (r + j * p.s_w) * p.x_ps + cb * nb, p.s_w * p.x_ps, nch)
-                j += P
-            for j in range(j_a):
-                _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
-                         r + j * p.s_w, nv, nb, nch, dot, w_tap)
-            for j in range(j_b, n_j):
-                _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
-                         r + j * p.s_w, nv, nb, nch, dot, w_tap)
+    for grp in range(p.groups):
+        for r in range(n_r):
+            n_j = (p.n_w - r + p.s_w - 1) // p.s_w
+            n_kw, j_a, j_b = sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2]
+            prod_in = hp + 1 + n_g + n_g * p.f_h + (gi * n_r + r) * n_taps + t0 * n_kw
+            prod_w = prod_in + n_g * n_r * n_taps
+            nt = (t1 - t0) * n_kw
+            for cb in range(n_cb):
+                nch = <int>(p.K - cb * nb if p.K - cb * nb < nb else nb)
+                j = j_a
+                while j < j_b:
+                    P = <int>(j_b - j if j_b - j < mr else mr)
+                    _dx_tile(dot, P, nv, dz, q0 * p.z_rs + j * p.z_ps, p.z_ps,
+                             wpack + cb * w_blk, nb, prod_in, prod_w, nt, c_grp, p.w_cs,
+                             dx + (r + j * p.s_w) * p.x_ps + cb * nb, p.s_w * p.x_ps, nch)
+                    j += P
+                for j in range(j_a):
+                    _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
+                             r + j * p.s_w, nv, nb, nch, dot, w_tap)
+                for j in range(j_b, n_j):
+                    _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
+                             r + j * p.s_w, nv, nb, nch, dot, w_tap)
+        dz += c_grp
+        dx += p.K
+        wpack += c_grp if dot else n_cb * w_blk
 
 
 cdef inline Py_ssize_t _dx_phases_size(const cyc_conv_params *p) noexcept nogil:
@@ -690,7 +724,7 @@ cdef inline void _dx_edge(const cyc_conv_params *p, const floating *dz, const fl
     cdef ptrdiff_t *ev_w = sc.v_w + n_r * p.f_w
     n_kw = _axis_gather(iw, p.s_w, p.p_l, p.d_w, p.o_w, p.f_w, p.z_ps, w_tap, ev_in, ev_w)
     ne = _taps(sc.h_in, sc.h_w, n_kh, ev_in, ev_w, n_kw, sc.e_in, sc.e_w)
-    _dx_tile(dot, 1, nv, dz, 0, 0, wblk, nb, sc.e_in, sc.e_w, ne, p.c_out,
+    _dx_tile(dot, 1, nv, dz, 0, 0, wblk, nb, sc.e_in, sc.e_w, ne, _group_out(p), p.w_cs,
              dx + iw * p.x_ps, p.x_ps, nch)
 
 
@@ -698,8 +732,8 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
                        const floating[:, :, :, ::1] w,    # IN  (f_h, f_w, c_in, c_out)
                        floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c_in)
                        Py_ssize_t s_h, Py_ssize_t s_w,
-                       Py_ssize_t p_t, Py_ssize_t p_l,
-                       bint dot, int num_threads):
+                       Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                       Py_ssize_t groups, bint dot, int num_threads):
     """dx = conv_transpose(dz, w), parallel over batch x input rows.
 
     Parameters
@@ -710,7 +744,7 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
         Filters.
     dx : C-contiguous memoryview
         Gradient of the input, fully overwritten.
-    s_h, s_w, p_t, p_l : int
+    s_h, s_w, p_t, p_l, d_h, d_w, groups : int
         As for :func:`conv2d_forward`.
     dot : bool
         float32 with few input channels: the dot-product tile, vectors over
@@ -720,20 +754,21 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     num_threads : int
         OpenMP threads (>= 1).
     """
-    cdef cyc_conv_params p = _params(dx, dz, w, s_h, s_w, p_t, p_l)
-    cdef Py_ssize_t row, i, ih, n_taps = p.f_h * p.f_w
+    cdef cyc_conv_params p = _params(dx, dz, w, s_h, s_w, p_t, p_l, d_h, d_w, groups)
+    cdef Py_ssize_t row, i, ih, g, n_taps = p.f_h * p.f_w
     cdef Scratch sc
-    cdef int nv = _tile_vectors(sizeof(floating), p.c_in)
+    cdef Py_ssize_t c_grp = _group_out(&p)
+    cdef int nv = _tile_vectors(sizeof(floating), p.K)
     cdef Py_ssize_t nb = DOT_MC if dot else nv * cyc_lanes(sizeof(floating))
-    cdef Py_ssize_t n_cb = (p.c_in + nb - 1) // nb
-    cdef int n_threads = _threads_for(num_threads, <double> dz.size * n_taps * p.c_in)
+    cdef Py_ssize_t n_cb = (p.K + nb - 1) // nb
+    cdef int n_threads = _threads_for(num_threads, <double> dz.size * n_taps * p.K)
     # width lists: one per stride phase of the columns, then an edge column's;
     # sc.q: 3 numbers per phase, then one phase's f_w q values
     cdef Py_ssize_t n_v = (p.f_w + 3) * ((p.s_w if p.s_w < p.n_w else p.n_w) + 1)
     cdef Py_ssize_t per_thread
-    cdef ptrdiff_t w_tap = p.c_in * p.c_out if dot else p.c_out * nb
+    cdef ptrdiff_t w_tap = p.w_ts if dot else c_grp * nb
     cdef ptrdiff_t *hp
-    # Scratch: for the register tile, filters as (n_cb, f_h, f_w, c_out, nb),
+    # Scratch: for the register tile, filters as (groups, n_cb, f_h, f_w, C, nb),
     # blocks of input channels with the sum over output channels inside; per
     # thread, a row's tap lists.
     cdef floating *wpack = NULL
@@ -748,14 +783,14 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     cdef Py_ssize_t L = 0, R = 0, reach = (p.f_w - 1) * p.d_w
     cdef Py_ssize_t lo = _floor_div(p.p_l - reach, p.s_w)   # smallest ow any tap asks for
     cdef Py_ssize_t hi = (p.n_w - 1 + p.p_l) // p.s_w       # largest
-    if reach * 8 > p.n_w and _all_finite(&w[0, 0, 0, 0], n_taps * p.c_in * p.c_out):
+    if reach * 8 > p.n_w and _all_finite(&w[0, 0, 0, 0], n_taps * p.K * p.c_out):
         L = -lo if lo < 0 else 0
         R = hi - (p.o_w - 1) if hi > p.o_w - 1 else 0
     try:
         per_thread = _scratch_size(n_taps, p.f_h, n_v) + _dx_phases_size(&p)
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
         if not dot:
-            wpack = <floating *> _alloc(n_cb * n_taps * p.c_out * nb * sizeof(floating))
+            wpack = <floating *> _alloc(p.groups * n_cb * n_taps * c_grp * nb * sizeof(floating))
         if L or R:
             dzs = dzpad = _padded_columns(dzs, p.m * p.o_h, p.o_w, p.c_out, L, R)
             p.o_w = p.o_w + L + R
@@ -764,7 +799,9 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
             p.z_is = p.o_h * p.z_rs
         with nogil:
             if not dot:
-                _pack_blocks_t(&w[0, 0, 0, 0], n_taps, p.c_in, p.c_out, nb, wpack)
+                for g in range(p.groups):
+                    _pack_blocks_t(&w[0, 0, 0, 0] + g * c_grp, n_taps, p.K, c_grp, p.c_out, nb,
+                                   wpack + g * n_cb * n_taps * c_grp * nb)
             with parallel(num_threads=n_threads):
                 sc = _scratch(taps + threadid() * per_thread, n_taps, p.f_h, n_v)
                 hp = taps + threadid() * per_thread + _scratch_size(n_taps, p.f_h, n_v)
@@ -806,29 +843,48 @@ cdef ptrdiff_t _dw_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t r0, ptrd
 cdef void _dw_item(const cyc_conv_params *p, const floating *x, const floating *dzb,
                    floating *dw, Scratch sc, ptrdiff_t item, ptrdiff_t r0, ptrdiff_t r1,
                    bint accumulate, int nv, ptrdiff_t nb, ptrdiff_t dz_ps,
-                   ptrdiff_t dz_cb) noexcept nogil:
+                   ptrdiff_t dz_cb, ptrdiff_t dz_gs) noexcept nogil:
     # One tile of dw: kernel row kh x P consecutive (kw, ci) pairs x one block
-    # of NB output channels. Within a kernel row, dw[kh] is (f_w * c_in, c_out)
-    # and the x values of the pairs kw * c_in + ci at one output column are
-    # consecutive too (NHWC, dilation 1), so a tile may span several kw (which
-    # keeps tiles full when c_in is small). Sums over the output rows
+    # of NB output channels (of one group: x's channels from grp * K, dz's
+    # and dw's from grp * C, dw's rows p.c_out apart). Within a kernel row,
+    # dw[kh] is (f_w * K, c_out) and, when x's pixels hold just the K
+    # channels and the dilation is 1, the x values of the pairs kw * K + ci
+    # at one output column are consecutive too (NHWC), so a tile may span
+    # several kw (which keeps tiles full when K is small); otherwise a tile
+    # stays inside one kw (_dw_tiles_per_row). Sums over the output rows
     # r0 .. r1 - 1 (the tap list) and, first, the output columns where every
     # kw is inside x, then, per kw, the edge columns where only some are.
-    # dzb: dz as rows of dz_ps values per output pixel, block cb at cb * dz_cb.
+    # dzb: dz as rows of dz_ps values per output pixel, block cb at cb * dz_cb,
+    # group grp at grp * dz_gs.
     cdef int mr = cyc_max_pixels(nv), P, nch, pk
-    cdef ptrdiff_t c_in = p.c_in, c_out = p.c_out
-    cdef ptrdiff_t n_r = p.f_w * c_in, n_rt = (n_r + mr - 1) // mr, n_cb = (c_out + nb - 1) // nb
-    cdef ptrdiff_t cb = item % n_cb, r = (item // n_cb) % n_rt * mr, kh = item // (n_cb * n_rt)
+    cdef ptrdiff_t c_in = p.K, c_out = _group_out(p), ld = p.c_out
+    cdef ptrdiff_t n_r = p.f_w * c_in, n_cb = (c_out + nb - 1) // nb
+    cdef ptrdiff_t n_rt = _dw_tiles_per_row(p, mr), shift = 0
+    cdef ptrdiff_t grp = item // (p.f_h * n_rt * n_cb)
+    cdef ptrdiff_t cb, rt, kh, r, r_end = n_r
     cdef ptrdiff_t ow_a, ow_b, nt = 0, kw, ci0, ci1, lo, hi, e, K
-    cdef const floating *dzc = dzb + cb * dz_cb
-    cdef floating *out = dw + kh * n_r * c_out + cb * nb
+    cdef const floating *dzc
+    cdef floating *out
+    item = item % (p.f_h * n_rt * n_cb)
+    cb = item % n_cb
+    rt = (item // n_cb) % n_rt
+    kh = item // (n_cb * n_rt)
+    r = rt * mr
+    x = x + grp * c_in
+    dzc = dzb + grp * dz_gs + cb * dz_cb
+    out = dw + grp * c_out + kh * n_r * ld + cb * nb
+    if p.d_w * p.x_ps != c_in:   # tiles stay inside one kw: its channels are consecutive in x
+        kw = rt // ((c_in + mr - 1) // mr)
+        r = kw * c_in + rt % ((c_in + mr - 1) // mr) * mr
+        r_end = (kw + 1) * c_in
+        shift = kw * (p.d_w * p.x_ps - c_in)
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
-    P = <int>(n_r - r if n_r - r < mr else mr)
+    P = <int>(r_end - r if r_end - r < mr else mr)
     nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
     if ow_b > ow_a:
         nt = _dw_taps(p, sc, r0, r1, kh, ow_a * p.s_w - p.p_l, ow_a, dz_ps)
-    _tile(P, nv, x, r, 1, p.s_w * p.x_ps, dzc, dz_ps, sc.in_off, sc.w_off, nt, ow_b - ow_a,
-          out + r * c_out, c_out, nch, _epilogue(NULL, accumulate, CYC_ACT_NONE))
+    _tile(P, nv, x, r + shift, 1, p.s_w * p.x_ps, dzc, dz_ps, sc.in_off, sc.w_off, nt, ow_b - ow_a,
+          out + r * ld, ld, nch, _epilogue(NULL, accumulate, CYC_ACT_NONE))
     if ow_a == 0 and ow_b == p.o_w:
         return
     for kw in range(r // c_in, (r + P - 1) // c_in + 1):
@@ -850,13 +906,22 @@ cdef void _dw_item(const cyc_conv_params *p, const floating *x, const floating *
                 continue
             nt = _dw_taps(p, sc, r0, r1, kh, lo * p.s_w - p.p_l + kw * p.d_w, lo, dz_ps)
             _tile(pk, nv, x, ci0, 1, p.s_w * p.x_ps, dzc, dz_ps, sc.in_off, sc.w_off, nt, K,
-                  out + (kw * c_in + ci0) * c_out, c_out, nch, _epilogue(NULL, True, CYC_ACT_NONE))
+                  out + (kw * c_in + ci0) * ld, ld, nch, _epilogue(NULL, True, CYC_ACT_NONE))
+
+
+cdef inline ptrdiff_t _dw_tiles_per_row(const cyc_conv_params *p, ptrdiff_t mr) noexcept nogil:
+    # Tiles of P (kw, ci) pairs per kernel row: across kw where x's values of
+    # consecutive kw are consecutive (see _dw_item), else per kw.
+    if p.d_w * p.x_ps != p.K:
+        return p.f_w * ((p.K + mr - 1) // mr)
+    return (p.f_w * p.K + mr - 1) // mr
 
 
 cdef void _dw_items(const cyc_conv_params *p, const floating *x, const floating *dzb,
                     const floating *dz, floating *dw, floating *db, Scratch sc,
                     ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t n_items, ptrdiff_t group,
-                    int nv, ptrdiff_t nb, ptrdiff_t dz_ps, ptrdiff_t dz_cb) noexcept nogil:
+                    int nv, ptrdiff_t nb, ptrdiff_t dz_ps, ptrdiff_t dz_cb,
+                    ptrdiff_t dz_gs) noexcept nogil:
     # Items i0 .. i1 - 1 over every group of output rows, group by group.
     cdef ptrdiff_t g, r0, r1, item, n_rows = p.m * p.o_h
     for g in range((n_rows + group - 1) // group):
@@ -866,7 +931,7 @@ cdef void _dw_items(const cyc_conv_params *p, const floating *x, const floating 
             if item == n_items:
                 _db_rows(dz, db, r0 * p.o_w, r1 * p.o_w, p.c_out)
             else:
-                _dw_item(p, x, dzb, dw, sc, item, r0, r1, g > 0, nv, nb, dz_ps, dz_cb)
+                _dw_item(p, x, dzb, dw, sc, item, r0, r1, g > 0, nv, nb, dz_ps, dz_cb, dz_gs)
 
 
 cdef inline void _db_rows(const floating *dz, floating *db, ptrdiff_t p0, ptrdiff_t p1,
@@ -883,8 +948,8 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
                        floating[:, :, :, ::1] dw,           # OUT (f_h, f_w, c_in, c_out)
                        floating[::1] db,                    # OUT (c_out,)
                        Py_ssize_t s_h, Py_ssize_t s_w,
-                       Py_ssize_t p_t, Py_ssize_t p_l,
-                       int num_threads):
+                       Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                       Py_ssize_t groups, int num_threads):
     """dw and db as reductions over batch and output pixels.
 
     dw is split into independent tiles (tap x input channels x a block of
@@ -900,16 +965,17 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
         Forward input and output gradient.
     dw, db : C-contiguous memoryviews
         Outputs, fully overwritten.
-    s_h, s_w, p_t, p_l, num_threads : int
+    s_h, s_w, p_t, p_l, d_h, d_w, groups, num_threads : int
         As for :func:`conv2d_forward`.
     """
-    cdef cyc_conv_params p = _params(x, dz, dw, s_h, s_w, p_t, p_l)
-    cdef Py_ssize_t n_rows = p.m * p.o_h, dz_ps, dz_cb, t, co
-    cdef int nv = _tile_vectors(sizeof(floating), p.c_out)
+    cdef cyc_conv_params p = _params(x, dz, dw, s_h, s_w, p_t, p_l, d_h, d_w, groups)
+    cdef Py_ssize_t n_rows = p.m * p.o_h, dz_ps, dz_cb, dz_gs, t, co, g
+    cdef Py_ssize_t c_grp = _group_out(&p)
+    cdef int nv = _tile_vectors(sizeof(floating), c_grp)
     cdef Py_ssize_t nb = nv * cyc_lanes(sizeof(floating))
-    cdef Py_ssize_t mr = cyc_max_pixels(nv)
-    cdef Py_ssize_t n_items = p.f_h * ((p.f_w * p.c_in + mr - 1) // mr) * ((p.c_out + nb - 1) // nb)
-    cdef int n_threads = _threads_for(num_threads, <double> dz.size * p.f_h * p.f_w * p.c_in)
+    cdef Py_ssize_t mr = cyc_max_pixels(nv), n_cb = (c_grp + nb - 1) // nb
+    cdef Py_ssize_t n_items = p.groups * p.f_h * _dw_tiles_per_row(&p, mr) * n_cb
+    cdef int n_threads = _threads_for(num_threads, <double> dz.size * p.f_h * p.f_w * p.K)
     # Rows per group (shapes only): about DW_GROUP_PIXELS output pixels, so a
     # tile's slice of dz stays in cache while the dw traffic of carrying the
     # sums from group to group stays small next to the arithmetic.
@@ -918,16 +984,19 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef const floating *dzb = &dz[0, 0, 0, 0]
     cdef floating *dzp = NULL
     cdef ptrdiff_t *taps = NULL
-    if p.c_out % nb == 0:      # blocks read in place: block cb at column cb * nb
-        dz_ps, dz_cb = p.c_out, nb
-    else:                      # scratch (n_cb, m * o_h * o_w, nb), zero-padded
+    if c_grp % nb == 0:      # blocks read in place: block cb at column cb * nb
+        dz_ps, dz_cb, dz_gs = p.c_out, nb, c_grp
+    else:                    # scratch (groups, n_cb, m * o_h * o_w, nb), zero-padded
         dz_ps, dz_cb = nb, p.m * p.o_h * p.o_w * nb
+        dz_gs = n_cb * dz_cb
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
-        if p.c_out % nb:
-            dzp = <floating *> _alloc(((p.c_out + nb - 1) // nb) * dz_cb * sizeof(floating))
+        if c_grp % nb:
+            dzp = <floating *> _alloc(p.groups * dz_gs * sizeof(floating))
             with nogil:
-                _pack_blocks(&dz[0, 0, 0, 0], p.m * p.o_h * p.o_w, p.c_out, nb, dzp)
+                for g in range(p.groups):
+                    _pack_blocks(&dz[0, 0, 0, 0] + g * c_grp, p.m * p.o_h * p.o_w, c_grp,
+                                 p.c_out, nb, dzp + g * dz_gs)
             dzb = dzp
         with nogil:
             for co in range(p.c_out):
@@ -940,7 +1009,7 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
                 _dw_items(&p, &x[0, 0, 0, 0], dzb, &dz[0, 0, 0, 0], &dw[0, 0, 0, 0], &db[0],
                           _scratch(taps + t * per_thread, group, 0, 0),
                           t * (n_items + 1) // n_threads, (t + 1) * (n_items + 1) // n_threads,
-                          n_items, group, nv, nb, dz_ps, dz_cb)
+                          n_items, group, nv, nb, dz_ps, dz_cb, dz_gs)
     finally:
         PyMem_Free(taps)
         PyMem_Free(dzp)

@@ -10,6 +10,7 @@ import numpy.typing as npt
 from cyconv import _dispatch, _train
 from cyconv._args import (
     MAX_EXTENT,
+    _is_int,
     check_output_size,
     FloatArray,
     Int,
@@ -37,22 +38,48 @@ _Gradients = tuple[Optional[FloatArray], Optional[FloatArray], Optional[FloatArr
 """``(dx, dw, db)`` of :func:`conv2d_backward`; those not in ``grads`` are None."""
 
 
+def parse_groups(groups: object, c_in: int, c_out: int, op: str) -> int:
+    """Check ``groups`` (an int >= 1 dividing both channel counts)."""
+    if not _is_int(groups):
+        raise TypeError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    g = int(groups)
+    if g < 1:
+        raise ValueError(f"{op}: groups must be >= 1, got {groups!r}")
+    if c_in % g or c_out % g:
+        raise ValueError(f"{op}: groups={g} must divide the input channels ({c_in}) and the "
+                         f"output channels ({c_out})")
+    return g
+
+
 def _geometry(op: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: IntPair,
               padding: Padding) -> tuple[tuple[int, int], Pads, tuple[int, int]]:
-    # Shared by forward and backward: (stride, pads, (o_h, o_w)).
+    # (stride, pads, (o_h, o_w)) without dilation and groups (cyconv.dask's).
+    return _geometry_dg(op, x_shape, w_shape, stride, padding)[:3]
+
+
+def _geometry_dg(op: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: IntPair,
+                 padding: Padding, dilation: IntPair = 1, groups: Int = 1
+                 ) -> tuple[tuple[int, int], Pads, tuple[int, int], tuple[int, int], int]:
+    # Shared by forward and backward: (stride, pads, (o_h, o_w), dilation, groups).
     m, n_h, n_w, c_in = x_shape
     f_h, f_w, w_c_in, c_out = w_shape
-    if w_c_in != c_in:
+    g = parse_groups(groups, c_in, c_out, op)
+    if w_c_in * g != c_in:
+        if g == 1:
+            raise ValueError(f"{op}: w has {w_c_in} input channels (w.shape[2]) but x has "
+                             f"{c_in} (x.shape[3]); w must be (f_h, f_w, C_in, C_out)")
         raise ValueError(f"{op}: w has {w_c_in} input channels (w.shape[2]) but x has "
-                         f"{c_in} (x.shape[3]); w must be (f_h, f_w, C_in, C_out)")
+                         f"{c_in} (x.shape[3]) in groups={g}; w must be "
+                         f"(f_h, f_w, C_in / groups, C_out) = (f_h, f_w, {c_in // g}, C_out)")
     if f_h < 1 or f_w < 1:
         raise ValueError(f"{op}: w must have a kernel of at least 1x1, got shape {w_shape}")
     s = parse_pair(stride, "stride")
-    pads = parse_padding(padding, (n_h, n_w), (f_h, f_w), s)
-    o_h = conv_output_size(n_h, f_h, pads[0], s[0], "height (axis 1)", op)
-    o_w = conv_output_size(n_w, f_w, pads[1], s[1], "width (axis 2)", op)
+    d = parse_pair(dilation, "dilation")
+    pads = parse_padding(padding, (n_h, n_w), (f_h, f_w), s, d)
+    o_h = conv_output_size(n_h, f_h, pads[0], s[0], "height (axis 1)", op, d[0])
+    o_w = conv_output_size(n_w, f_w, pads[1], s[1], "width (axis 2)", op, d[1])
     check_output_size(op, (o_h, o_w), pads, s)
-    return s, pads, (o_h, o_w)
+    return s, pads, (o_h, o_w), d, g
 
 
 # The fast paths below: tiny inputs spend more time in the argument checks
@@ -124,16 +151,18 @@ def _fast_arrays(*arrays: Any) -> np.dtype[Any] | None:
     return dtype
 
 
-def _fast_geometry(x: Any, w: Any, stride: Any, padding: Any) -> tuple[int, int] | None:
-    # (o_h, o_w) for int stride >= 1 and int padding >= 0, or None.
-    if (type(stride) is not int or type(padding) is not int or stride < 1 or padding < 0
-            or stride >= MAX_EXTENT or padding >= MAX_EXTENT):
+def _fast_geometry(x: Any, w: Any, stride: Any, padding: Any,
+                   dilation: Any) -> tuple[int, int] | None:
+    # (o_h, o_w) for int stride, dilation >= 1 and int padding >= 0, or None.
+    if (type(stride) is not int or type(padding) is not int or type(dilation) is not int
+            or stride < 1 or padding < 0 or dilation < 1 or stride >= MAX_EXTENT
+            or padding >= MAX_EXTENT or dilation >= MAX_EXTENT):
         return None
     _, n_h, n_w, c_in = x.shape
     f_h, f_w, w_c_in, _ = w.shape
     pads = (padding, padding)
-    o_h = output_size(n_h, f_h, pads, stride)
-    o_w = output_size(n_w, f_w, pads, stride)
+    o_h = output_size(n_h, f_h, pads, stride, dilation)
+    o_w = output_size(n_w, f_w, pads, stride, dilation)
     if w_c_in != c_in or o_h < 1 or o_w < 1 or o_h * o_w > MAX_OUTPUT_PIXELS:
         return None
     return o_h, o_w
@@ -149,7 +178,7 @@ def _fast_num_threads(num_threads: Any) -> int | None:
 
 
 def _fast_conv2d(x: Any, w: Any, b: Any, stride: Any, padding: Any, activation: Any,
-                 num_threads: Any) -> FloatArray | None:
+                 num_threads: Any, dilation: Any = 1) -> FloatArray | None:
     """``conv2d`` for arguments the kernel takes as they are, else None."""
     dtype = _fast_arrays(x, w)
     if dtype is None or (activation is not None and activation != "relu"):
@@ -158,19 +187,20 @@ def _fast_conv2d(x: Any, w: Any, b: Any, stride: Any, padding: Any, activation: 
     if b is not None and not (type(b) is np.ndarray and b.dtype is dtype
                               and b.shape == (c_out,) and b.flags.c_contiguous):
         return None
-    o_hw = _fast_geometry(x, w, stride, padding)
+    o_hw = _fast_geometry(x, w, stride, padding, dilation)
     n_threads = _fast_num_threads(num_threads)
     if o_hw is None or n_threads is None:
         return None
     bias = np.zeros(c_out, dtype=dtype) if b is None else b  # as _bias
     z = np.empty((x.shape[0], o_hw[0], o_hw[1], c_out), dtype=dtype)
     kernel = _dispatch.PLANS.get(("fwd", dtype, c_out)) or _forward(dtype, c_out)
-    kernel(x, w, bias, z, stride, stride, padding, padding, activation is not None, n_threads)
+    kernel(x, w, bias, z, stride, stride, padding, padding, dilation, dilation, 1,
+           activation is not None, n_threads)
     return z
 
 
 def _fast_conv2d_backward(dz: Any, x: Any, w: Any, stride: Any, padding: Any, num_threads: Any,
-                          grads: Any) -> _Gradients | None:
+                          grads: Any, dilation: Any = 1) -> _Gradients | None:
     """``conv2d_backward`` for arguments the kernels take as they are, else None."""
     dtype = _fast_arrays(dz, x, w)
     if dtype is None:
@@ -178,7 +208,7 @@ def _fast_conv2d_backward(dz: Any, x: Any, w: Any, stride: Any, padding: Any, nu
     if grads is not _GRADS and not (type(grads) is tuple and grads
                                     and all(g in _GRADS for g in grads)):
         return None
-    o_hw = _fast_geometry(x, w, stride, padding)
+    o_hw = _fast_geometry(x, w, stride, padding, dilation)
     n_threads = _fast_num_threads(num_threads)
     c_out = w.shape[3]
     if o_hw is None or n_threads is None or dz.shape != (x.shape[0], *o_hw, c_out):
@@ -188,12 +218,13 @@ def _fast_conv2d_backward(dz: Any, x: Any, w: Any, stride: Any, padding: Any, nu
         dx = np.empty(x.shape, dtype=dtype)  # the kernels overwrite dx, dw and db
         kernel, dot = (_dispatch.PLANS.get(("dx", dtype, x.shape[3], c_out))
                        or _backward_dx(dtype, x.shape[3], c_out))
-        kernel(dz, w, dx, stride, stride, padding, padding, dot, n_threads)
+        kernel(dz, w, dx, stride, stride, padding, padding, dilation, dilation, 1, dot, n_threads)
     if "dw" in grads:
         dw = np.empty(w.shape, dtype=dtype)
         db_out = np.empty(c_out, dtype=dtype)
         kernel = _dispatch.PLANS.get(("dw", dtype, c_out)) or _backward_dw(dtype, c_out)
-        kernel(x, dz, dw, db_out, stride, stride, padding, padding, n_threads)
+        kernel(x, dz, dw, db_out, stride, stride, padding, padding, dilation, dilation, 1,
+               n_threads)
         db = db_out if "db" in grads else None
     elif "db" in grads:
         db = dz.sum(axis=(0, 1, 2))  # as the full path
@@ -221,16 +252,17 @@ def _parse_activation(activation: object) -> bool:
 
 
 def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *,
-           stride: IntPair = 1, padding: Padding = 0, activation: str | None = None,
-           out: FloatArray | None = None, num_threads: Int | None = None) -> FloatArray:
+           stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
+           groups: Int = 1, activation: str | None = None, out: FloatArray | None = None,
+           num_threads: Int | None = None) -> FloatArray:
     """2-D convolution (cross-correlation, as in CNNs) of NHWC data.
 
     Parameters
     ----------
     x : array_like, shape (m, n_H, n_W, C_in)
         Input activations. Any memory layout; never modified.
-    w : array_like, shape (f_h, f_w, C_in, C_out)
-        Filters.
+    w : array_like, shape (f_h, f_w, C_in / groups, C_out)
+        Filters (TensorFlow's HWIO; grouped as TensorFlow groups them).
     b : array_like, shape (C_out,) or (1, 1, 1, C_out), optional
         Bias; none if omitted.
     stride : int or (int, int), default 1
@@ -238,7 +270,19 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     padding : int, (int, int), ((int, int), (int, int)), "valid" or "same", default 0
         Zero padding: on all sides, per axis ``(p_h, p_w)``, or explicitly
         ``((top, bottom), (left, right))``. ``"same"`` follows TensorFlow/Keras:
-        ``out = ceil(n / s)``, odd totals put the extra pixel at the end.
+        ``out = ceil(n / s)``, odd totals put the extra pixel at the end
+        (for the window's extent ``d * (f - 1) + 1``).
+    dilation : int or (int, int), default 1
+        Spacing ``d`` of the filter taps along height and width, each >= 1:
+        tap ``k`` reads the input ``d * k`` pixels after the window's first
+        (an "atrous" convolution; 1 is the ordinary one).
+    groups : int, default 1
+        Split the channels into ``groups`` equal groups (``groups`` must divide
+        ``C_in`` and ``C_out``): output channels ``g*C_out/groups ..`` read only
+        the input channels ``g*C_in/groups ..``, through the filters
+        ``w[..., g*C_out/groups ..]``. ``groups == C_in`` is a depthwise
+        convolution with channel multiplier ``C_out / C_in`` (output channel
+        ``c * mult + j`` reads input channel ``c``).
     activation : {None, "relu"}, default None
         ``"relu"`` returns ``max(z, 0)`` (``v <= 0`` gives +0, NaN stays NaN),
         applied as each output tile is stored: no pass of its own. Pass the
@@ -253,7 +297,7 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     Returns
     -------
     z : ndarray, shape (m, n_H_out, n_W_out, C_out)
-        ``n_out = floor((n + p_begin + p_end - f) / s) + 1`` per axis. dtype
+        ``n_out = floor((n + p_begin + p_end - d*(f - 1) - 1) / s) + 1`` per axis. dtype
         is the promotion of the inputs' float dtypes (float32 or float64;
         integer and bool inputs compute in float64).
 
@@ -267,8 +311,9 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
 
     Notes
     -----
-    ``z[i, h, w, co] = sum_{kh, kw, ci} xpad[i, h*s_h + kh, w*s_w + kw, ci]
-    * w[kh, kw, ci, co] + b[co]``.
+    ``z[i, h, w, co] = sum_{kh, kw, ci} xpad[i, h*s_h + kh*d_h, w*s_w + kw*d_w, g*K + ci]
+    * w[kh, kw, ci, co] + b[co]`` with ``K = C_in / groups`` and ``g`` the group of
+    ``co`` (``co // (C_out / groups)``; 0 without groups).
 
     Examples
     --------
@@ -280,9 +325,14 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     >>> cyconv.conv2d(x, w)[0, :, :, 0]
     array([[45., 54.],
            [81., 90.]])
+    >>> cyconv.conv2d(x, np.ones((2, 2, 1, 1)), dilation=3)[0, :, :, 0]  # corners only
+    array([[30.]])
+    >>> x2 = np.ones((1, 5, 5, 4)); w2 = np.ones((3, 3, 1, 8))   # depthwise, multiplier 2
+    >>> cyconv.conv2d(x2, w2, groups=4).shape
+    (1, 3, 3, 8)
     """
-    if out is None:
-        z = _fast_conv2d(x, w, b, stride, padding, activation, num_threads)
+    if out is None and type(groups) is int and groups == 1:
+        z = _fast_conv2d(x, w, b, stride, padding, activation, num_threads, dilation)
         if z is not None:
             return z
     relu = _parse_activation(activation)
@@ -290,7 +340,8 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     w = as_array(w, "w", 4)
     b_arr = None if b is None else as_array(b, "b")
     dtype = result_dtype(x=x, w=w) if b_arr is None else result_dtype(x=x, w=w, b=b_arr)
-    s, pads, (o_h, o_w) = _geometry("conv2d", x.shape, w.shape, stride, padding)
+    s, pads, (o_h, o_w), d, g = _geometry_dg("conv2d", x.shape, w.shape, stride, padding,
+                                          dilation, groups)
     m, c_out = x.shape[0], w.shape[3]
     bias = _bias(b_arr, c_out, dtype)
     shape = (m, o_h, o_w, c_out)
@@ -304,8 +355,9 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     if x.size == 0:  # no input channels, or every window lies in the padding
         z[...] = np.where(bias <= 0, 0, bias) if relu else bias
         return z
-    _forward(dtype, c_out)(as_float_array(x, dtype), as_float_array(w, dtype), bias, z,
-                           s[0], s[1], pads[0][0], pads[1][0], relu, n_threads)
+    _forward(dtype, c_out // g)(as_float_array(x, dtype), as_float_array(w, dtype), bias, z,
+                                s[0], s[1], pads[0][0], pads[1][0], d[0], d[1], g, relu,
+                                n_threads)
     return z
 
 
@@ -329,17 +381,18 @@ _GRADS = ("dx", "dw", "db")
 
 @overload
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
-                    stride: IntPair = ..., padding: Padding = ...,
-                    activation: str | None = ..., a: npt.ArrayLike | None = ...,
+                    stride: IntPair = ..., padding: Padding = ..., dilation: IntPair = ...,
+                    groups: Int = ..., activation: str | None = ..., a: npt.ArrayLike | None = ...,
                     num_threads: Int | None = ...) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 @overload
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
-                    stride: IntPair = ..., padding: Padding = ...,
-                    activation: str | None = ..., a: npt.ArrayLike | None = ...,
+                    stride: IntPair = ..., padding: Padding = ..., dilation: IntPair = ...,
+                    groups: Int = ..., activation: str | None = ..., a: npt.ArrayLike | None = ...,
                     num_threads: Int | None = ...,
                     grads: Iterable[str] | str) -> _Gradients: ...
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
-                    stride: IntPair = 1, padding: Padding = 0, activation: str | None = None,
+                    stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
+                    groups: Int = 1, activation: str | None = None,
                     a: npt.ArrayLike | None = None, num_threads: Int | None = None,
                     grads: Iterable[str] | str = _GRADS) -> _Gradients:
     """Gradients of :func:`conv2d` with respect to its input, filters and bias.
@@ -350,9 +403,9 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
         Gradient of the loss with respect to ``conv2d(x, w, b, ...)``.
     x : array_like, shape (m, n_H, n_W, C_in)
         The forward input.
-    w : array_like, shape (f_h, f_w, C_in, C_out)
+    w : array_like, shape (f_h, f_w, C_in / groups, C_out)
         The forward filters.
-    stride, padding, num_threads
+    stride, padding, dilation, groups, num_threads
         As given to :func:`conv2d`.
     activation : {None, "relu"}, default None
         As given to :func:`conv2d`. With ``"relu"``, ``dz`` is the gradient
@@ -367,7 +420,7 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     Returns
     -------
     dx : ndarray, shape (m, n_H, n_W, C_in), or None
-    dw : ndarray, shape (f_h, f_w, C_in, C_out), or None
+    dw : ndarray, shape (f_h, f_w, C_in / groups, C_out), or None
     db : ndarray, shape (C_out,), or None
 
     Raises
@@ -377,8 +430,9 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
 
     Notes
     -----
-    ``dx[i, h*s_h + kh - p_t, w*s_w + kw - p_l, ci] += w[kh, kw, ci, co] * dz[i, h, w, co]``,
-    ``dw[kh, kw, ci, co] = sum_{i, h, w} xpad[i, h*s_h + kh, w*s_w + kw, ci] * dz[i, h, w, co]``,
+    ``dx[i, h*s_h + kh*d_h - p_t, w*s_w + kw*d_w - p_l, ci] += w[kh, kw, ci, co] * dz[i, h, w, co]``,
+    ``dw[kh, kw, ci, co] = sum_{i, h, w} xpad[i, h*s_h + kh*d_h, w*s_w + kw*d_w, ci]
+    * dz[i, h, w, co]``,
     ``db[co] = sum_{i, h, w} dz[i, h, w, co]``. Results are bitwise identical
     for any ``num_threads``: the reductions run in an order fixed by the shapes.
 
@@ -393,8 +447,9 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     >>> cyconv.conv2d_backward(dz, x, w, grads=("dw",))[0] is None
     True
     """
-    if activation is None:
-        grads_out = _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads)
+    if activation is None and type(groups) is int and groups == 1:
+        grads_out = _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads,
+                                          dilation)
         if grads_out is not None:
             return grads_out
     relu = _parse_activation(activation)
@@ -404,7 +459,8 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     x = as_array(x, "x", 4)
     w = as_array(w, "w", 4)
     dtype = result_dtype(dz=dz, x=x, w=w)
-    s, pads, (o_h, o_w) = _geometry("conv2d_backward", x.shape, w.shape, stride, padding)
+    s, pads, (o_h, o_w), d, g = _geometry_dg("conv2d_backward", x.shape, w.shape, stride,
+                                          padding, dilation, groups)
     m, c_out = x.shape[0], w.shape[3]
     if dz.shape != (m, o_h, o_w, c_out):
         raise ValueError(f"dz must have the forward output's shape {(m, o_h, o_w, c_out)}, "
@@ -426,13 +482,13 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
         return dx, dw, db
     dz_c = as_float_array(dz, dtype)
     if dx is not None:
-        kernel, dot = _backward_dx(dtype, x.shape[3], c_out)
-        kernel(dz_c, as_float_array(w, dtype), dx, s[0], s[1], pads[0][0], pads[1][0], dot,
-               n_threads)
+        kernel, dot = _backward_dx(dtype, x.shape[3] // g, c_out // g)
+        kernel(dz_c, as_float_array(w, dtype), dx, s[0], s[1], pads[0][0], pads[1][0],
+               d[0], d[1], g, dot, n_threads)
     if dw is not None:
         db_out = db if db is not None else np.empty(c_out, dtype=dtype)
-        _backward_dw(dtype, c_out)(as_float_array(x, dtype), dz_c, dw, db_out,
-                                   s[0], s[1], pads[0][0], pads[1][0], n_threads)
+        _backward_dw(dtype, c_out // g)(as_float_array(x, dtype), dz_c, dw, db_out, s[0], s[1],
+                                        pads[0][0], pads[1][0], d[0], d[1], g, n_threads)
     elif db is not None:
         db[:] = dz_c.sum(axis=(0, 1, 2))
     return dx, dw, db
