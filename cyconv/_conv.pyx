@@ -1013,3 +1013,331 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     finally:
         PyMem_Free(taps)
         PyMem_Free(dzp)
+
+
+# --------------------------------------------------------------------------
+# 4. Depthwise convolution (groups == c_in, channel multiplier M = c_out / c_in)
+# --------------------------------------------------------------------------
+# One product per tap and output: memory-bound, so no packing and no register
+# tile over pixels; each pixel's channels are streamed in vectors by the loops
+# of _depthwise.h, from the tap lists of the tap builder: one width list per
+# output (forward) or input (dx) column, built once per call, times one height
+# list per row. dw reduces over the rows in chunks of a size fixed by the
+# shapes, each chunk into its own partial sums, merged in chunk order: bitwise
+# identical results for any thread count.
+
+cdef extern from "_depthwise.h" nogil:
+    void cyc_dwc_pixel_f32(const float *inp, const float *w, const ptrdiff_t *h_in,
+                           const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                           const ptrdiff_t *v_w, ptrdiff_t nv, const float *init, float *out,
+                           ptrdiff_t C, int relu)
+    void cyc_dwc_pixel_f64(const double *inp, const double *w, const ptrdiff_t *h_in,
+                           const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                           const ptrdiff_t *v_w, ptrdiff_t nv, const double *init, double *out,
+                           ptrdiff_t C, int relu)
+    void cyc_dwc_pixel_mult_f32(const float *inp, const float *w, const ptrdiff_t *h_in,
+                                const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                                const ptrdiff_t *v_w, ptrdiff_t nv, const float *init,
+                                float *out, ptrdiff_t C_in, ptrdiff_t M, int relu)
+    void cyc_dwc_pixel_mult_f64(const double *inp, const double *w, const ptrdiff_t *h_in,
+                                const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                                const ptrdiff_t *v_w, ptrdiff_t nv, const double *init,
+                                double *out, ptrdiff_t C_in, ptrdiff_t M, int relu)
+    void cyc_dwc_pixel_dx_mult_f32(const float *inp, const float *w, const ptrdiff_t *h_in,
+                                   const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                                   const ptrdiff_t *v_w, ptrdiff_t nv, float *out,
+                                   ptrdiff_t C_in, ptrdiff_t M)
+    void cyc_dwc_pixel_dx_mult_f64(const double *inp, const double *w, const ptrdiff_t *h_in,
+                                   const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                                   const ptrdiff_t *v_w, ptrdiff_t nv, double *out,
+                                   ptrdiff_t C_in, ptrdiff_t M)
+    void cyc_dwc_run_f32(const float *inp, ptrdiff_t in_ps, const float *w,
+                         const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
+                         const float *init, float *out, ptrdiff_t out_ps, ptrdiff_t npix,
+                         ptrdiff_t C, int relu)
+    void cyc_dwc_run_f64(const double *inp, ptrdiff_t in_ps, const double *w,
+                         const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
+                         const double *init, double *out, ptrdiff_t out_ps, ptrdiff_t npix,
+                         ptrdiff_t C, int relu)
+    void cyc_dwc_dw_run_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
+                            ptrdiff_t n, float *acc, ptrdiff_t C_out, ptrdiff_t M)
+    void cyc_dwc_dw_run_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
+                            ptrdiff_t n, double *acc, ptrdiff_t C_out, ptrdiff_t M)
+
+
+cdef inline void _dwc_pixel(const floating *inp, const floating *w, const ptrdiff_t *h_in,
+                            const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                            const ptrdiff_t *v_w, ptrdiff_t nv, const floating *init,
+                            floating *out, ptrdiff_t c_in, ptrdiff_t M, int relu) noexcept nogil:
+    # One forward pixel: out[co] = init[co] + sum of the taps, co < c_in * M.
+    if floating is float:
+        if M == 1:
+            cyc_dwc_pixel_f32(inp, w, h_in, h_w, nh, v_in, v_w, nv, init, out, c_in, relu)
+        else:
+            cyc_dwc_pixel_mult_f32(inp, w, h_in, h_w, nh, v_in, v_w, nv, init, out, c_in, M,
+                                   relu)
+    else:
+        if M == 1:
+            cyc_dwc_pixel_f64(inp, w, h_in, h_w, nh, v_in, v_w, nv, init, out, c_in, relu)
+        else:
+            cyc_dwc_pixel_mult_f64(inp, w, h_in, h_w, nh, v_in, v_w, nv, init, out, c_in, M,
+                                   relu)
+
+
+cdef inline void _dwc_run(const floating *inp, ptrdiff_t in_ps, const floating *w,
+                          const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
+                          const floating *init, floating *out, ptrdiff_t out_ps, ptrdiff_t npix,
+                          ptrdiff_t C, int relu) noexcept nogil:
+    # npix pixels (M == 1) sharing one tap list, in_ps / out_ps apart.
+    if floating is float:
+        cyc_dwc_run_f32(inp, in_ps, w, in_off, w_off, nt, init, out, out_ps, npix, C, relu)
+    else:
+        cyc_dwc_run_f64(inp, in_ps, w, in_off, w_off, nt, init, out, out_ps, npix, C, relu)
+
+
+cdef inline void _dwc_pixel_dx(const floating *dz, const floating *w, const ptrdiff_t *h_in,
+                               const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                               const ptrdiff_t *v_w, ptrdiff_t nv, floating *out,
+                               ptrdiff_t c_in, ptrdiff_t M) noexcept nogil:
+    # One dx pixel: out[ci] = sum of the gathered taps over ci's M output channels.
+    if M == 1:
+        _dwc_pixel(dz, w, h_in, h_w, nh, v_in, v_w, nv, NULL, out, c_in, 1, 0)
+    elif floating is float:
+        cyc_dwc_pixel_dx_mult_f32(dz, w, h_in, h_w, nh, v_in, v_w, nv, out, c_in, M)
+    else:
+        cyc_dwc_pixel_dx_mult_f64(dz, w, h_in, h_w, nh, v_in, v_w, nv, out, c_in, M)
+
+
+cdef inline void _dwc_dw_run(const floating *x, ptrdiff_t xs, const floating *dz, ptrdiff_t zs,
+                             ptrdiff_t n, floating *acc, ptrdiff_t c_out,
+                             ptrdiff_t M) noexcept nogil:
+    if floating is float:
+        cyc_dwc_dw_run_f32(x, xs, dz, zs, n, acc, c_out, M)
+    else:
+        cyc_dwc_dw_run_f64(x, xs, dz, zs, n, acc, c_out, M)
+
+
+def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
+                      const floating[:, :, :, ::1] w,     # IN  (f_h, f_w, 1, c_out)
+                      const floating[::1] b,              # IN  (c_out,)
+                      floating[:, :, :, ::1] z,           # OUT (m, o_h, o_w, c_out)
+                      Py_ssize_t s_h, Py_ssize_t s_w,
+                      Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                      bint relu, int num_threads):
+    """Depthwise z = conv(x, w, groups=c_in) + b (then ReLU), parallel over batch x output rows.
+
+    Parameters
+    ----------
+    x, w, b : C-contiguous memoryviews, non-empty
+        Input, filters (c_out a multiple of c_in) and bias.
+    z : C-contiguous memoryview
+        Output, fully overwritten.
+    s_h, s_w, p_t, p_l, d_h, d_w, relu, num_threads
+        As for :func:`conv2d_forward`.
+    """
+    cdef cyc_conv_params p = _params(x, z, w, s_h, s_w, p_t, p_l, d_h, d_w, x.shape[3])
+    cdef Py_ssize_t M = p.c_out // p.c_in, row, i, oh, ow, nh, nt, n_kw
+    cdef ptrdiff_t ow_a, ow_b
+    cdef int n_threads = _threads_for(num_threads, <double> z.size * p.f_h * p.f_w)
+    # The width lists of every output column (o_w * f_w pairs, o_w counts), the
+    # interior columns' (every kw, relative to the window's first column), and
+    # per thread a row's height list and its product with the interior list.
+    cdef Py_ssize_t n_cols = p.o_w * p.f_w, per_thread = 2 * p.f_h + 2 * p.f_h * p.f_w
+    cdef ptrdiff_t *lists = <ptrdiff_t *> _alloc((2 * n_cols + p.o_w + 2 * p.f_w
+                                                  + n_threads * per_thread) * sizeof(ptrdiff_t))
+    cdef ptrdiff_t *v_in = lists
+    cdef ptrdiff_t *v_w = lists + n_cols
+    cdef ptrdiff_t *cnt = lists + 2 * n_cols
+    cdef ptrdiff_t *a_in = cnt + p.o_w
+    cdef ptrdiff_t *a_w = a_in + p.f_w
+    cdef ptrdiff_t *h_in
+    cdef ptrdiff_t *h_w
+    cdef ptrdiff_t *t_in
+    cdef ptrdiff_t *t_w
+    cdef const floating *xi
+    cdef floating *zr
+    _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
+    if M > 1:     # the multiplier's scalar form takes every column as an edge column
+        ow_a = ow_b = 0
+    try:
+        with nogil:
+            for ow in range(p.o_w):
+                cnt[ow] = _axis_forward(ow, p.s_w, p.p_l, p.d_w, p.n_w, p.f_w, p.x_ps, p.w_ts,
+                                        v_in + ow * p.f_w, v_w + ow * p.f_w)
+            n_kw = _axis_forward(0, 1, 0, p.d_w, (p.f_w - 1) * p.d_w + 1, p.f_w, p.x_ps, p.w_ts,
+                                 a_in, a_w)
+            with parallel(num_threads=n_threads):
+                h_in = a_w + p.f_w + threadid() * per_thread
+                h_w = h_in + p.f_h
+                t_in = h_w + p.f_h
+                t_w = t_in + p.f_h * p.f_w
+                for row in prange(p.m * p.o_h, schedule="static"):
+                    i = row // p.o_h
+                    oh = row % p.o_h
+                    xi = &x[i, 0, 0, 0]
+                    zr = &z[i, oh, 0, 0]
+                    nh = _axis_forward(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, p.x_rs,
+                                       p.f_w * p.w_ts, h_in, h_w)
+                    if ow_b > ow_a:
+                        nt = _taps(h_in, h_w, nh, a_in, a_w, n_kw, t_in, t_w)
+                        _dwc_run(xi + (ow_a * p.s_w - p.p_l) * p.x_ps, p.s_w * p.x_ps,
+                                 &w[0, 0, 0, 0], t_in, t_w, nt, &b[0], zr + ow_a * p.z_ps, p.z_ps,
+                                 ow_b - ow_a, p.c_out, relu)
+                    for ow in range(p.o_w):
+                        if ow < ow_a or ow >= ow_b:
+                            _dwc_pixel(xi, &w[0, 0, 0, 0], h_in, h_w, nh, v_in + ow * p.f_w,
+                                       v_w + ow * p.f_w, cnt[ow], &b[0], zr + ow * p.z_ps,
+                                       p.c_in, M, relu)
+    finally:
+        PyMem_Free(lists)
+
+
+def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_out)
+                          const floating[:, :, :, ::1] w,    # IN  (f_h, f_w, 1, c_out)
+                          floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c_in)
+                          Py_ssize_t s_h, Py_ssize_t s_w,
+                          Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                          int num_threads):
+    """Depthwise dx (gather form), parallel over batch x input rows.
+
+    Parameters
+    ----------
+    dz, w : C-contiguous memoryviews, non-empty
+    dx : C-contiguous memoryview
+        Fully overwritten.
+    s_h, s_w, p_t, p_l, d_h, d_w, num_threads
+        As for :func:`conv2d_forward`.
+    """
+    cdef cyc_conv_params p = _params(dx, dz, w, s_h, s_w, p_t, p_l, d_h, d_w, dx.shape[3])
+    cdef Py_ssize_t M = p.c_out // p.c_in, row, i, ih, iw, nh, nt, r, j, t
+    cdef int n_threads = _threads_for(num_threads, <double> dz.size * p.f_h * p.f_w)
+    # Gather form. The columns iw = r + j * s_w of one stride phase r share
+    # their kw taps (dz column q[t] + j, _axis_phase), so the columns j_a .. j_b
+    # all of whose taps are inside dz run as tiles on one list; the others
+    # (and every column when M > 1) take their own list, built once per call.
+    cdef Py_ssize_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
+    cdef Py_ssize_t n_cols = p.n_w * p.f_w, per_thread = 2 * p.f_h + 2 * p.f_h * p.f_w
+    cdef Py_ssize_t n_lists = 2 * n_cols + p.n_w + n_r * (2 * p.f_w + 3) + p.f_w
+    cdef ptrdiff_t *lists = <ptrdiff_t *> _alloc((n_lists + n_threads * per_thread)
+                                                 * sizeof(ptrdiff_t))
+    cdef ptrdiff_t *v_in = lists
+    cdef ptrdiff_t *v_w = lists + n_cols
+    cdef ptrdiff_t *cnt = lists + 2 * n_cols
+    cdef ptrdiff_t *ph = cnt + p.n_w          # per phase: n_kw, j_a, j_b
+    cdef ptrdiff_t *ph_in = ph + 3 * n_r      # per phase: f_w input offsets, then f_w weight
+    cdef ptrdiff_t *q = ph_in + 2 * n_r * p.f_w
+    cdef ptrdiff_t *h_in
+    cdef ptrdiff_t *h_w
+    cdef ptrdiff_t *t_in
+    cdef ptrdiff_t *t_w
+    cdef const floating *dzi
+    cdef floating *dxr
+    try:
+        with nogil:
+            for iw in range(p.n_w):
+                cnt[iw] = _axis_gather(iw, p.s_w, p.p_l, p.d_w, p.o_w, p.f_w, p.z_ps, p.w_ts,
+                                       v_in + iw * p.f_w, v_w + iw * p.f_w)
+            for r in range(n_r):
+                ph[3 * r] = _axis_phase(r, p.s_w, p.p_l, p.d_w, p.f_w, p.z_ps, p.w_ts, q,
+                                        ph_in + 2 * r * p.f_w, ph_in + (2 * r + 1) * p.f_w)
+                ph[3 * r + 1] = 0
+                ph[3 * r + 2] = (p.n_w - r + p.s_w - 1) // p.s_w
+                for t in range(ph[3 * r]):
+                    if -q[t] > ph[3 * r + 1]:
+                        ph[3 * r + 1] = -q[t]
+                    if p.o_w - q[t] < ph[3 * r + 2]:
+                        ph[3 * r + 2] = p.o_w - q[t]
+                if M > 1 or ph[3 * r + 2] < ph[3 * r + 1]:
+                    ph[3 * r + 2] = ph[3 * r + 1]
+            with parallel(num_threads=n_threads):
+                h_in = lists + n_lists + threadid() * per_thread
+                h_w = h_in + p.f_h
+                t_in = h_w + p.f_h
+                t_w = t_in + p.f_h * p.f_w
+                for row in prange(p.m * p.n_h, schedule="static"):
+                    i = row // p.n_h
+                    ih = row % p.n_h
+                    dzi = &dz[i, 0, 0, 0]
+                    dxr = &dx[i, ih, 0, 0]
+                    nh = _axis_gather(ih, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs,
+                                      p.f_w * p.w_ts, h_in, h_w)
+                    for r in range(n_r):
+                        if ph[3 * r + 2] > ph[3 * r + 1]:
+                            nt = _taps(h_in, h_w, nh, ph_in + 2 * r * p.f_w,
+                                       ph_in + (2 * r + 1) * p.f_w, ph[3 * r], t_in, t_w)
+                            _dwc_run(dzi + ph[3 * r + 1] * p.z_ps, p.z_ps, &w[0, 0, 0, 0],
+                                     t_in, t_w, nt, NULL,
+                                     dxr + (r + ph[3 * r + 1] * p.s_w) * p.x_ps, p.s_w * p.x_ps,
+                                     ph[3 * r + 2] - ph[3 * r + 1], p.c_in, 0)
+                        for j in range((p.n_w - r + p.s_w - 1) // p.s_w):
+                            if j < ph[3 * r + 1] or j >= ph[3 * r + 2]:
+                                iw = r + j * p.s_w
+                                _dwc_pixel_dx(dzi, &w[0, 0, 0, 0], h_in, h_w, nh,
+                                              v_in + iw * p.f_w, v_w + iw * p.f_w, cnt[iw],
+                                              dxr + iw * p.x_ps, p.c_in, M)
+    finally:
+        PyMem_Free(lists)
+
+
+def depthwise_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, c_in)
+                          const floating[:, :, :, ::1] dz,     # IN  (m, o_h, o_w, c_out)
+                          floating[:, :, :, ::1] dw,           # OUT (f_h, f_w, 1, c_out)
+                          floating[::1] db,                    # OUT (c_out,)
+                          Py_ssize_t s_h, Py_ssize_t s_w,
+                          Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                          int num_threads):
+    """Depthwise dw and db: chunks of output rows, partial sums merged in chunk order.
+
+    Parameters
+    ----------
+    x, dz : C-contiguous memoryviews, non-empty
+    dw, db : C-contiguous memoryviews
+        Fully overwritten.
+    s_h, s_w, p_t, p_l, d_h, d_w, num_threads
+        As for :func:`conv2d_forward`.
+    """
+    cdef cyc_conv_params p = _params(x, dz, dw, s_h, s_w, p_t, p_l, d_h, d_w, x.shape[3])
+    cdef Py_ssize_t M = p.c_out // p.c_in, rows = p.m * p.o_h
+    # Rows per chunk, from the shapes alone: about 4096 output pixels, and at
+    # least 8 chunks when there are rows enough (so threads have work).
+    cdef Py_ssize_t R = max(1, min(4096 // p.o_w, (rows + 7) // 8))
+    cdef Py_ssize_t n_chunks = (rows + R - 1) // R, taps = p.f_h * p.f_w
+    cdef Py_ssize_t T = (taps + 1) * p.c_out            # a chunk's dw, then its db
+    cdef int n_threads = _threads_for(num_threads, <double> dz.size * taps)
+    cdef floating *part = <floating *> _alloc(n_chunks * T * sizeof(floating))
+    cdef floating *pc
+    cdef floating *dwp = &dw[0, 0, 0, 0]
+    cdef Py_ssize_t ch, row, i, oh, ih, kh, kw, lo, hi, j
+    try:
+        with nogil:
+            for ch in prange(n_chunks, num_threads=n_threads, schedule="static"):
+                pc = part + ch * T
+                memset(pc, 0, T * sizeof(floating))
+                for row in range(ch * R, min(rows, (ch + 1) * R)):
+                    i = row // p.o_h
+                    oh = row % p.o_h
+                    for kh in range(p.f_h):
+                        ih = oh * p.s_h - p.p_t + kh * p.d_h
+                        if ih < 0 or ih >= p.n_h:
+                            continue
+                        for kw in range(p.f_w):
+                            lo = _first_out(p.p_l, kw * p.d_w, p.s_w)
+                            hi = _end_out(p.p_l, kw * p.d_w, p.s_w, p.n_w, p.o_w)
+                            if hi > lo:
+                                _dwc_dw_run(&x[i, ih, 0, 0] + (lo * p.s_w - p.p_l + kw * p.d_w) * p.x_ps,
+                                            p.s_w * p.x_ps, &dz[i, oh, 0, 0] + lo * p.z_ps, p.z_ps,
+                                            hi - lo, pc + (kh * p.f_w + kw) * p.c_out, p.c_out, M)
+                    _db_rows(&dz[0, 0, 0, 0], pc + taps * p.c_out, row * p.o_w, (row + 1) * p.o_w,
+                             p.c_out)
+            for j in range(taps * p.c_out):
+                dwp[j] = part[j]
+            for j in range(p.c_out):
+                db[j] = part[taps * p.c_out + j]
+            for ch in range(1, n_chunks):    # in chunk order, whatever the threads
+                pc = part + ch * T
+                for j in range(taps * p.c_out):
+                    dwp[j] += pc[j]
+                for j in range(p.c_out):
+                    db[j] += pc[taps * p.c_out + j]
+    finally:
+        PyMem_Free(part)

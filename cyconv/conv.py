@@ -135,6 +135,64 @@ def _backward_dw(dtype: np.dtype[Any], c_out: int) -> _FusedFunction[Any]:
     return plan
 
 
+_DEPTHWISE = ("depthwise_forward", "depthwise_backward_dx", "depthwise_backward_dw")
+
+
+def _depthwise(dtype: np.dtype[Any], channels: int, which: int) -> _FusedFunction[Any]:
+    """The depthwise kernel ``which`` (0 forward, 1 dx, 2 dw) for ``channels`` per pixel.
+
+    Its vectors run over every channel of a pixel, as the pools' do: the widest
+    level whose vector the channels fill (cyconv._dispatch.pool_level).
+    """
+    key = ("dwc", dtype, channels, which)
+    plan = _dispatch.PLANS.get(key)
+    if plan is None:
+        mod = _dispatch.module("_conv", _dispatch.pool_level(dtype.itemsize, channels))
+        name = "float" if dtype == _F32 else "double"
+        plan = _dispatch.PLANS[key] = getattr(mod, _DEPTHWISE[which])[name]
+    return plan
+
+
+def _is_depthwise(c_in: int, groups: int) -> bool:
+    # groups == C_in > 1: one input channel per group (any channel multiplier).
+    return groups > 1 and groups == c_in
+
+
+def _run_forward(x: FloatArray, w: FloatArray, bias: FloatArray, z: FloatArray,
+                 s: tuple[int, int], p: tuple[int, int], d: tuple[int, int], g: int,
+                 relu: bool, n_threads: int) -> None:
+    # z = conv2d(x, w) + bias on ready C-contiguous arrays: the depthwise kernel or the tile.
+    if _is_depthwise(x.shape[3], g):
+        _depthwise(z.dtype, z.shape[3], 0)(x, w, bias, z, s[0], s[1], p[0], p[1], d[0], d[1],
+                                           relu, n_threads)
+    else:
+        _forward(z.dtype, z.shape[3] // g)(x, w, bias, z, s[0], s[1], p[0], p[1], d[0], d[1],
+                                           g, relu, n_threads)
+
+
+def _run_dx(dz: FloatArray, w: FloatArray, dx: FloatArray, s: tuple[int, int],
+            p: tuple[int, int], d: tuple[int, int], g: int, n_threads: int) -> None:
+    # dx of conv2d (overwritten) on ready C-contiguous arrays.
+    if _is_depthwise(dx.shape[3], g):
+        _depthwise(dx.dtype, dz.shape[3], 1)(dz, w, dx, s[0], s[1], p[0], p[1], d[0], d[1],
+                                             n_threads)
+    else:
+        kernel, dot = _backward_dx(dx.dtype, dx.shape[3] // g, dz.shape[3] // g)
+        kernel(dz, w, dx, s[0], s[1], p[0], p[1], d[0], d[1], g, dot, n_threads)
+
+
+def _run_dw(x: FloatArray, dz: FloatArray, dw: FloatArray, db: FloatArray,
+            s: tuple[int, int], p: tuple[int, int], d: tuple[int, int], g: int,
+            n_threads: int) -> None:
+    # dw and db of conv2d (overwritten) on ready C-contiguous arrays.
+    if _is_depthwise(x.shape[3], g):
+        _depthwise(dw.dtype, dz.shape[3], 2)(x, dz, dw, db, s[0], s[1], p[0], p[1], d[0], d[1],
+                                             n_threads)
+    else:
+        _backward_dw(dw.dtype, dz.shape[3] // g)(x, dz, dw, db, s[0], s[1], p[0], p[1], d[0],
+                                                 d[1], g, n_threads)
+
+
 def _fast_arrays(*arrays: Any) -> np.dtype[Any] | None:
     # The dtype shared by plain, non-empty, C-contiguous 4-D ndarrays of
     # exactly np.dtype(float32 or float64), compared by identity: byte-swapped
@@ -355,9 +413,8 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     if x.size == 0:  # no input channels, or every window lies in the padding
         z[...] = np.where(bias <= 0, 0, bias) if relu else bias
         return z
-    _forward(dtype, c_out // g)(as_float_array(x, dtype), as_float_array(w, dtype), bias, z,
-                                s[0], s[1], pads[0][0], pads[1][0], d[0], d[1], g, relu,
-                                n_threads)
+    _run_forward(as_float_array(x, dtype), as_float_array(w, dtype), bias, z,
+                 (s[0], s[1]), (pads[0][0], pads[1][0]), d, g, relu, n_threads)
     return z
 
 
@@ -482,13 +539,12 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
         return dx, dw, db
     dz_c = as_float_array(dz, dtype)
     if dx is not None:
-        kernel, dot = _backward_dx(dtype, x.shape[3] // g, c_out // g)
-        kernel(dz_c, as_float_array(w, dtype), dx, s[0], s[1], pads[0][0], pads[1][0],
-               d[0], d[1], g, dot, n_threads)
+        _run_dx(dz_c, as_float_array(w, dtype), dx, s, (pads[0][0], pads[1][0]), d, g,
+                n_threads)
     if dw is not None:
         db_out = db if db is not None else np.empty(c_out, dtype=dtype)
-        _backward_dw(dtype, c_out // g)(as_float_array(x, dtype), dz_c, dw, db_out, s[0], s[1],
-                                        pads[0][0], pads[1][0], d[0], d[1], g, n_threads)
+        _run_dw(as_float_array(x, dtype), dz_c, dw, db_out, s, (pads[0][0], pads[1][0]), d, g,
+                n_threads)
     elif db is not None:
         db[:] = dz_c.sum(axis=(0, 1, 2))
     return dx, dw, db

@@ -185,9 +185,7 @@ def conv_transpose2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None
     if x.size == 0:  # no input channels: the bias alone
         y[...] = bias
         return y
-    kernel, dot = _conv._backward_dx(dtype, c_out // g, c_in // g)
-    kernel(as_float_array(x, dtype), as_float_array(w, dtype), y, s[0], s[1], p[0], p[1],
-           d[0], d[1], g, dot, n_threads)
+    _conv._run_dx(as_float_array(x, dtype), as_float_array(w, dtype), y, s, p, d, g, n_threads)
     if b_arr is not None:
         y += bias
     return y
@@ -266,11 +264,9 @@ def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayL
     if x.size == 0:
         return dx, dw, db
     if dx is not None:
-        _conv._forward(dtype, c_in // g)(dz_c, as_float_array(w, dtype),
-                                         np.zeros(c_in, dtype=dtype), dx, s[0], s[1], p[0],
-                                         p[1], d[0], d[1], g, False, n_threads)
+        _conv._run_forward(dz_c, as_float_array(w, dtype), np.zeros(c_in, dtype=dtype), dx,
+                           s, p, d, g, False, n_threads)
     if dw is not None:
-        _conv._backward_dw(dtype, c_in // g)(dz_c, as_float_array(x, dtype), dw,
-                                             np.empty(c_in, dtype=dtype), s[0], s[1], p[0],
-                                             p[1], d[0], d[1], g, n_threads)
+        _conv._run_dw(dz_c, as_float_array(x, dtype), dw, np.empty(c_in, dtype=dtype),
+                      s, p, d, g, n_threads)
     return dx, dw, db

@@ -461,7 +461,8 @@ def conv_transpose2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None
     C_out, K = Q * G, C_in // G
     x = x.astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
-    full = np.zeros((m, p_h + o_h + f_h * d_h, p_w + o_w + f_w * d_w, C_out), dtype=dtype)
+    # the uncropped output: (n - 1) * s + d * (f - 1) + 1 + output_padding per axis
+    full = np.zeros((m, o_h + 2 * p_h, o_w + 2 * p_w, C_out), dtype=dtype)
     for i in range(m):
         for ih in range(n_H):
             for iw in range(n_W):
@@ -524,7 +525,8 @@ def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayL
     _check_grad_shape(dz, (m, o_h, o_w, C_out), "dz")
     x = x.astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
-    full = np.zeros((m, p_h + o_h + f_h * d_h, p_w + o_w + f_w * d_w, C_out), dtype=dtype)
+    # the uncropped output: (n - 1) * s + d * (f - 1) + 1 + output_padding per axis
+    full = np.zeros((m, o_h + 2 * p_h, o_w + 2 * p_w, C_out), dtype=dtype)
     full[:, p_h:p_h + o_h, p_w:p_w + o_w, :] = dz
     dx = np.zeros(x.shape, dtype=dtype)
     dw = np.zeros(w.shape, dtype=dtype)
