@@ -1059,6 +1059,20 @@ cdef extern from "_depthwise.h" nogil:
                          const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
                          const double *init, double *out, ptrdiff_t out_ps, ptrdiff_t npix,
                          ptrdiff_t C, int relu)
+    void cyc_dwc_run3_f32(int dir, const float *inp, ptrdiff_t in_ps, const float *w,
+                          ptrdiff_t v0, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
+                          ptrdiff_t nh, ptrdiff_t w_step, const ptrdiff_t *in_off,
+                          const ptrdiff_t *w_off, ptrdiff_t nt, const float *init, float *out,
+                          ptrdiff_t out_ps, ptrdiff_t npix, ptrdiff_t C, int relu)
+    void cyc_dwc_run3_f64(int dir, const double *inp, ptrdiff_t in_ps, const double *w,
+                          ptrdiff_t v0, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
+                          ptrdiff_t nh, ptrdiff_t w_step, const ptrdiff_t *in_off,
+                          const ptrdiff_t *w_off, ptrdiff_t nt, const double *init,
+                          double *out, ptrdiff_t out_ps, ptrdiff_t npix, ptrdiff_t C, int relu)
+    void cyc_dwc_dw_row3_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
+                             ptrdiff_t n, float *acc, ptrdiff_t C)
+    void cyc_dwc_dw_row3_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
+                             ptrdiff_t n, double *acc, ptrdiff_t C)
     void cyc_dwc_dw_run_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
                             ptrdiff_t n, float *acc, ptrdiff_t C_out, ptrdiff_t M)
     void cyc_dwc_dw_run_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
@@ -1095,6 +1109,23 @@ cdef inline void _dwc_run(const floating *inp, ptrdiff_t in_ps, const floating *
         cyc_dwc_run_f64(inp, in_ps, w, in_off, w_off, nt, init, out, out_ps, npix, C, relu)
 
 
+cdef inline void _dwc_run3(int dir, const floating *inp, ptrdiff_t in_ps, const floating *w,
+                           ptrdiff_t v0, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
+                           ptrdiff_t nh, ptrdiff_t w_step, const ptrdiff_t *in_off,
+                           const ptrdiff_t *w_off, ptrdiff_t nt, const floating *init,
+                           floating *out, ptrdiff_t out_ps, ptrdiff_t npix, ptrdiff_t C,
+                           int relu) noexcept nogil:
+    # As _dwc_run for 3-tap rows at unit stride and dilation (dir +1: forward,
+    # -1: dx), loading each input column once per kernel row; v0: the offset
+    # of the k = 0 width tap, h_in/h_w: the height list alone.
+    if floating is float:
+        cyc_dwc_run3_f32(dir, inp, in_ps, w, v0, h_in, h_w, nh, w_step, in_off, w_off, nt, init,
+                         out, out_ps, npix, C, relu)
+    else:
+        cyc_dwc_run3_f64(dir, inp, in_ps, w, v0, h_in, h_w, nh, w_step, in_off, w_off, nt, init,
+                         out, out_ps, npix, C, relu)
+
+
 cdef inline void _dwc_pixel_dx(const floating *dz, const floating *w, const ptrdiff_t *h_in,
                                const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
                                const ptrdiff_t *v_w, ptrdiff_t nv, floating *out,
@@ -1115,6 +1146,45 @@ cdef inline void _dwc_dw_run(const floating *x, ptrdiff_t xs, const floating *dz
         cyc_dwc_dw_run_f32(x, xs, dz, zs, n, acc, c_out, M)
     else:
         cyc_dwc_dw_run_f64(x, xs, dz, zs, n, acc, c_out, M)
+
+
+cdef inline void _dwc_dw_row3(const floating *x, ptrdiff_t xs, const floating *dz, ptrdiff_t zs,
+                              ptrdiff_t n, floating *acc, ptrdiff_t c) noexcept nogil:
+    if floating is float:
+        cyc_dwc_dw_row3_f32(x, xs, dz, zs, n, acc, c)
+    else:
+        cyc_dwc_dw_row3_f64(x, xs, dz, zs, n, acc, c)
+
+
+cdef void _dwc_dw_row(const cyc_conv_params *p, const floating *x, const floating *dz,
+                      floating *acc, ptrdiff_t oh, ptrdiff_t M, ptrdiff_t ow_a,
+                      ptrdiff_t ow_b, bint row3) noexcept nogil:
+    # acc[kh, kw] += one output row's terms of dw (x, dz: the row's image).
+    # With row3 (3-tap rows at unit stride and dilation) the interior columns
+    # [ow_a, ow_b) run for the three kw at once, then each kw's edge columns.
+    cdef ptrdiff_t kh, kw, ih, lo, hi, e, a, z
+    for kh in range(p.f_h):
+        ih = oh * p.s_h - p.p_t + kh * p.d_h
+        if ih < 0 or ih >= p.n_h:
+            continue
+        if row3 and ow_b > ow_a:
+            _dwc_dw_row3(x + ih * p.x_rs + (ow_a - p.p_l) * p.x_ps, p.x_ps,
+                         dz + oh * p.z_rs + ow_a * p.z_ps, p.z_ps, ow_b - ow_a,
+                         acc + kh * p.f_w * p.c_out, p.c_out)
+        for kw in range(p.f_w):
+            lo = _first_out(p.p_l, kw * p.d_w, p.s_w)
+            hi = _end_out(p.p_l, kw * p.d_w, p.s_w, p.n_w, p.o_w)
+            for e in range(2 if row3 and ow_b > ow_a else 1):
+                a, z = lo, hi
+                if row3 and ow_b > ow_a:     # the columns before, then after, the interior
+                    if e == 0:
+                        z = ow_a if ow_a < hi else hi
+                    else:
+                        a = ow_b if ow_b > lo else lo
+                if z > a:
+                    _dwc_dw_run(x + ih * p.x_rs + (a * p.s_w - p.p_l + kw * p.d_w) * p.x_ps,
+                                p.s_w * p.x_ps, dz + oh * p.z_rs + a * p.z_ps, p.z_ps, z - a,
+                                acc + (kh * p.f_w + kw) * p.c_out, p.c_out, M)
 
 
 def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
@@ -1156,6 +1226,8 @@ def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_
     cdef ptrdiff_t *t_w
     cdef const floating *xi
     cdef floating *zr
+    # 3-tap rows at unit stride and dilation: the overlapping-window form
+    cdef bint row3 = M == 1 and p.f_w == 3 and p.s_w == 1 and p.d_w == 1
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
     if M > 1:     # the multiplier's scalar form takes every column as an edge column
         ow_a = ow_b = 0
@@ -1180,9 +1252,15 @@ def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_
                                        p.f_w * p.w_ts, h_in, h_w)
                     if ow_b > ow_a:
                         nt = _taps(h_in, h_w, nh, a_in, a_w, n_kw, t_in, t_w)
-                        _dwc_run(xi + (ow_a * p.s_w - p.p_l) * p.x_ps, p.s_w * p.x_ps,
-                                 &w[0, 0, 0, 0], t_in, t_w, nt, &b[0], zr + ow_a * p.z_ps, p.z_ps,
-                                 ow_b - ow_a, p.c_out, relu)
+                        if row3:
+                            _dwc_run3(1, xi + (ow_a * p.s_w - p.p_l) * p.x_ps, p.x_ps,
+                                      &w[0, 0, 0, 0], 0, h_in, h_w, nh, p.w_ts, t_in, t_w, nt,
+                                      &b[0], zr + ow_a * p.z_ps, p.z_ps, ow_b - ow_a, p.c_out,
+                                      relu)
+                        else:
+                            _dwc_run(xi + (ow_a * p.s_w - p.p_l) * p.x_ps, p.s_w * p.x_ps,
+                                     &w[0, 0, 0, 0], t_in, t_w, nt, &b[0], zr + ow_a * p.z_ps,
+                                     p.z_ps, ow_b - ow_a, p.c_out, relu)
                     for ow in range(p.o_w):
                         if ow < ow_a or ow >= ow_b:
                             _dwc_pixel(xi, &w[0, 0, 0, 0], h_in, h_w, nh, v_in + ow * p.f_w,
@@ -1232,6 +1310,7 @@ def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w,
     cdef ptrdiff_t *t_w
     cdef const floating *dzi
     cdef floating *dxr
+    cdef bint row3 = M == 1 and p.f_w == 3 and p.s_w == 1 and p.d_w == 1
     try:
         with nogil:
             for iw in range(p.n_w):
@@ -1265,10 +1344,17 @@ def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w,
                         if ph[3 * r + 2] > ph[3 * r + 1]:
                             nt = _taps(h_in, h_w, nh, ph_in + 2 * r * p.f_w,
                                        ph_in + (2 * r + 1) * p.f_w, ph[3 * r], t_in, t_w)
-                            _dwc_run(dzi + ph[3 * r + 1] * p.z_ps, p.z_ps, &w[0, 0, 0, 0],
-                                     t_in, t_w, nt, NULL,
-                                     dxr + (r + ph[3 * r + 1] * p.s_w) * p.x_ps, p.s_w * p.x_ps,
-                                     ph[3 * r + 2] - ph[3 * r + 1], p.c_in, 0)
+                            if row3:
+                                _dwc_run3(-1, dzi + ph[3 * r + 1] * p.z_ps, p.z_ps,
+                                          &w[0, 0, 0, 0], ph_in[2 * r * p.f_w], h_in, h_w, nh,
+                                          p.w_ts, t_in, t_w, nt, NULL,
+                                          dxr + (r + ph[3 * r + 1] * p.s_w) * p.x_ps, p.x_ps,
+                                          ph[3 * r + 2] - ph[3 * r + 1], p.c_in, 0)
+                            else:
+                                _dwc_run(dzi + ph[3 * r + 1] * p.z_ps, p.z_ps, &w[0, 0, 0, 0],
+                                         t_in, t_w, nt, NULL,
+                                         dxr + (r + ph[3 * r + 1] * p.s_w) * p.x_ps,
+                                         p.s_w * p.x_ps, ph[3 * r + 2] - ph[3 * r + 1], p.c_in, 0)
                         for j in range((p.n_w - r + p.s_w - 1) // p.s_w):
                             if j < ph[3 * r + 1] or j >= ph[3 * r + 2]:
                                 iw = r + j * p.s_w
@@ -1307,7 +1393,10 @@ def depthwise_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_
     cdef floating *part = <floating *> _alloc(n_chunks * T * sizeof(floating))
     cdef floating *pc
     cdef floating *dwp = &dw[0, 0, 0, 0]
-    cdef Py_ssize_t ch, row, i, oh, ih, kh, kw, lo, hi, j
+    cdef Py_ssize_t ch, row, i, oh, j
+    cdef ptrdiff_t ow_a, ow_b
+    cdef bint row3 = M == 1 and p.f_w == 3 and p.s_w == 1 and p.d_w == 1
+    _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
     try:
         with nogil:
             for ch in prange(n_chunks, num_threads=n_threads, schedule="static"):
@@ -1316,17 +1405,7 @@ def depthwise_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_
                 for row in range(ch * R, min(rows, (ch + 1) * R)):
                     i = row // p.o_h
                     oh = row % p.o_h
-                    for kh in range(p.f_h):
-                        ih = oh * p.s_h - p.p_t + kh * p.d_h
-                        if ih < 0 or ih >= p.n_h:
-                            continue
-                        for kw in range(p.f_w):
-                            lo = _first_out(p.p_l, kw * p.d_w, p.s_w)
-                            hi = _end_out(p.p_l, kw * p.d_w, p.s_w, p.n_w, p.o_w)
-                            if hi > lo:
-                                _dwc_dw_run(&x[i, ih, 0, 0] + (lo * p.s_w - p.p_l + kw * p.d_w) * p.x_ps,
-                                            p.s_w * p.x_ps, &dz[i, oh, 0, 0] + lo * p.z_ps, p.z_ps,
-                                            hi - lo, pc + (kh * p.f_w + kw) * p.c_out, p.c_out, M)
+                    _dwc_dw_row(&p, &x[i, 0, 0, 0], &dz[i, 0, 0, 0], pc, oh, M, ow_a, ow_b, row3)
                     _db_rows(&dz[0, 0, 0, 0], pc + taps * p.c_out, row * p.o_w, (row + 1) * p.o_w,
                              p.c_out)
             for j in range(taps * p.c_out):

@@ -20,6 +20,13 @@
 #include "_conv_simd.h"
 
 /* v <= 0 ? +0 : v on a vector (NaN passes), as the tile's ReLU store. */
+/* Pixels per tile of the 3-tap rows: 8 where 32 vector registers hold 16 sums,
+ * the weights and the column in flight (AVX-512), else 4. */
+#if CYC_VBYTES >= 64
+#define CYC_DWC_P 8
+#else
+#define CYC_DWC_P 4
+#endif
 #define CYC_DWC_RELU(SUF, v) ((cyc_v##SUF)(~(cyc_bits)((v) <= 0) & (cyc_bits)(v)))
 
 #define CYCONV_DEFINE_DEPTHWISE(T, SUF)                                              \
@@ -151,6 +158,100 @@ static void cyc_dwc_run_##SUF(const T *in, ptrdiff_t in_ps, const T *w,         
                            out + q * out_ps, out_ps, C, relu);                       \
 }                                                                                    \
                                                                                      \
+/* Rows of 3-tap kernels at unit stride and dilation (M == 1): consecutive      */ \
+/* pixels' windows overlap, so per kernel row the tile loads each input column  */ \
+/* once (P + 2 of them, not 3 P) and applies it to the up-to-3 pixels reading   */ \
+/* it: forward (DIR = +1, pixel q reads columns q + k) and dx (DIR = -1, the     */ \
+/* gathered column q - k). Taps sum kernel row by kernel row, kw ascending (+1) */ \
+/* or descending (-1): an order fixed by the shapes, as the pixels each form    */ \
+/* takes are.                                                                   */ \
+/*   out[q * out_ps + c] = init[c] + sum_a sum_{k<3} in[h_in[a] + (q + DIR*k) * in_ps + c] */ \
+/*                                          * w[h_w[a] + k * w_step + c]          */ \
+CYC_INLINE void cyc_dwc_tile3_##SUF(int DIR, int NVC, const T *restrict in,          \
+                                    ptrdiff_t in_ps, const T *restrict w,            \
+                                    const ptrdiff_t *h_in, const ptrdiff_t *h_w,     \
+                                    ptrdiff_t nh, ptrdiff_t w_step,                  \
+                                    const T *restrict init, T *restrict out,         \
+                                    ptrdiff_t out_ps, ptrdiff_t c, int relu) {       \
+    enum { NL = CYC_NL_##SUF, P = CYC_DWC_P };                                       \
+    cyc_v##SUF a[CYC_DWC_P][2], b0 = {0}, b1 = {0};                                  \
+    if (init) { b0 = cyc_load_##SUF(init + c);                                       \
+                if (NVC > 1) b1 = cyc_load_##SUF(init + c + NL); }                   \
+    _Pragma("GCC unroll 8")                                                          \
+    for (int q = 0; q < P; q++) { a[q][0] = b0; a[q][1] = b1; }                      \
+    for (ptrdiff_t r = 0; r < nh; r++) {                                             \
+        const T *ip = in + h_in[r] + c, *wp = w + h_w[r] + c;                        \
+        cyc_v##SUF w0[3], w1[3] = {{0}};                                             \
+        _Pragma("GCC unroll 3")                                                      \
+        for (int k = 0; k < 3; k++) {                                                \
+            w0[k] = cyc_load_##SUF(wp + k * w_step);                                 \
+            if (NVC > 1) w1[k] = cyc_load_##SUF(wp + k * w_step + NL);               \
+        }                                                                            \
+        _Pragma("GCC unroll 10")                                                     \
+        for (int j = 0; j < P + 2; j++) {                                            \
+            /* window column j: input column j (DIR +1) or j - 2 (DIR -1) */         \
+            const T *cp = ip + (DIR > 0 ? j : j - 2) * in_ps;                        \
+            cyc_v##SUF x0 = cyc_load_##SUF(cp), x1 = {0};                            \
+            if (NVC > 1) x1 = cyc_load_##SUF(cp + NL);                               \
+            _Pragma("GCC unroll 3")                                                  \
+            for (int k = 0; k < 3; k++) {                                            \
+                int q = DIR > 0 ? j - k : j - 2 + k;                                 \
+                if (q >= 0 && q < P) {                                               \
+                    a[q][0] += x0 * w0[k];                                           \
+                    if (NVC > 1) a[q][1] += x1 * w1[k];                              \
+                }                                                                    \
+            }                                                                        \
+        }                                                                            \
+    }                                                                                \
+    _Pragma("GCC unroll 8")                                                          \
+    for (int q = 0; q < P; q++) {                                                    \
+        if (relu) { a[q][0] = CYC_DWC_RELU(SUF, a[q][0]);                            \
+                    a[q][1] = CYC_DWC_RELU(SUF, a[q][1]); }                          \
+        cyc_store_##SUF(out + q * out_ps + c, a[q][0]);                              \
+        if (NVC > 1) cyc_store_##SUF(out + q * out_ps + c + NL, a[q][1]);            \
+    }                                                                                \
+}                                                                                    \
+                                                                                     \
+/* npix pixels of a row by cyc_dwc_tile3 (P at a time, whole vectors), the rest  */ \
+/* (last pixels, scalar channels) by cyc_dwc_tile on the product tap list.       */ \
+static void cyc_dwc_run3_##SUF(int dir, const T *in, ptrdiff_t in_ps, const T *w,    \
+                               ptrdiff_t v0, const ptrdiff_t *h_in, const ptrdiff_t *h_w, \
+                               ptrdiff_t nh, ptrdiff_t w_step,                       \
+                               const ptrdiff_t *in_off, const ptrdiff_t *w_off,      \
+                               ptrdiff_t nt, const T *init, T *out,                  \
+                               ptrdiff_t out_ps, ptrdiff_t npix, ptrdiff_t C,        \
+                               int relu) {                                           \
+    enum { NL = CYC_NL_##SUF };                                                      \
+    ptrdiff_t q = 0, cv = C / NL * NL;                                               \
+    for (; q + CYC_DWC_P <= npix; q += CYC_DWC_P) {                                  \
+        const T *iq = in + q * in_ps, *iv = iq + v0; /* iv: the k = 0 column */     \
+        T *oq = out + q * out_ps;                                                    \
+        ptrdiff_t c = 0;                                                             \
+        for (; c + 2 * NL <= cv; c += 2 * NL) {                                      \
+            if (dir > 0) cyc_dwc_tile3_##SUF(1, 2, iv, in_ps, w, h_in, h_w, nh, w_step, \
+                                             init, oq, out_ps, c, relu);             \
+            else cyc_dwc_tile3_##SUF(-1, 2, iv, in_ps, w, h_in, h_w, nh, w_step,     \
+                                     init, oq, out_ps, c, relu);                     \
+        }                                                                            \
+        for (; c < cv; c += NL) {                                                    \
+            if (dir > 0) cyc_dwc_tile3_##SUF(1, 1, iv, in_ps, w, h_in, h_w, nh, w_step, \
+                                             init, oq, out_ps, c, relu);             \
+            else cyc_dwc_tile3_##SUF(-1, 1, iv, in_ps, w, h_in, h_w, nh, w_step,     \
+                                     init, oq, out_ps, c, relu);                     \
+        }                                                                            \
+        if (cv < C) /* the scalar channels of these pixels */                       \
+            for (int p = 0; p < CYC_DWC_P; p++)                                      \
+                for (ptrdiff_t cc = cv; cc < C; cc++) {                              \
+                    T a0 = init ? init[cc] : 0;                                      \
+                    for (ptrdiff_t t = 0; t < nt; t++)                               \
+                        a0 += iq[p * in_ps + in_off[t] + cc] * w[w_off[t] + cc];     \
+                    oq[p * out_ps + cc] = relu && a0 <= 0 ? 0 : a0;                  \
+                }                                                                    \
+    }                                                                                \
+    cyc_dwc_run_##SUF(in + q * in_ps, in_ps, w, in_off, w_off, nt, init,             \
+                      out + q * out_ps, out_ps, npix - q, C, relu);                  \
+}                                                                                    \
+                                                                                     \
 /* The forward pixel with multiplier M: out[co] over co = c * M + j reads in[c]. */  \
 static void cyc_dwc_pixel_mult_##SUF(const T *restrict in, const T *restrict w,     \
                                      const ptrdiff_t *h_in, const ptrdiff_t *h_w,    \
@@ -240,6 +341,64 @@ static void cyc_dwc_dw_run_##SUF(const T *restrict x, ptrdiff_t xs,             
     }                                                                                \
 }
 
+/* dw of 3-tap rows at unit stride and dilation (M == 1), the interior columns: */
+/*   acc[k * C + c] += sum_{j < n} x[(j + k) * xs + c] * dz[j * zs + c], k < 3   */
+/* each dz vector loaded once for the three kw, each x column once (it serves   */
+/* three pixels as it slides through the window). Sums over j in order.         */
+#define CYCONV_DEFINE_DEPTHWISE_DW3(T, SUF)                                          \
+static void cyc_dwc_dw_row3_##SUF(const T *restrict x, ptrdiff_t xs,                \
+                                  const T *restrict dz, ptrdiff_t zs, ptrdiff_t n,   \
+                                  T *restrict acc, ptrdiff_t C) {                    \
+    enum { NL = CYC_NL_##SUF };                                                      \
+    ptrdiff_t c = 0;                                                                 \
+    for (; c + 2 * NL <= C; c += 2 * NL) {                                           \
+        cyc_v##SUF a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0};   \
+        const T *xp = x + c, *zp = dz + c;                                           \
+        cyc_v##SUF p0 = cyc_load_##SUF(xp), p1 = cyc_load_##SUF(xp + NL);            \
+        cyc_v##SUF q0 = cyc_load_##SUF(xp + xs), q1 = cyc_load_##SUF(xp + xs + NL);  \
+        for (ptrdiff_t j = 0; j < n; j++) {                                          \
+            /* p, q, r: x columns j, j + 1, j + 2 */                                 \
+            cyc_v##SUF r0 = cyc_load_##SUF(xp + (j + 2) * xs);                       \
+            cyc_v##SUF r1 = cyc_load_##SUF(xp + (j + 2) * xs + NL);                  \
+            cyc_v##SUF d0 = cyc_load_##SUF(zp + j * zs), d1 = cyc_load_##SUF(zp + j * zs + NL); \
+            a00 += p0 * d0; a01 += p1 * d1;                                          \
+            a10 += q0 * d0; a11 += q1 * d1;                                          \
+            a20 += r0 * d0; a21 += r1 * d1;                                          \
+            p0 = q0; p1 = q1; q0 = r0; q1 = r1;                                      \
+        }                                                                            \
+        cyc_store_##SUF(acc + c, cyc_load_##SUF(acc + c) + a00);                     \
+        cyc_store_##SUF(acc + c + NL, cyc_load_##SUF(acc + c + NL) + a01);           \
+        cyc_store_##SUF(acc + C + c, cyc_load_##SUF(acc + C + c) + a10);             \
+        cyc_store_##SUF(acc + C + c + NL, cyc_load_##SUF(acc + C + c + NL) + a11);   \
+        cyc_store_##SUF(acc + 2 * C + c, cyc_load_##SUF(acc + 2 * C + c) + a20);     \
+        cyc_store_##SUF(acc + 2 * C + c + NL, cyc_load_##SUF(acc + 2 * C + c + NL) + a21); \
+    }                                                                                \
+    for (; c + NL <= C; c += NL) {                                                   \
+        cyc_v##SUF a0 = {0}, a1 = {0}, a2 = {0};                                     \
+        for (ptrdiff_t j = 0; j < n; j++) {                                          \
+            cyc_v##SUF d0 = cyc_load_##SUF(dz + j * zs + c);                         \
+            a0 += cyc_load_##SUF(x + j * xs + c) * d0;                               \
+            a1 += cyc_load_##SUF(x + (j + 1) * xs + c) * d0;                         \
+            a2 += cyc_load_##SUF(x + (j + 2) * xs + c) * d0;                         \
+        }                                                                            \
+        cyc_store_##SUF(acc + c, cyc_load_##SUF(acc + c) + a0);                      \
+        cyc_store_##SUF(acc + C + c, cyc_load_##SUF(acc + C + c) + a1);              \
+        cyc_store_##SUF(acc + 2 * C + c, cyc_load_##SUF(acc + 2 * C + c) + a2);      \
+    }                                                                                \
+    for (; c < C; c++) {                                                             \
+        T a0 = 0, a1 = 0, a2 = 0;                                                    \
+        for (ptrdiff_t j = 0; j < n; j++) {                                          \
+            T d0 = dz[j * zs + c];                                                   \
+            a0 += x[j * xs + c] * d0;                                                \
+            a1 += x[(j + 1) * xs + c] * d0;                                          \
+            a2 += x[(j + 2) * xs + c] * d0;                                          \
+        }                                                                            \
+        acc[c] += a0; acc[C + c] += a1; acc[2 * C + c] += a2;                        \
+    }                                                                                \
+}
+
+CYCONV_DEFINE_DEPTHWISE_DW3(float, f32)
+CYCONV_DEFINE_DEPTHWISE_DW3(double, f64)
 CYCONV_DEFINE_DEPTHWISE(float, f32)
 CYCONV_DEFINE_DEPTHWISE(double, f64)
 

@@ -20,6 +20,9 @@ CASES = [
     ((1, 20, 17, 4), (5, 5), 16, 3, 4, 2, 2),
     ((1, 5, 6, 2), (3, 3), 2, 1, ((3, 1), (0, 4)), 3, 1),    # window wider than the image
     ((1, 4, 30, 6), (1, 7), 6, 1, (0, 9), (1, 3), 3),        # narrow image: padded-column paths
+    ((2, 6, 21, 40), (3, 3), 40, 1, 1, 1, 40),               # depthwise 3-tap rows: tiles, rest,
+    ((1, 5, 30, 16), (3, 3), 16, 1, 0, 1, 16),               # and scalar channels
+    ((1, 7, 26, 33), (5, 3), 33, 1, (2, 1), 1, 33),
 ]
 IDS = [f"x{c[0]}-f{c[1]}-co{c[2]}-s{c[3]}-p{c[4]}-d{c[5]}-g{c[6]}".replace(" ", "")
        for c in CASES]
