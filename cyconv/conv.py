@@ -149,7 +149,8 @@ def _depthwise(dtype: np.dtype[Any], channels: int, which: int) -> _FusedFunctio
     if plan is None:
         mod = _dispatch.module("_conv", _dispatch.pool_level(dtype.itemsize, channels))
         name = "float" if dtype == _F32 else "double"
-        plan = _dispatch.PLANS[key] = getattr(mod, _DEPTHWISE[which])[name]
+        kernel: _FusedFunction[Any] = getattr(mod, _DEPTHWISE[which])[name]
+        plan = _dispatch.PLANS[key] = kernel
     return plan
 
 

@@ -18,7 +18,7 @@ padding after it, ``p - output_padding``, is implied by the shapes), dilation
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any, Optional, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -194,6 +194,18 @@ def conv_transpose2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None
 _GRADS = ("dx", "dw", "db")
 
 
+@overload
+def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
+                              stride: IntPair = ..., padding: IntPair = ...,
+                              output_padding: IntPair = ..., dilation: IntPair = ...,
+                              groups: Int = ..., num_threads: Int | None = ...,
+                              ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+@overload
+def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
+                              stride: IntPair = ..., padding: IntPair = ...,
+                              output_padding: IntPair = ..., dilation: IntPair = ...,
+                              groups: Int = ..., num_threads: Int | None = ...,
+                              grads: Iterable[str] | str) -> _Gradients: ...
 def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
                               stride: IntPair = 1, padding: IntPair = 0,
                               output_padding: IntPair = 0, dilation: IntPair = 1,
