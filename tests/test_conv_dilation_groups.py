@@ -111,8 +111,8 @@ def test_conv2d_backward_with_dilation_and_groups_matches_finite_differences(cas
             np.testing.assert_allclose((lp - lm) / (2 * eps), g[idx], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[6], CASES[7]],
-                         ids=[IDS[1], IDS[4], IDS[6], IDS[7]])
+@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[6], CASES[7], CASES[11], CASES[13]],
+                         ids=[IDS[1], IDS[4], IDS[6], IDS[7], IDS[11], IDS[13]])
 def test_conv2d_with_dilation_and_groups_is_bitwise_identical_across_thread_counts(case, dtype):
     x, w, b = _data(case, dtype)
     x = np.concatenate([x] * 5)  # more rows than threads and dw chunks
