@@ -163,7 +163,8 @@ def _extensions():
     # _train (optimiser updates, ReLU): no FMA contraction, so the fused
     # update equals NumPy's bit for bit; -fno-math-errno lets sqrt vectorise.
     modules = [(name, flags) for name, _, flags in _level_modules()] + [
-        ("_openmp", []), ("_train", ["-ffp-contract=off", "-fno-math-errno"])]
+        ("_openmp", []), ("_train", ["-ffp-contract=off", "-fno-math-errno"]),
+        ("_transpose", [])]
     if not _per_level_builds():
         extra_c.append("-DCYCONV_NO_CPU_DISPATCH")
     return [

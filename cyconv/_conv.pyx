@@ -420,6 +420,18 @@ cdef void *_alloc(size_t n_bytes) except NULL:
 
 # ---- forward ----------------------------------------------------------------
 
+cdef inline ptrdiff_t _kw_entries(const cyc_conv_params *p, ptrdiff_t n_kw) noexcept nogil:
+    # Entries per kernel row in a forward tap list of n_kw consecutive kw.
+    # Undilated, with every channel of x in the reduction (K == x's pixel
+    # stride), the window's kw taps of a kernel row are one run of n_kw * K
+    # values in x and in the packed w: one entry whose reduction is n_kw * K
+    # long (the tap loop of a 3-channel layer ran 3 products per tap).
+    # Same products in the same order (kw outer, channel inner).
+    if p.d_w == 1 and p.x_ps == p.K and n_kw > 0:
+        return 1
+    return n_kw
+
+
 cdef void _forward_all_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t nb,
                             ptrdiff_t *edges, ptrdiff_t ow_a, ptrdiff_t ow_b) noexcept nogil:
     # The tap lists of a call, kernel rows outer, relative to the top of a
@@ -433,28 +445,37 @@ cdef void _forward_all_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t nb,
                          p.f_w * w_kw, sc.h_in, sc.h_w)
     n_kw = _axis_forward(0, 1, 0, p.d_w, (p.f_w - 1) * p.d_w + 1, p.f_w, p.x_ps, w_kw,
                          sc.v_in, sc.v_w)
-    _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, n_kw, sc.all_in, sc.all_w)
+    _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, _kw_entries(p, n_kw), sc.all_in, sc.all_w)
     for e in range(n_e):
         ow = e if e < ow_a else ow_b + e - ow_a
         edges[e] = _axis_forward(ow, p.s_w, p.p_l, p.d_w, p.n_w, p.f_w, p.x_ps, w_kw,
                                  sc.v_in, sc.v_w)
-        _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, edges[e],
+        _taps(sc.h_in, sc.h_w, n_kh, sc.v_in, sc.v_w, _kw_entries(p, edges[e]),
               edges + n_e + e * n_taps, edges + n_e + (n_e + e) * n_taps)
+
+
+cdef inline int _split(ptrdiff_t n, int mr) noexcept nogil:
+    # Pixels of the next tile when n remain: as many tiles as tiles of mr
+    # need, of even length (14 at mr = 6: 5, 5, 4, not 6, 6, 2), since a tile
+    # of few pixels has too few accumulators to hide the FMA latency.
+    cdef ptrdiff_t tiles = (n + mr - 1) // mr
+    return <int>((n + tiles - 1) // tiles)
 
 
 cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floating *wpack,
                        floating *z, Scratch sc, const ptrdiff_t *edges, ptrdiff_t oh, int nv,
-                       ptrdiff_t nb) noexcept nogil:
+                       ptrdiff_t nb, bint edges_done) noexcept nogil:
     # x: one image; z: one output row (o_w, c_out); wpack: the filters as
     # (n_cb, f_h, f_w, K, nb) and the bias as (n_cb, nb) at p.epi.bias.
     # Columns whose window lies inside the input share one tap list and run
     # in tiles of P pixels: the call's list of every tap (sc.all_in/all_w,
     # kernel rows outer), of which a row's kernel rows inside x are one
     # contiguous piece; no per-row building. The few edge columns run one by
-    # one, each with its own list (from edges), of which the same holds.
+    # one, each with its own list (from edges), of which the same holds;
+    # with edges_done, the caller ran them (_forward_block).
     # With groups, the row runs once per group g: x's channels from g * K,
     # z's and the packed filters' and bias's blocks from g * C (C = c_out / groups).
-    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, e, n_e, g, n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, e, n_e, g, kwe, ewe, n_taps = p.f_h * p.f_w
     cdef ptrdiff_t c_grp = _group_out(p), n_cb = (c_grp + nb - 1) // nb
     cdef ptrdiff_t w_kw = p.K * nb, w_kh = p.f_w * w_kw, w_blk = p.f_h * w_kh
     cdef ptrdiff_t base = (oh * p.s_h - p.p_t) * p.x_rs - p.p_l * p.x_ps
@@ -462,26 +483,81 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
     cdef int mr = cyc_max_pixels(nv), P, nch
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
     n_kh = _axis_range(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, &k0)
-    nt = n_kh * p.f_w
+    kwe = _kw_entries(p, p.f_w)
+    nt = n_kh * kwe
     n_e = ow_a + p.o_w - ow_b
     for g in range(p.groups):
         for cb in range(n_cb):
             nch = <int>(c_grp - cb * nb if c_grp - cb * nb < nb else nb)
             ow = ow_a
             while ow < ow_b:
-                P = <int>(ow_b - ow if ow_b - ow < mr else mr)
+                P = _split(ow_b - ow, mr)
                 _tile(P, nv, x, base + ow * p.s_w * p.x_ps, p.s_w * p.x_ps, 1, wpack + cb * w_blk,
-                      nb, sc.all_in + k0 * p.f_w, sc.all_w + k0 * p.f_w, nt, p.K,
+                      nb, sc.all_in + k0 * kwe, sc.all_w + k0 * kwe, nt, p.K * p.f_w // kwe,
                       z + ow * p.z_ps + cb * nb, p.z_ps, nch,
                       _epilogue(bpack + cb * nb, False, p.epi.activation))
                 ow += P
+            if edges_done:
+                continue
             for e in range(n_e):   # one output column whose window crosses the padding
                 ow = e if e < ow_a else ow_b + e - ow_a
+                ewe = _kw_entries(p, edges[e])
                 _tile(1, nv, x, base + p.p_l * p.x_ps, 0, 1, wpack + cb * w_blk, nb,
-                      edges + n_e + e * n_taps + k0 * edges[e],
-                      edges + n_e + (n_e + e) * n_taps + k0 * edges[e], n_kh * edges[e], p.K,
+                      edges + n_e + e * n_taps + k0 * ewe,
+                      edges + n_e + (n_e + e) * n_taps + k0 * ewe, n_kh * ewe,
+                      p.K * edges[e] // ewe if ewe else p.K,
                       z + ow * p.z_ps + cb * nb, p.z_ps, nch,
                       _epilogue(bpack + cb * nb, False, p.epi.activation))
+        x += p.K
+        z += c_grp
+        wpack += n_cb * w_blk
+        bpack += n_cb * nb
+
+
+cdef void _forward_block(const cyc_conv_params *p, const floating *x, const floating *wpack,
+                         floating *z, Scratch sc, const ptrdiff_t *edges, ptrdiff_t oh0,
+                         ptrdiff_t oh1, int nv, ptrdiff_t nb) noexcept nogil:
+    # Output rows oh0 .. oh1 - 1 of one image (x, z: the image's). An edge
+    # column's pixel alone is a tile of one pixel, whose few accumulators
+    # wait on the FMA latency (a 16-pixel-wide layer spent a quarter of its
+    # time there); so in the rows whose kernel rows all lie inside x (one tap
+    # list per edge column), the edge column runs down the rows as the
+    # pixels of a tile. Every pixel sums the same taps in the same order as
+    # alone: the result does not depend on the blocking.
+    # (With groups: group g at x's channel g * K, z's g * C, its own packed blocks.)
+    cdef ptrdiff_t oh, oh_a, oh_b, ow_a, ow_b, ow, e, n_e, cb, kwe, g, n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t c_grp = _group_out(p), n_cb = (c_grp + nb - 1) // nb
+    cdef ptrdiff_t w_blk = n_taps * p.K * nb
+    cdef const floating *bpack = <const floating *> p.epi.bias
+    cdef int mr = cyc_max_pixels(nv), P, nch
+    _interior(p.p_t, p.f_h, p.d_h, p.s_h, p.n_h, p.o_h, &oh_a, &oh_b)
+    _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
+    if oh_a < oh0:
+        oh_a = oh0
+    if oh_b > oh1:
+        oh_b = oh1
+    for oh in range(oh0, oh1):
+        _forward_row(p, x, wpack, z + oh * p.z_rs, sc, edges, oh, nv, nb,
+                     oh_a <= oh < oh_b)
+    n_e = ow_a + p.o_w - ow_b
+    if oh_a >= oh_b or n_e == 0:
+        return
+    for g in range(p.groups):
+        for cb in range(n_cb):
+            nch = <int>(c_grp - cb * nb if c_grp - cb * nb < nb else nb)
+            for e in range(n_e):
+                ow = e if e < ow_a else ow_b + e - ow_a
+                kwe = _kw_entries(p, edges[e])
+                oh = oh_a
+                while oh < oh_b:
+                    P = _split(oh_b - oh, mr)
+                    _tile(P, nv, x, (oh * p.s_h - p.p_t) * p.x_rs, p.s_h * p.x_rs, 1,
+                          wpack + cb * w_blk, nb, edges + n_e + e * n_taps,
+                          edges + n_e + (n_e + e) * n_taps, p.f_h * kwe,
+                          p.K * edges[e] // kwe if kwe else p.K,
+                          z + oh * p.z_rs + ow * p.z_ps + cb * nb, p.z_rs, nch,
+                          _epilogue(bpack + cb * nb, False, p.epi.activation))
+                    oh += P
         x += p.K
         z += c_grp
         wpack += n_cb * w_blk
@@ -519,7 +595,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
         OpenMP threads (>= 1).
     """
     cdef cyc_conv_params p = _params(x, z, w, s_h, s_w, p_t, p_l, d_h, d_w, groups)
-    cdef Py_ssize_t row, i, oh, g, n_taps = p.f_h * p.f_w
+    cdef Py_ssize_t blk, i, oh, g, rows, n_blk, n_taps = p.f_h * p.f_w
     cdef Scratch sc
     cdef Py_ssize_t c_grp = _group_out(&p)
     cdef int nv = _tile_vectors(sizeof(floating), c_grp)
@@ -559,6 +635,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
     n_e = ow_a + p.o_w - ow_b
     per_thread = _scratch_size(n_taps, p.f_h, p.f_w) + n_e * (1 + 2 * n_taps)
+    # Blocks of output rows (their edge columns run as tiles down the rows):
+    # a tile's worth, fewer when that would leave threads under 4 blocks each.
+    rows = min(cyc_max_pixels(nv), max(1, p.m * p.o_h // (4 * n_threads)))
+    n_blk = (p.o_h + rows - 1) // rows
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
         with nogil:
@@ -570,11 +650,11 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
                 sc = _scratch(taps + threadid() * per_thread, n_taps, p.f_h, p.f_w)
                 edges = taps + threadid() * per_thread + _scratch_size(n_taps, p.f_h, p.f_w)
                 _forward_all_taps(&p, sc, nb, edges, ow_a, ow_b)
-                for row in prange(p.m * p.o_h, schedule="static"):
-                    i = row // p.o_h
-                    oh = row % p.o_h
-                    _forward_row(&p, xs + i * p.x_is, wpack, &z[i, oh, 0, 0], sc, edges, oh,
-                                 nv, nb)
+                for blk in prange(p.m * n_blk, schedule="static"):
+                    i = blk // n_blk
+                    oh = blk % n_blk * rows
+                    _forward_block(&p, xs + i * p.x_is, wpack, &z[i, 0, 0, 0], sc, edges, oh,
+                                   oh + rows if oh + rows < p.o_h else p.o_h, nv, nb)
     finally:
         PyMem_Free(taps)
         PyMem_Free(wpack)
@@ -585,7 +665,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
 
 cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *wpack,
                   floating *dx, Scratch sc, const ptrdiff_t *hp, ptrdiff_t ih, int nv,
-                  ptrdiff_t nb, bint dot) noexcept nogil:
+                  ptrdiff_t nb, bint dot, bint edges_done) noexcept nogil:
     # dz: one image's gradient (o_h, o_w, c_out); dx: one input row (n_w, c_in).
     # wpack: the packed filters for the register tile, or w itself (HWIO) for
     # the dot form, whose blocks are nb input channels of w.
@@ -598,7 +678,8 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
     # height phase g of this row and each width phase r, every (kh, kw) of
     # the phases, of which the kh whose dz row is inside dz are a contiguous
     # piece. sc.q holds each width phase's (taps, j_a, j_b); hp the height
-    # phases (see _dx_phases). Edge columns build their own lists.
+    # phases (see _dx_phases). Edge columns build their own lists; with
+    # edges_done, the caller ran them (_dx_block).
     # With groups, the row runs once per group: dx's channels from grp * K,
     # dz's (and w's last axis) from grp * C, C = c_out / groups the products
     # per tap; the dot form's w rows are p.w_cs apart, its taps p.w_ts.
@@ -621,7 +702,7 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
         t0 += 1
     while t1 > t0 and delta[t1 - 1] > q0:
         t1 -= 1
-    if hp[0]:   # some columns are edge columns: the row's own height list
+    if hp[0] and not edges_done:   # some columns are edge columns: the row's height list
         n_kh = _axis_gather(ih, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs, p.f_w * w_tap,
                             sc.h_in, sc.h_w)
     for grp in range(p.groups):
@@ -635,11 +716,13 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
                 nch = <int>(p.K - cb * nb if p.K - cb * nb < nb else nb)
                 j = j_a
                 while j < j_b:
-                    P = <int>(j_b - j if j_b - j < mr else mr)
+                    P = _split(j_b - j, mr)
                     _dx_tile(dot, P, nv, dz, q0 * p.z_rs + j * p.z_ps, p.z_ps,
                              wpack + cb * w_blk, nb, prod_in, prod_w, nt, c_grp, p.w_cs,
                              dx + (r + j * p.s_w) * p.x_ps + cb * nb, p.s_w * p.x_ps, nch)
                     j += P
+                if edges_done:
+                    continue
                 for j in range(j_a):
                     _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
                              r + j * p.s_w, nv, nb, nch, dot, w_tap)
@@ -649,6 +732,74 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
         dz += c_grp
         dx += p.K
         wpack += c_grp if dot else n_cb * w_blk
+
+
+cdef inline bint _dx_full(const cyc_conv_params *p, const ptrdiff_t *hp,
+                          ptrdiff_t ih) noexcept nogil:
+    # Whether every kernel row of input row ih's phase reads a dz row inside dz.
+    cdef ptrdiff_t gi = ih % p.s_h, g = (ih + p.p_t) % p.s_h, q0 = (ih + p.p_t - g) // p.s_h
+    cdef ptrdiff_t n_g = p.s_h if p.s_h < p.n_h else p.n_h, n = hp[1 + gi]
+    cdef const ptrdiff_t *delta = hp + 1 + n_g + gi * p.f_h
+    return n == 0 or (delta[0] > q0 - p.o_h and delta[n - 1] <= q0)
+
+
+cdef void _dx_block(const cyc_conv_params *p, const floating *dz, const floating *wpack,
+                    floating *dx, Scratch sc, const ptrdiff_t *hp, ptrdiff_t ih0, ptrdiff_t ih1,
+                    int nv, ptrdiff_t nb, bint dot) noexcept nogil:
+    # Input rows ih0 .. ih1 - 1 of one image (dz, dx: the image's). As in
+    # _forward_block, an edge column's pixel alone is a one-pixel tile; in
+    # rows of one stride phase whose kernel rows all read dz rows inside dz,
+    # an edge column's list is the same up to a shift of one dz row per
+    # s_h input rows, so the column runs down those rows as a tile's pixels
+    # (the same taps in the same order as alone).
+    # (With groups, as _dx_row: each group at its channel offsets.)
+    cdef ptrdiff_t ih, k, n_run, row, r, j, j_a, j_b, n_j, n_kh, n_kw, ne, iw, cb, grp
+    cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
+    cdef ptrdiff_t c_grp = _group_out(p), n_cb = (p.K + nb - 1) // nb
+    cdef ptrdiff_t w_blk = nb * p.w_cs if dot else p.f_h * p.f_w * c_grp * nb
+    cdef ptrdiff_t w_tap = p.w_ts if dot else c_grp * nb
+    cdef ptrdiff_t *ev_in = sc.v_in + n_r * p.f_w
+    cdef ptrdiff_t *ev_w = sc.v_w + n_r * p.f_w
+    cdef int mr = DOT_MP if dot else cyc_max_pixels(nv), P, nch
+    for ih in range(ih0, ih1):
+        _dx_row(p, dz, wpack, dx + ih * p.x_rs, sc, hp, ih, nv, nb, dot,
+                hp[0] != 0 and _dx_full(p, hp, ih))
+    if not hp[0]:
+        return
+    for ih in range(ih0, ih0 + p.s_h if ih0 + p.s_h < ih1 else ih1):   # each phase's first row
+        k = ih
+        while k < ih1:
+            if not _dx_full(p, hp, k):
+                k += p.s_h
+                continue
+            n_run = 1           # the full rows k, k + s_h, ... of this phase
+            while k + n_run * p.s_h < ih1 and _dx_full(p, hp, k + n_run * p.s_h):
+                n_run += 1
+            n_kh = _axis_gather(k, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs, p.f_w * w_tap,
+                                sc.h_in, sc.h_w)
+            for r in range(n_r):
+                n_j = (p.n_w - r + p.s_w - 1) // p.s_w
+                j_a, j_b = sc.q[3 * r + 1], sc.q[3 * r + 2]
+                for j in range(n_j):
+                    if j_a <= j < j_b:
+                        continue
+                    iw = r + j * p.s_w
+                    n_kw = _axis_gather(iw, p.s_w, p.p_l, p.d_w, p.o_w, p.f_w, p.z_ps, w_tap,
+                                        ev_in, ev_w)
+                    ne = _taps(sc.h_in, sc.h_w, n_kh, ev_in, ev_w, n_kw, sc.e_in, sc.e_w)
+                    for grp in range(p.groups):
+                        for cb in range(n_cb):
+                            nch = <int>(p.K - cb * nb if p.K - cb * nb < nb else nb)
+                            row = 0
+                            while row < n_run:
+                                P = _split(n_run - row, mr)
+                                _dx_tile(dot, P, nv, dz + grp * c_grp, row * p.z_rs, p.z_rs,
+                                         wpack + grp * (c_grp if dot else n_cb * w_blk)
+                                         + cb * w_blk, nb, sc.e_in, sc.e_w, ne, c_grp, p.w_cs,
+                                         dx + (k + row * p.s_h) * p.x_rs + iw * p.x_ps
+                                         + grp * p.K + cb * nb, p.s_h * p.x_rs, nch)
+                                row += P
+            k += n_run * p.s_h
 
 
 cdef inline Py_ssize_t _dx_phases_size(const cyc_conv_params *p) noexcept nogil:
@@ -755,7 +906,7 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
         OpenMP threads (>= 1).
     """
     cdef cyc_conv_params p = _params(dx, dz, w, s_h, s_w, p_t, p_l, d_h, d_w, groups)
-    cdef Py_ssize_t row, i, ih, g, n_taps = p.f_h * p.f_w
+    cdef Py_ssize_t blk, i, ih, g, n_taps = p.f_h * p.f_w
     cdef Scratch sc
     cdef Py_ssize_t c_grp = _group_out(&p)
     cdef int nv = _tile_vectors(sizeof(floating), p.K)
@@ -765,7 +916,7 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     # width lists: one per stride phase of the columns, then an edge column's;
     # sc.q: 3 numbers per phase, then one phase's f_w q values
     cdef Py_ssize_t n_v = (p.f_w + 3) * ((p.s_w if p.s_w < p.n_w else p.n_w) + 1)
-    cdef Py_ssize_t per_thread
+    cdef Py_ssize_t per_thread, rows, n_blk
     cdef ptrdiff_t w_tap = p.w_ts if dot else c_grp * nb
     cdef ptrdiff_t *hp
     # Scratch: for the register tile, filters as (groups, n_cb, f_h, f_w, C, nb),
@@ -788,6 +939,10 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
         R = hi - (p.o_w - 1) if hi > p.o_w - 1 else 0
     try:
         per_thread = _scratch_size(n_taps, p.f_h, n_v) + _dx_phases_size(&p)
+        # Blocks of input rows, as in conv2d_forward.
+        rows = min(DOT_MP if dot else cyc_max_pixels(nv),
+                   max(1, p.m * p.n_h // (4 * n_threads)))
+        n_blk = (p.n_h + rows - 1) // rows
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
         if not dot:
             wpack = <floating *> _alloc(p.groups * n_cb * n_taps * c_grp * nb * sizeof(floating))
@@ -806,11 +961,12 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
                 sc = _scratch(taps + threadid() * per_thread, n_taps, p.f_h, n_v)
                 hp = taps + threadid() * per_thread + _scratch_size(n_taps, p.f_h, n_v)
                 _dx_phases(&p, sc, hp, w_tap)
-                for row in prange(p.m * p.n_h, schedule="static"):
-                    i = row // p.n_h
-                    ih = row % p.n_h
-                    _dx_row(&p, dzs + i * p.z_is, &w[0, 0, 0, 0] if dot else wpack,
-                            &dx[i, ih, 0, 0], sc, hp, ih, nv, nb, dot)
+                for blk in prange(p.m * n_blk, schedule="static"):
+                    i = blk // n_blk
+                    ih = blk % n_blk * rows
+                    _dx_block(&p, dzs + i * p.z_is, &w[0, 0, 0, 0] if dot else wpack,
+                              &dx[i, 0, 0, 0], sc, hp, ih,
+                              ih + rows if ih + rows < p.n_h else p.n_h, nv, nb, dot)
     finally:
         PyMem_Free(taps)
         PyMem_Free(wpack)
@@ -826,17 +982,19 @@ cdef ptrdiff_t _dw_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t r0, ptrd
     # kernel row kh is inside x (a height list over rows) times one width
     # entry: x at input column `col`, dz at output column ow. With one width
     # entry the product is the height list shifted, written directly.
-    cdef ptrdiff_t row, i, oh, ih, n = 0
-    cdef ptrdiff_t col_in = col * p.x_ps, col_w = ow * dz_ps
-    for row in range(r0, r1):
-        i = row // p.o_h
-        oh = row % p.o_h
+    cdef ptrdiff_t row, ih, n = 0
+    cdef ptrdiff_t oh = r0 % p.o_h, x_img = r0 // p.o_h * p.x_is + col * p.x_ps
+    cdef ptrdiff_t col_w = ow * dz_ps
+    for row in range(r0, r1):     # (image, oh) of row, stepped without dividing
         ih = oh * p.s_h - p.p_t + kh * p.d_h
-        if ih < 0 or ih >= p.n_h:
-            continue
-        sc.in_off[n] = i * p.x_is + ih * p.x_rs + col_in
-        sc.w_off[n] = row * p.o_w * dz_ps + col_w
-        n += 1
+        if 0 <= ih < p.n_h:
+            sc.in_off[n] = x_img + ih * p.x_rs
+            sc.w_off[n] = row * p.o_w * dz_ps + col_w
+            n += 1
+        oh += 1
+        if oh == p.o_h:
+            oh = 0
+            x_img += p.x_is
     return n
 
 

@@ -138,6 +138,7 @@ CYC_INLINE CYC_TILE_SIGNATURE(T, cyc_tile_##SUF##_body) {                       
     if (epi.accumulate) {                                                            \
         T buf[2 * NL];                                                               \
         memset(buf, 0, sizeof buf);                                                  \
+        _Pragma("GCC unroll 16")                                                     \
         for (int p = 0; p < P; p++) {                                                \
             const T *src = out + p * out_ps;                                         \
             if (nch != NV * NL) { memcpy(buf, src, (size_t)nch * sizeof(T)); src = buf; } \
@@ -186,6 +187,7 @@ CYC_INLINE CYC_TILE_SIGNATURE(T, cyc_tile_##SUF##_body) {                       
         }                                                                            \
     } else {                                                                         \
         T buf[2 * NL];                                                               \
+        _Pragma("GCC unroll 16")                                                     \
         for (int p = 0; p < P; p++) {                                                \
             cyc_store_##SUF(buf, acc[p][0]);                                         \
             if (NV > 1) cyc_store_##SUF(buf + NL, acc[p][1]);                        \

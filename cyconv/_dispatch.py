@@ -92,10 +92,11 @@ def dx_plan(dtype_name: str, itemsize: int, c_in: int, c_out: int) -> tuple[int,
 
     With few input channels a vector over ``c_in`` would be mostly empty, so
     dx takes the dot-product form (vectors over ``c_out``) at the widest level
-    whose lanes divide ``c_out``, for the dtypes the table allows.
+    whose lanes divide ``c_out`` and whose row allows the dtype.
     """
     level = _level
-    while level > 0 and c_out % _levels.lanes(level, itemsize):
+    while level > 0 and (c_out % _levels.lanes(level, itemsize)
+                         or dtype_name not in _levels.LEVELS[level].dot_dx_dtypes):
         level -= 1
     if (c_in <= 4 and c_out % _levels.lanes(level, itemsize) == 0
             and dtype_name in _levels.LEVELS[level].dot_dx_dtypes):

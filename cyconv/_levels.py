@@ -74,7 +74,12 @@ LEVELS: tuple[Level, ...] = (
     # 32 vector registers: conv tiles of 12 x 1 and 8 x 2 vectors (measured
     # 1 thread, float32, against 8 x 1 / 6 x 2: S6 fwd/dx -5 %, dw -11 %; S4
     # and a 32x32x32 layer unchanged; 14 x 1 / 10 x 2 was slower).
-    Level("x86-64-v4", "_v4", _V4, 64, conv_pixels=(12, 8), narrow_bytes=32, pool_block=32),
+    # The dx dot tile ends with a sum across the lanes of each of its 12
+    # accumulators; over 16 lanes that costs more than the FMAs of a short
+    # reduction save (S5 dx float32, 1 thread: 43 GFLOP/s here, 76 at v3's
+    # 8 lanes), so float32 dx of few input channels runs v3's dot tile.
+    Level("x86-64-v4", "_v4", _V4, 64, conv_pixels=(12, 8), narrow_bytes=32, pool_block=32,
+          dot_dx_dtypes=()),
 )
 
 NAMES: tuple[str, ...] = tuple(level.name for level in LEVELS)

@@ -15,8 +15,24 @@ Peers
   tensors in ``channels_last`` memory built from the NHWC arrays without a
   copy, filters converted to torch's layout once outside the timing, and
   ``torch.set_num_threads`` equal to cyconv's ``num_threads``.
+* ONNX Runtime's CPU provider, with ``--peers torch,onnxruntime``, for the
+  float32 forward convolutions (:mod:`cyconv._bench_peers`).
 * ``cyconv.reference`` (plain NumPy loops) on the small shapes only, for the
   operations it has as separate functions (forward, and pools' forward+backward).
+
+Ceilings
+--------
+Convolutions: NumPy matmul's GFLOP/s (``% GEMM``). Pools: the bytes the op
+must move per second, as a fraction of ``np.copyto``'s bandwidth at the size
+of ``x`` and the row's threads, measured in the same run (``% copy``,
+:mod:`cyconv._bench_roofline`).
+
+CPU levels
+----------
+``--level x86-64-v3`` (or ``baseline``, ``x86-64-v4``, ``all``) runs the table in
+a subprocess per level with cyconv forced to it and PyTorch and OpenBLAS
+limited to the same instruction set, and prints what each library reports
+(:mod:`cyconv._bench_levels`).
 
 Operations
 ----------
@@ -389,25 +405,36 @@ def select_cases(shapes=None, ops=None):
 
 
 def run(cases, dtypes=DTYPES, threads=(1,), *, quick=False, target=None, torch=None,
-        reference=True, progress=None):
+        reference=True, progress=None, ort=None):
     """Measure every ``(shape, op)`` in ``cases`` for each dtype and thread count.
 
     Returns a list of result dicts (times in ms; ``torch_ms`` / ``reference_ms``
-    None when not measured). ``torch`` is the torch module or None.
+    / ``onnxruntime_ms`` None when not measured). ``torch`` is the torch module
+    or None; ``ort`` the ``(onnxruntime, onnx)`` modules or None. Pool rows
+    carry their roofline: ``bytes_moved``, ``gbps`` and the copy bandwidth
+    measured just before the shape's rows (``copy_gbps``, ``copy_fraction``).
     """
+    from cyconv._bench_roofline import copy_rate
+
     settings = dict(_SETTINGS["quick" if quick else "full"])
     if target is not None:
         settings["target"] = target
     torch_threads = torch.get_num_threads() if torch is not None else None
+
+    def timer(fns):
+        return _interleave(fns, settings, {})
     results = []
     try:
         for name in dict.fromkeys(n for n, _ in cases):
             for dtype in dtypes:
                 data = make_inputs(name, dtype)
+                copy = {}  # the pools' roofline, measured beside their rows
+                if SHAPES[name]["kind"] == "pool":
+                    copy = {t: copy_rate(data["x"].nbytes, t, timer) for t in threads}
                 for op in [o for n, o in cases if n == name]:
                     for n_threads in threads:
                         results.append(_run_case(name, op, dtype, n_threads, data, settings,
-                                                 torch, reference))
+                                                 torch, reference, ort, copy.get(n_threads)))
                         if progress:
                             progress(results[-1])
     finally:
@@ -416,11 +443,20 @@ def run(cases, dtypes=DTYPES, threads=(1,), *, quick=False, target=None, torch=N
     return results
 
 
-def _run_case(name, op, dtype, n_threads, data, settings, torch, reference):
+def _run_case(name, op, dtype, n_threads, data, settings, torch, reference, ort=None,
+              copy=None):
+    import cyconv
+    from cyconv._bench_roofline import roofline
+
     fns, convert, capped = {"cyconv": cyconv_op(name, op, data, n_threads)}, {}, {}
     if torch is not None:
         torch.set_num_threads(n_threads)
         fns["torch"], convert["torch"] = torch_op(torch, name, op, data)
+    if ort is not None:
+        from cyconv._bench_peers import ort_op
+        peer = ort_op(ort, SHAPES[name], op, data, n_threads)
+        if peer is not None:
+            fns["onnxruntime"], convert["onnxruntime"] = peer
     ref = reference_op(name, op, data) if reference else None
     if ref is not None:
         fns["reference"], capped["reference"] = ref, settings["ref_rounds"]
@@ -428,21 +464,26 @@ def _run_case(name, op, dtype, n_threads, data, settings, torch, reference):
     # One call each, before timing, to check the peers compute the same thing.
     mine = fns["cyconv"]()
     diff = {}
-    for peer in ("torch", "reference"):
+    for peer in ("torch", "onnxruntime", "reference"):
         if peer in fns:
             other = fns[peer]()
             diff[peer] = _rel_diff(mine, convert.get(peer, lambda r: r)(other))
     forward_only = torch is not None and not op.endswith("_fb")
     with torch.no_grad() if forward_only else contextlib.nullcontext():
         samples = _interleave(fns, settings, capped)
-    res = dict(shape=name, op=op, dtype=dtype, threads=n_threads, other_cpu=watch.cores())
-    for peer in ("cyconv", "torch", "reference"):
+    res = dict(shape=name, op=op, dtype=dtype, threads=n_threads, level=cyconv.cpu_level(),
+               other_cpu=watch.cores())
+    for peer in ("cyconv", "torch", "onnxruntime", "reference"):
         ts = samples.get(peer)
         res[f"{peer}_ms"] = float(np.median(ts)) * 1e3 if ts else None
         res[f"{peer}_samples_ms"] = [t * 1e3 for t in ts] if ts else []
     res["rounds"] = len(samples["cyconv"])
     res["speedup_vs_torch"] = _ratio(res["torch_ms"], res["cyconv_ms"])
     res["speedup_vs_reference"] = _ratio(res["reference_ms"], res["cyconv_ms"])
+    res["speedup_vs_onnxruntime"] = _ratio(res["onnxruntime_ms"], res["cyconv_ms"])
+    if SHAPES[name]["kind"] == "pool":
+        res.update(roofline(op, data["x"].shape, data["dp"].shape, data["x"].itemsize,
+                            res["cyconv_ms"], copy))
     if SHAPES[name]["kind"] == "conv":
         flops = conv_flops(name)
         res["flops"] = flops
@@ -565,107 +606,16 @@ def _num(v, fmt):
     return "—" if v is None else format(v, fmt)
 
 
-def markdown(report):
-    """The report as Markdown: machine, GEMM ceiling, results table, legend."""
-    info, results, gemm = report["machine"], report["results"], report["gemm"]
-    lines = ["# cyconv benchmark", ""]
-    lines.append(f"- {info['date']}; {info['cpu']}, {info['usable_cores']} usable cores "
-                 f"({info['cpu_count']} CPUs); {info['platform']}; load average "
-                 f"{report.get('load_before')} before, {info['load_average']} after")
-    lines.append(f"- Python {info['python']}, NumPy {info['numpy']} (BLAS: {info['blas'] or '?'}), "
-                 f"cyconv {info['cyconv']}" + (f" ({info['commit']})" if info["commit"] else "")
-                 + f", CPU level {info['cpu_level']}"
-                 + (f", torch {info['torch']}" if info["torch"] else ", torch not installed"))
-    s = report["settings"]
-    lines.append(f"- medians of {'quick ' if report['quick'] else ''}interleaved rounds "
-                 f"(~{s['target']} s per case, >= {s['min_rounds']} rounds); "
-                 "speed-up = torch ms / cyconv ms (> 1: cyconv faster); others' CPU = cores "
-                 "other processes used meanwhile (above ~0.1, distrust multi-thread rows)")
-    lines += ["", "| GEMM (NumPy matmul) | threads | GFLOP/s |", "|---|---:|---:|"]
-    for g in gemm:
-        note = "" if g["limited"] else " (threadpoolctl missing: default BLAS threads)"
-        lines.append(f"| {g['dtype']} {g['n']}x{g['n']} | {g['threads']} | "
-                     f"{g['gflops']:.1f}{note} |")
-    has_torch = any(r["torch_ms"] is not None for r in results)
-    has_ref = any(r["reference_ms"] is not None for r in results)
-    head = ["shape", "op", "dtype", "threads", "cyconv ms"]
-    if has_torch:
-        head += ["torch ms", "speed-up"]
-    if has_ref:
-        head += ["reference ms", "vs reference"]
-    head += ["GFLOP/s", "% GEMM", "others' CPU"]
-    lines += ["", "| " + " | ".join(head) + " |",
-              "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|"]
-    rates = {(g["dtype"], g["threads"]): g["gflops"] for g in gemm}
-    for r in results:
-        row = [r["shape"], r["op"] + ("" if r["agree"] else " (!)"), r["dtype"],
-               str(r["threads"]), _ms(r["cyconv_ms"])]
-        if has_torch:
-            row += [_ms(r["torch_ms"]), _ratio_text(r["speedup_vs_torch"])]
-        if has_ref:
-            row += [_ms(r["reference_ms"]), _ratio_text(r["speedup_vs_reference"])]
-        gf = r.get("gflops")
-        rate = rates.get((r["dtype"], r["threads"]))
-        row += [_num(gf, ".1f"), _num(gf / rate * 100 if gf and rate else None, ".0f"),
-                _num(r.get("other_cpu"), ".2f")]
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Shapes (NHWC x, HWIO w):"]
-    for name in dict.fromkeys(r["shape"] for r in results):
-        c = SHAPES[name]
-        if c["kind"] == "conv":
-            lines.append(f"- {name}: x{c['x']} w{c['w']} stride {c['stride']} "
-                         f"padding {c['padding']}, {conv_flops(name) / 1e9:.3g} GFLOP per op")
-        else:
-            lines.append(f"- {name}: x{c['x']} pool {c['pool_size']}x{c['pool_size']} "
-                         f"stride {c['stride']} padding {c['padding']}")
-    lines.append("- ops: fwd = conv2d with bias; dx, dw (= dw and db) = the halves of "
-                 "conv2d_backward; *_fb = pool forward then backward")
-    bad = [r for r in results if not r["agree"]]
-    if bad:
-        lines += ["", "(!) results differ beyond tolerance:"]
-        lines += [f"- {r['shape']} {r['op']} {r['dtype']} threads {r['threads']}: "
-                  f"max relative difference {r['max_rel_diff']}" for r in bad]
-    return "\n".join(lines) + "\n"
+def markdown(report, title="# cyconv benchmark"):
+    """The report as Markdown: machine, settings checked, ceilings, results table, legend."""
+    from cyconv._bench_report import markdown
+    return markdown(report, title)
 
 
 def plot(report, path):
-    """Bar chart of speed-up vs torch per shape and op, one panel per dtype x threads."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-
-    results = [r for r in report["results"] if r["speedup_vs_torch"]]
-    panels = list(dict.fromkeys((r["dtype"], r["threads"]) for r in results))
-    ops = list(dict.fromkeys(r["op"] for r in results))
-    colors = {op: plt.get_cmap("tab10")(i % 10) for i, op in enumerate(ops)}
-    fig, axes = plt.subplots(len(panels), 1, figsize=(13, 3 * len(panels) + 0.6),
-                             squeeze=False)
-    for ax, (dtype, threads) in zip(axes[:, 0], panels):
-        rows = [r for r in results if (r["dtype"], r["threads"]) == (dtype, threads)]
-        pos, ticks, labels = 0.0, [], []
-        for name in dict.fromkeys(r["shape"] for r in rows):
-            start = pos
-            for r in (r for r in rows if r["shape"] == name):
-                ax.bar(pos, r["speedup_vs_torch"], color=colors[r["op"]], label=r["op"])
-                pos += 1
-            ticks.append((start + pos - 1) / 2)
-            labels.append(name)
-            pos += 0.8  # gap between shapes
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_xticks(ticks)
-        ax.set_xticklabels(labels)
-        ax.set_ylabel("torch ms / cyconv ms")
-        ax.set_title(f"{dtype}, {threads} thread{'s' if threads > 1 else ''}")
-        handles = dict(zip(*reversed(ax.get_legend_handles_labels())))
-        ax.legend(handles.values(), handles.keys(), fontsize="small",
-                  loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.suptitle("cyconv speed-up over PyTorch CPU (> 1: cyconv faster)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    """Bar chart of speed-up vs torch per shape and op, one panel per dtype x threads (x level)."""
+    from cyconv._bench_report import plot
+    plot(report, path)
 
 
 # --------------------------------------------------------------------------
@@ -688,7 +638,12 @@ def _parser():
     p.add_argument("--quick", action="store_true", help="few short rounds (a smoke run)")
     p.add_argument("--target", type=float,
                    help="seconds of timing per case (default 0.5, quick 0.03)")
+    p.add_argument("--peers", help="comma-separated peers: torch, onnxruntime (float32 forward "
+                   "only) or none (default: torch if installed)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
+    p.add_argument("--level", help="run at these CPU levels, each in a subprocess with the peers "
+                   "limited to the same instruction set: comma-separated names of "
+                   "cyconv.cpu_levels(), or 'all'")
     p.add_argument("--no-reference", action="store_true", help="leave cyconv.reference out")
     p.add_argument("--json", metavar="FILE", help="also write the full results as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="bar chart of speed-up vs torch (matplotlib)")
@@ -741,10 +696,15 @@ def _parse(argv):
     if not cases:
         parser.error("no (shape, op) pair matches --shapes and --ops "
                      "(conv ops need conv shapes S*, pool ops pool shapes P*)")
-    torch = None if args.no_torch else import_torch()
+    from cyconv._bench_levels import parse_levels
+    from cyconv._bench_peers import parse_peers
+
+    peers, torch, ort = parse_peers(args.peers, args.no_torch, parser.error)
     if args.plot and torch is None:
         parser.error("--plot shows speed-up over torch, which is not installed "
                      "(pip install \"cyconv[bench]\") or was left out (--no-torch)")
+    args.peers_used, args.ort = peers, ort
+    args.levels = parse_levels(args.level, parser.error) if args.level else None
     return args, cases, list(dict.fromkeys(dtypes)), list(dict.fromkeys(threads)), torch
 
 
@@ -755,13 +715,18 @@ def main(argv=None):
         from cyconv.bench_train import main as train_main
         return train_main([a for a in argv if a != "--train"])
     args, cases, dtypes, threads, torch = _parse(argv)
+    if args.levels:
+        from cyconv._bench_levels import child_argv, levels_main
+        return levels_main(args, args.levels, child_argv(args), args.peers_used)
     settings = dict(_SETTINGS["quick" if args.quick else "full"])
     if args.target is not None:
         settings["target"] = args.target
 
     def progress(r):
-        print(f"  {r['shape']} {r['op']} {r['dtype']} threads={r['threads']}: cyconv "
-              f"{_ms(r['cyconv_ms'])} ms, torch {_ms(r['torch_ms'])} ms", file=sys.stderr)
+        print(f"  {r['level']} {r['shape']} {r['op']} {r['dtype']} threads={r['threads']}: "
+              f"cyconv {_ms(r['cyconv_ms'])} ms, torch {_ms(r['torch_ms'])} ms"
+              + (f", ORT {_ms(r['onnxruntime_ms'])} ms" if r.get("onnxruntime_ms") else ""),
+              file=sys.stderr)
 
     gemm = [gemm_rate(d, t, settings["gemm_n"], settings["gemm_repeats"])
             for d in dtypes for t in threads
@@ -771,9 +736,17 @@ def main(argv=None):
         print(f"warning: load average {load_before} before starting: other processes are "
               "using the CPU, multi-threaded timings will suffer", file=sys.stderr)
     results = run(cases, dtypes, threads, quick=args.quick, target=args.target, torch=torch,
-                  reference=not args.no_reference, progress=progress)
+                  reference=not args.no_reference, progress=progress, ort=args.ort)
+    from cyconv._bench_levels import library_report
+    libraries = library_report(torch, args.ort)
+    for g in gemm:
+        g["level"] = libraries["cyconv"]
+    copies = list({(r["shape"], r["dtype"], r["threads"]): dict(
+        shape=r["shape"], dtype=r["dtype"], threads=r["threads"], level=r["level"],
+        mb=r["copy_mb"], gbps=r["copy_gbps"]) for r in results if r.get("copy_gbps")}.values())
     report = dict(machine=machine_info(torch), load_before=load_before, quick=args.quick,
-                  settings=settings, gemm=gemm, results=results,
+                  settings=settings, peers=list(args.peers_used), libraries=libraries,
+                  gemm=gemm, copy=copies, results=results,
                   shapes={n: SHAPES[n] for n, _ in cases})
     for r in results:
         rate = next((g["gflops"] for g in gemm

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cyconv import _dispatch, _train
+from cyconv._layout import hwio_to_oihw, oihw_to_hwio, parse_layout, to_nchw, to_nhwc
 from cyconv._args import (
     MAX_EXTENT,
     _is_int,
@@ -67,7 +68,9 @@ def _geometry_dg(op: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], st
     if w_c_in * g != c_in:
         if g == 1:
             raise ValueError(f"{op}: w has {w_c_in} input channels (w.shape[2]) but x has "
-                             f"{c_in} (x.shape[3]); w must be (f_h, f_w, C_in, C_out)")
+                             f"{c_in} (x.shape[3]); w must be (f_h, f_w, C_in, C_out) with "
+                             f"layout='NHWC' (the default; layout='NCHW' takes x (m, C_in, H, W) "
+                             f"and w (C_out, C_in, f_h, f_w))")
         raise ValueError(f"{op}: w has {w_c_in} input channels (w.shape[2]) but x has "
                          f"{c_in} (x.shape[3]) in groups={g}; w must be "
                          f"(f_h, f_w, C_in / groups, C_out) = (f_h, f_w, {c_in // g}, C_out)")
@@ -313,15 +316,18 @@ def _parse_activation(activation: object) -> bool:
 def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *,
            stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
            groups: Int = 1, activation: str | None = None, out: FloatArray | None = None,
-           num_threads: Int | None = None) -> FloatArray:
-    """2-D convolution (cross-correlation, as in CNNs) of NHWC data.
+           num_threads: Int | None = None, layout: str = "NHWC") -> FloatArray:
+    """2-D convolution (cross-correlation, as in CNNs) of NHWC (or NCHW) data.
 
     Parameters
     ----------
     x : array_like, shape (m, n_H, n_W, C_in)
-        Input activations. Any memory layout; never modified.
+        Input activations; ``(m, C_in, n_H, n_W)`` under ``layout="NCHW"``.
+        Any memory layout; never modified.
     w : array_like, shape (f_h, f_w, C_in / groups, C_out)
-        Filters (TensorFlow's HWIO; grouped as TensorFlow groups them).
+        Filters (TensorFlow's HWIO; grouped as TensorFlow groups them);
+        ``(C_out, C_in / groups, f_h, f_w)`` (PyTorch's OIHW) under
+        ``layout="NCHW"``.
     b : array_like, shape (C_out,) or (1, 1, 1, C_out), optional
         Bias; none if omitted.
     stride : int or (int, int), default 1
@@ -352,10 +358,17 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     num_threads : int, optional
         OpenMP threads; default every usable core (``OMP_NUM_THREADS``,
         CPU affinity, cgroup quota and ``threadpoolctl`` limits honoured).
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        The order of ``x``, ``z`` (and ``out``) and of ``w`` as above. NCHW
+        inputs are transposed to NHWC once (in parallel), the NHWC kernels
+        run, and ``z`` is transposed back: the values are exactly those of
+        the NHWC call on the transposed arrays. A bias may also be given as
+        ``(1, C_out, 1, 1)`` under NCHW.
 
     Returns
     -------
     z : ndarray, shape (m, n_H_out, n_W_out, C_out)
+        (``(m, C_out, n_H_out, n_W_out)`` under NCHW.)
         ``n_out = floor((n + p_begin + p_end - d*(f - 1) - 1) / s) + 1`` per axis. dtype
         is the promotion of the inputs' float dtypes (float32 or float64;
         integer and bool inputs compute in float64).
@@ -366,7 +379,9 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
         Non-numeric or complex input, bad ``stride``/``padding`` types.
     ValueError
         Wrong ndim, channel mismatch, window larger than the padded input,
-        stride < 1, negative padding, wrong bias length, bad ``out``.
+        stride < 1, negative padding, wrong bias length, bad ``out``, a
+        ``layout`` other than "NHWC" and "NCHW". Under NCHW the messages
+        name the layout.
 
     Notes
     -----
@@ -389,7 +404,18 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     >>> x2 = np.ones((1, 5, 5, 4)); w2 = np.ones((3, 3, 1, 8))   # depthwise, multiplier 2
     >>> cyconv.conv2d(x2, w2, groups=4).shape
     (1, 3, 3, 8)
+
+    The same convolution in PyTorch's layouts:
+
+    >>> x_nchw, w_oihw = x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1)
+    >>> cyconv.conv2d(x_nchw, w_oihw, layout="NCHW")[0, 0]
+    array([[45., 54.],
+           [81., 90.]])
     """
+    if type(layout) is not str or layout != "NHWC":
+        return _conv2d_nchw(x, w, b, out, layout, stride=stride, padding=padding,
+                            dilation=dilation, groups=groups, activation=activation,
+                            num_threads=num_threads)
     if out is None and type(groups) is int and groups == 1:
         z = _fast_conv2d(x, w, b, stride, padding, activation, num_threads, dilation)
         if z is not None:
@@ -441,18 +467,19 @@ _GRADS = ("dx", "dw", "db")
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
                     stride: IntPair = ..., padding: Padding = ..., dilation: IntPair = ...,
                     groups: Int = ..., activation: str | None = ..., a: npt.ArrayLike | None = ...,
-                    num_threads: Int | None = ...) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+                    num_threads: Int | None = ...,
+                    layout: str = ...) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 @overload
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
                     stride: IntPair = ..., padding: Padding = ..., dilation: IntPair = ...,
                     groups: Int = ..., activation: str | None = ..., a: npt.ArrayLike | None = ...,
-                    num_threads: Int | None = ...,
+                    num_threads: Int | None = ..., layout: str = ...,
                     grads: Iterable[str] | str) -> _Gradients: ...
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
                     stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
                     groups: Int = 1, activation: str | None = None,
                     a: npt.ArrayLike | None = None, num_threads: Int | None = None,
-                    grads: Iterable[str] | str = _GRADS) -> _Gradients:
+                    layout: str = "NHWC", grads: Iterable[str] | str = _GRADS) -> _Gradients:
     """Gradients of :func:`conv2d` with respect to its input, filters and bias.
 
     Parameters
@@ -463,8 +490,10 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
         The forward input.
     w : array_like, shape (f_h, f_w, C_in / groups, C_out)
         The forward filters.
-    stride, padding, dilation, groups, num_threads
-        As given to :func:`conv2d`.
+    stride, padding, dilation, groups, num_threads, layout
+        As given to :func:`conv2d`. Under ``layout="NCHW"``, ``dz``, ``x``,
+        ``a`` and ``dx`` are ``(m, C, H, W)`` and ``w`` and ``dw`` are
+        ``(C_out, C_in / groups, f_h, f_w)``.
     activation : {None, "relu"}, default None
         As given to :func:`conv2d`. With ``"relu"``, ``dz`` is the gradient
         with respect to the activation's output ``a`` and is masked by
@@ -504,7 +533,15 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     ((2, 5, 5, 3), (3, 3, 3, 4), [18.0, 18.0, 18.0, 18.0])
     >>> cyconv.conv2d_backward(dz, x, w, grads=("dw",))[0] is None
     True
+    >>> dx, dw, db = cyconv.conv2d_backward(dz.transpose(0, 3, 1, 2), x.transpose(0, 3, 1, 2),
+    ...                                     w.transpose(3, 2, 0, 1), layout="NCHW")
+    >>> dx.shape, dw.shape
+    ((2, 3, 5, 5), (4, 3, 3, 3))
     """
+    if type(layout) is not str or layout != "NHWC":
+        return _conv2d_backward_nchw(dz, x, w, a, layout, grads, stride=stride,
+                                     padding=padding, dilation=dilation, groups=groups,
+                                     activation=activation, num_threads=num_threads)
     if activation is None and type(groups) is int and groups == 1:
         grads_out = _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads,
                                           dilation)
@@ -549,6 +586,78 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     elif db is not None:
         db[:] = dz_c.sum(axis=(0, 1, 2))
     return dx, dw, db
+
+
+# layout="NCHW": transpose the inputs once, run the NHWC function, transpose
+# the results back. The keywords other than the arrays pass through untouched
+# (the NHWC function checks them); the shape checks that name axes are made
+# here in NCHW terms first, and any other ValueError of the NHWC function
+# gets a note saying that it speaks of the transposes.
+
+def _nchw_error(error: ValueError) -> ValueError:
+    return ValueError(f"{error} (layout='NCHW': the arrays were checked as their NHWC "
+                      f"transposes x (m, H, W, C_in), w (f_h, f_w, C_in, C_out))")
+
+
+def _check_nchw(op: str, x: npt.NDArray[Any], w: npt.NDArray[Any], groups: object = 1) -> None:
+    # (groups is checked by the NHWC call; a bad value leaves the plain rule)
+    g = groups if type(groups) is int and groups >= 1 else 1
+    if w.shape[1] * g != x.shape[1]:
+        raise ValueError(f"{op}: w has {w.shape[1]} input channels (w.shape[1]) but x has "
+                         f"{x.shape[1]} (x.shape[1]); with layout='NCHW' x must be "
+                         f"(m, C_in, H, W) and w (C_out, C_in, f_h, f_w)")
+
+
+def _conv2d_nchw(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None,
+                 out: FloatArray | None, layout: object, **kwargs: Any) -> FloatArray:
+    parse_layout(layout)   # "NCHW" here; anything else raises
+    x = as_array(x, "x", 4)
+    w = as_array(w, "w", 4)
+    _check_nchw("conv2d", x, w, kwargs.get("groups", 1))
+    b_arr = None if b is None else as_array(b, "b")
+    dtype = result_dtype(x=x, w=w) if b_arr is None else result_dtype(x=x, w=w, b=b_arr)
+    if b_arr is not None and b_arr.shape == (1, w.shape[0], 1, 1):
+        b_arr = b_arr.reshape(w.shape[0])
+    n_threads = resolve_num_threads(kwargs["num_threads"])
+    try:
+        z = conv2d(to_nhwc(x, "x", dtype, num_threads=n_threads), oihw_to_hwio(w, "w", dtype),
+                   b_arr, **kwargs)
+    except ValueError as e:
+        raise _nchw_error(e) from None
+    if out is not None:
+        m, o_h, o_w, c_out = z.shape
+        _check_out(out, (m, c_out, o_h, o_w), z.dtype, x=x, w=w, b=b_arr)
+    return to_nchw(z, "z", out=out, num_threads=n_threads)
+
+
+def _conv2d_backward_nchw(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
+                          a: npt.ArrayLike | None, layout: object,
+                          grads: Iterable[str] | str, **kwargs: Any) -> _Gradients:
+    parse_layout(layout)
+    dz = as_array(dz, "dz", 4)
+    x = as_array(x, "x", 4)
+    w = as_array(w, "w", 4)
+    _check_nchw("conv2d_backward", x, w, kwargs.get("groups", 1))
+    if dz.shape[:2] != (x.shape[0], w.shape[0]):
+        raise ValueError(f"dz must have the forward output's shape (m, C_out, n_H_out, n_W_out) "
+                         f"= ({x.shape[0]}, {w.shape[0]}, ...) with layout='NCHW', "
+                         f"got {dz.shape}")
+    dtype = result_dtype(dz=dz, x=x, w=w)
+    wanted = _parse_grads(grads)
+    n_threads = resolve_num_threads(kwargs["num_threads"])
+    if "dw" in wanted:
+        x_t = to_nhwc(x, "x", dtype, num_threads=n_threads)
+    else:   # only x's shape is read: no transpose
+        x_t = np.broadcast_to(np.zeros((), dtype=dtype), (x.shape[0], *x.shape[2:], x.shape[1]))
+    a_t = None if a is None else to_nhwc(a, "a", dtype, num_threads=n_threads)
+    try:
+        dx, dw, db = conv2d_backward(to_nhwc(dz, "dz", dtype, num_threads=n_threads), x_t,
+                                     oihw_to_hwio(w, "w", dtype), a=a_t, grads=tuple(wanted),
+                                     **kwargs)
+    except ValueError as e:
+        raise _nchw_error(e) from None
+    return (None if dx is None else to_nchw(dx, "dx", num_threads=n_threads),
+            None if dw is None else hwio_to_oihw(dw, "dw"), db)
 
 
 def _relu_masked(dz: FloatArray, a: FloatArray, n_threads: int) -> FloatArray:

@@ -261,3 +261,249 @@ def test_other_cpu_reports_cores_used_by_other_processes():
         pass
     cores = watch.cores()
     assert 0.0 <= cores <= (bench.all_cores() or 1) + 0.5
+
+
+# --- CPU levels (--level) ----------------------------------------------------
+
+from cyconv import _bench_levels, _bench_peers, _bench_roofline  # noqa: E402
+
+HAS_ORT = _bench_peers.import_onnxruntime() is not None
+
+
+def test_level_env_limits_every_library_to_the_level():
+    base = {"PATH": "/bin", "ATEN_CPU_CAPABILITY": "avx512", "OPENBLAS_CORETYPE": "Zen"}
+    expected = {
+        "baseline": ("baseline", "default", "SSE41", "Prescott"),
+        "x86-64-v3": ("x86-64-v3", "avx2", "AVX2", "Haswell"),
+        "x86-64-v4": ("x86-64-v4", "avx512", "AVX512_CORE", "SkylakeX"),
+    }
+    assert set(_bench_levels.LEVEL_SETTINGS) == set(cyconv._dispatch.LEVELS) == set(expected)
+    for level, values in expected.items():
+        env = _bench_levels.level_env(level, base)
+        keys = ("CYCONV_CPU_LEVEL", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
+                "OPENBLAS_CORETYPE")
+        assert tuple(env[k] for k in keys) == values
+        assert env["PATH"] == "/bin"  # the rest of the environment is kept
+    assert base["ATEN_CPU_CAPABILITY"] == "avx512"  # not modified
+
+
+def test_parse_levels_all_is_every_level_this_cpu_runs():
+    assert _bench_levels.parse_levels("all") == list(cyconv._dispatch.cpu_levels())
+    assert _bench_levels.parse_levels("baseline, baseline") == ["baseline"]
+    with pytest.raises(ValueError, match="unknown CPU level 'v5'"):
+        _bench_levels.parse_levels("v5")
+    missing = [lv for lv in cyconv._dispatch.LEVELS if lv not in cyconv._dispatch.cpu_levels()]
+    for level in missing:
+        with pytest.raises(ValueError, match="does not run"):
+            _bench_levels.parse_levels(level)
+
+
+def test_child_argv_keeps_the_filters_and_drops_level_json_plot():
+    args = bench._parser().parse_args(
+        ["--level", "all", "--shapes", "S4,P2", "--dtype", "float32", "--threads", "1",
+         "--peers", "torch,onnxruntime", "--quick", "--no-reference", "--json", "x.json",
+         "--plot", "x.png"])
+    assert _bench_levels.child_argv(args) == [
+        "--shapes", "S4,P2", "--dtype", "float32", "--threads", "1",
+        "--peers", "torch,onnxruntime", "--quick", "--no-reference"]
+
+
+_VERBOSE = """\
+onednn_verbose,v1,info,oneDNN v3.12.0 (commit 80afa71049cd69a3df32adcccb623b12cd7baa22)
+onednn_verbose,v1,info,cpu,isa:Intel AVX2
+onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:f32::blocked:acdb::f0,,64x64x3x3,2.5
+onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx2,forward_training,src:f32,,mb2,0.1
+onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_bwd:avx2+brg_conv_fwd:avx2,backward_data,x
+onednn_verbose,v1,primitive,exec,cpu,convolution,x64:gemm:jit,backward_weights,src:f32,,mb2,0.1
+"""
+
+
+def test_check_level_says_which_settings_took_effect():
+    onednn = _bench_levels.parse_onednn_verbose(_VERBOSE)
+    assert onednn == {"isa": "Intel AVX2", "convolution": {
+        "forward_training": "brg_conv_fwd:avx2",
+        "backward_data": "brg_conv_bwd:avx2+brg_conv_fwd:avx2",
+        "backward_weights": "x64:gemm:jit"}}
+    libs = dict(cyconv="x86-64-v3", torch="AVX2", openblas="Haswell", onnxruntime="1.32.0")
+    rows = _bench_levels.check_level("x86-64-v3", libs, onednn, ("torch", "onnxruntime"))
+    assert [(r["library"].split()[0], r["ok"]) for r in rows] == [
+        ("cyconv", True), ("PyTorch", True), ("PyTorch", True), ("NumPy", True),
+        ("ONNX", None), ("NumPy", None)]
+    assert rows[2]["setting"] == "ONEDNN_MAX_CPU_ISA=AVX2"
+    # the same reports judged against another level: nothing is in effect
+    rows = _bench_levels.check_level("x86-64-v4", libs, onednn, ("torch",))
+    assert [r["ok"] for r in rows] == [False, False, False, False, None]
+    # an AVX-512 kernel under an AVX2 limit is caught even if the isa line agrees
+    leaked = dict(onednn, convolution={"forward_training": "brg_conv_fwd:avx512_core"})
+    assert _bench_levels.check_level("x86-64-v3", libs, leaked)[2]["ok"] is False
+
+
+def test_library_report_names_cyconv_level_and_openblas_core():
+    rep = _bench_levels.library_report()
+    assert rep["cyconv"] == cyconv.cpu_level()
+    assert rep["torch"] is None and rep["onnxruntime"] is None
+    if rep["openblas"] is not None:
+        assert rep["openblas"] and rep["openblas"] != "None"
+
+
+def test_level_all_runs_each_level_with_its_settings_in_effect(tmp_path, capsys):
+    out = tmp_path / "levels.json"
+    assert bench.main(["--level", "all", "--quick", "--shapes", "S1", "--ops", "fwd",
+                       "--dtype", "float64", "--threads", "1", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    levels = list(cyconv._dispatch.cpu_levels())
+    assert [line for line in text.splitlines() if line.startswith("## CPU level")] == [
+        f"## CPU level {lv}" for lv in levels]
+    report = json.loads(out.read_text())
+    assert [r["level"] for r in report["results"]] == levels
+    assert [g["level"] for g in report["gemm"]] == levels
+    for entry in report["levels"]:
+        level, checks = entry["level"], {c["library"]: c for c in entry["checks"]}
+        assert entry["level_settings"] == _bench_levels.LEVEL_SETTINGS[level]
+        assert entry["libraries"]["cyconv"] == level and checks["cyconv"]["ok"] is True
+        # every setting that exists either took effect or its library is absent
+        assert all(c["ok"] is not False for c in entry["checks"]), entry["checks"]
+        if HAS_TORCH:
+            assert entry["libraries"]["torch"] == _bench_levels.EXPECTED[level]["torch"]
+            assert entry["onednn"]["isa"] == _bench_levels.EXPECTED[level]["onednn"]
+        if entry["libraries"]["openblas"] is not None:
+            assert entry["libraries"]["openblas"] == _bench_levels.EXPECTED[level]["openblas"]
+
+
+# --- the pools' roofline -------------------------------------------------------
+
+def test_pool_bytes_counts_each_array_once():
+    x, p = (8, 112, 112, 64), (8, 55, 55, 64)  # P2
+    nx, np_ = 8 * 112 * 112 * 64, 8 * 55 * 55 * 64
+    assert bench.conv_output_hw("P2") == (55, 55)
+    assert _bench_roofline.pool_bytes(x, p, "max_fwd", 4) == (nx + np_) * 4 == 31_885_312
+    assert _bench_roofline.pool_bytes(x, p, "avg_fwd", 8) == (nx + np_) * 8
+    # x, p, indices (int32) | dp, indices, dx
+    assert _bench_roofline.pool_bytes(x, p, "max_fb", 4) == 76_161_024
+    assert _bench_roofline.pool_bytes(x, p, "max_fb", 8) == 2 * nx * 8 + 2 * np_ * 8 + 2 * np_ * 4
+    assert _bench_roofline.pool_bytes(x, p, "avg_fb", 4) == 2 * (nx + np_) * 4 == 63_770_624
+    assert _bench_roofline.index_itemsize() == 4  # cyconv's argmax is int32
+
+
+def test_pool_bytes_docstring_example():
+    import doctest
+    assert doctest.testmod(_bench_roofline).failed == 0
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_copy_bandwidth_copies_every_chunk_on_its_threads(threads):
+    with _bench_roofline.CopyBandwidth(8001 * 8, threads) as cb:
+        assert len(cb.chunks) == threads
+        assert sum(s.size for _, s in cb.chunks) == cb.src.size == 8001
+        cb.copy()
+        np.testing.assert_array_equal(cb.dst, cb.src)
+        assert cb.bytes_moved == 2 * 8001 * 8
+    rate = _bench_roofline.copy_rate(8000 * 8, threads, lambda fns: {
+        k: [0.5e-3, 1e-3, 2e-3] for k in fns})
+    assert rate == dict(mb=0.06, threads=threads, ms=1.0, gbps=2 * 8000 * 8 / 1e-3 / 1e9)
+
+
+def test_pool_rows_report_bytes_per_second_against_the_copy(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--shapes", "P1", "--ops", "max_fb,avg_fwd", "--dtype",
+                       "float32", "--threads", "1", "--no-torch", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    head, rows = _results_table(text)
+    assert ["GB/s", "% copy"] == head[head.index("GB/s"):head.index("% copy") + 1]
+    report = json.loads(out.read_text())
+    (copy,) = report["copy"]
+    assert (copy["shape"], copy["dtype"], copy["threads"]) == ("P1", "float32", 1)
+    assert copy["mb"] == round(8 * 56 * 56 * 64 * 4 / 1e6, 2) and copy["gbps"] > 0
+    assert "| copy (np.copyto, read + write) | MB | threads | GB/s |" in text
+    for r, row in zip(report["results"], rows):
+        assert r["bytes_moved"] == _bench_roofline.pool_bytes(
+            (8, 56, 56, 64), (8, 28, 28, 64), r["op"], 4)
+        assert r["gbps"] == pytest.approx(r["bytes_moved"] / (r["cyconv_ms"] / 1e3) / 1e9)
+        assert r["copy_fraction"] == pytest.approx(r["gbps"] / copy["gbps"])
+        assert row["GB/s"] == f"{r['gbps']:.1f}"
+        assert row["% copy"] == f"{r['copy_fraction'] * 100:.0f}"
+
+
+# --- ONNX Runtime (--peers) ----------------------------------------------------
+
+def test_peers_default_to_torch_and_reject_unknown_or_missing(monkeypatch):
+    peers, torch, ort = _bench_peers.parse_peers(None)
+    assert peers == (("torch",) if HAS_TORCH else ()) and ort is None
+    assert _bench_peers.parse_peers(None, no_torch=True)[:2] == ((), None)
+    assert _bench_peers.parse_peers("none")[0] == ()
+    with pytest.raises(ValueError, match="unknown peer 'tf'"):
+        _bench_peers.parse_peers("torch,tf")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ValueError, match="onnxruntime is not installed"):
+        _bench_peers.parse_peers("onnxruntime")
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--shapes", "S1", "--peers", "onnxruntime"])
+
+
+def test_onnx_model_is_one_conv_node_with_oihw_initializers():
+    modules = _bench_peers.import_onnxruntime()
+    if modules is None:
+        pytest.skip("onnxruntime / onnx not installed")
+    _, onnx = modules
+    data = bench.make_inputs("S1", "float32")
+    model = _bench_peers.onnx_conv_model(onnx, data["w"], data["b"], (10, 4, 5, 7), 2, 1)
+    (node,) = model.graph.node
+    attrs = {a.name: list(a.ints) or a.i for a in node.attribute}
+    assert (node.op_type, list(node.input)) == ("Conv", ["x", "W", "B"])
+    assert attrs == dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                         dilations=[1, 1], group=1)
+    init = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    np.testing.assert_array_equal(init["W"], data["w"].transpose(3, 2, 0, 1))
+    np.testing.assert_array_equal(init["B"], data["b"])
+
+
+@pytest.mark.parametrize("name", ["S1", "S3", "S7"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_onnxruntime_conv_equals_cyconv(name, threads):
+    modules = _bench_peers.import_onnxruntime()
+    if modules is None:
+        pytest.skip("onnxruntime / onnx not installed")
+    case, data = bench.SHAPES[name], bench.make_inputs(name, "float32")
+    x_before = data["x"].copy()
+    fn, to_nhwc = _bench_peers.ort_op(modules, case, "fwd", data, threads)
+    z = cyconv.conv2d(data["x"], data["w"], data["b"], stride=case["stride"],
+                      padding=case["padding"])
+    np.testing.assert_allclose(to_nhwc(fn()), z, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(data["x"], x_before)
+    # no float64 Conv, no backward, no pools
+    assert _bench_peers.ort_op(modules, case, "dx", data, 1) is None
+    assert _bench_peers.ort_op(modules, case, "fwd", bench.make_inputs(name, "float64"), 1) is None
+    assert _bench_peers.ort_op(modules, bench.SHAPES["P1"], "max_fwd",
+                               bench.make_inputs("P1", "float32"), 1) is None
+
+
+def test_quick_run_with_onnxruntime_has_ort_columns_for_float32_fwd(tmp_path, capsys):
+    if not HAS_ORT:
+        pytest.skip("onnxruntime / onnx not installed")
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--shapes", "S1", "--ops", "fwd,dx", "--dtype",
+                       "float32,float64", "--threads", "1", "--peers", "onnxruntime",
+                       "--json", str(out)]) == 0
+    head, rows = _results_table(capsys.readouterr().out)
+    assert "torch ms" not in head and ["ORT ms", "vs ORT"] == head[5:7]
+    report = json.loads(out.read_text())
+    assert report["peers"] == ["onnxruntime"]
+    for r, row in zip(report["results"], rows):
+        assert r["torch_ms"] is None
+        if (r["op"], r["dtype"]) == ("fwd", "float32"):
+            assert r["onnxruntime_ms"] > 0 and r["max_rel_diff"]["onnxruntime"] < 1e-5
+            assert r["speedup_vs_onnxruntime"] == pytest.approx(
+                r["onnxruntime_ms"] / r["cyconv_ms"])
+            assert row["ORT ms"] == bench._ms(r["onnxruntime_ms"])
+        else:
+            assert r["onnxruntime_ms"] is None and "onnxruntime" not in r["max_rel_diff"]
+            assert (row["ORT ms"], row["vs ORT"]) == ("—", "—")
+
+
+def test_plot_has_a_panel_per_level(tmp_path):
+    pytest.importorskip("matplotlib")
+    results = [dict(shape="S1", op="fwd", dtype="float32", threads=1, level=lv,
+                    speedup_vs_torch=v) for lv, v in [("baseline", 3.0), ("x86-64-v3", 1.2)]]
+    path = tmp_path / "levels.png"
+    bench.plot({"results": results}, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,9 @@
 """Kernel outputs stay bitwise identical to those of commit 974173a, at every CPU level.
 
+(One deliberate change since: at x86-64-v4, float32 dx of layers with <= 4
+input channels runs x86-64-v3's dot tile, 8 lanes instead of 16, so those
+entries come from the commit after b8e738c; every other entry is 974173a's.)
+
 What this guards
 ----------------
 The restructuring of the compiled kernels (cyconv/_conv.pyx, _conv_simd.h,

@@ -173,3 +173,20 @@ def test_bad_dilation_and_groups_raise_naming_the_argument(op, override, error, 
             cyconv.conv2d(x, w, **args)
         else:
             cyconv.conv2d_backward(np.ones((1, 6, 6, w.shape[3])), x, w, **args)
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[3], CASES[6]], ids=[IDS[1], IDS[3], IDS[6]])
+def test_dilation_and_groups_under_nchw_equal_the_transposed_nhwc_results(case):
+    # Filters under NCHW: PyTorch's grouped OIHW (C_out, C_in / groups, f_h, f_w).
+    x, w, b = _data(case, np.float64)
+    kw = _kw(case)
+    z = cyconv.conv2d(x, w, b, **kw)
+    x_n, w_n = x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1)
+    np.testing.assert_array_equal(cyconv.conv2d(x_n, w_n, b, layout="NCHW", **kw),
+                                  z.transpose(0, 3, 1, 2))
+    dz = np.random.default_rng(8).standard_normal(z.shape)
+    got = cyconv.conv2d_backward(dz.transpose(0, 3, 1, 2), x_n, w_n, layout="NCHW", **kw)
+    want = cyconv.conv2d_backward(dz, x, w, **kw)
+    np.testing.assert_array_equal(got[0], want[0].transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(got[1], want[1].transpose(3, 2, 0, 1))
+    np.testing.assert_array_equal(got[2], want[2])

@@ -71,6 +71,40 @@ def test_every_level_is_bitwise_equal_across_thread_counts(case, level):
         np.testing.assert_array_equal(a, c)
 
 
+# Tall images: the forward and dx run blocks of rows whose edge columns are
+# tiles down the rows (_forward_block, _dx_block); how many rows a block holds
+# depends on the batch and the thread count.
+TALL = [
+    ((3, 29, 16, 64), (3, 3, 64, 64), 1, 1),
+    ((2, 31, 11, 20), (5, 3, 20, 24), 2, (2, 1)),
+    ((2, 26, 9, 8), (3, 5, 8, 16), (3, 2), "same"),
+]
+
+
+@pytest.mark.parametrize("case", TALL, ids=[f"x{c[0]}-s{c[2]}" for c in TALL])
+@pytest.mark.parametrize("num_threads", [1, 2, 3])
+def test_each_image_is_bitwise_the_image_convolved_alone(case, level, num_threads):
+    # A pixel sums the same taps in the same order whatever block of rows or
+    # tile it lands in: each image of the batch equals that image alone.
+    x, w, b = _data(case, np.float32)
+    _, _, s, p = case
+    z = cyconv.conv2d(x, w, b, stride=s, padding=p, num_threads=num_threads)
+    dz = np.random.default_rng(5).standard_normal(z.shape).astype(np.float32)
+    dx = cyconv.conv2d_backward(dz, x, w, stride=s, padding=p, grads=("dx",),
+                                num_threads=num_threads)[0]
+    for i in range(x.shape[0]):
+        zi = cyconv.conv2d(x[i:i + 1], w, b, stride=s, padding=p, num_threads=1)
+        np.testing.assert_array_equal(z[i:i + 1], zi)
+        dxi = cyconv.conv2d_backward(dz[i:i + 1], x[i:i + 1], w, stride=s, padding=p,
+                                     grads=("dx",), num_threads=1)[0]
+        np.testing.assert_array_equal(dx[i:i + 1], dxi)
+    np.testing.assert_allclose(z, reference.conv2d(x, w, b, stride=s, padding=p),
+                               **_tol(np.float32, x.shape, w.shape))
+    np.testing.assert_allclose(
+        dx, reference.conv2d_backward(dz, x, w, stride=s, padding=p)[0],
+        **_tol(np.float32, x.shape, w.shape))
+
+
 def test_levels_are_a_prefix_of_the_known_levels():
     levels = _dispatch.cpu_levels()
     assert levels == _dispatch.LEVELS[:len(levels)] and levels[0] == "baseline"

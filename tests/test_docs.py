@@ -9,7 +9,8 @@ from conftest import needs_source_tree
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODULES = ["cyconv.conv", "cyconv.pool", "cyconv.layers", "cyconv.layers.sequential",
-           "cyconv._threads", "cyconv.compat", "cyconv.dask"]
+           "cyconv._threads", "cyconv.compat", "cyconv.dask",
+           "cyconv.compat.course", "cyconv.compat.cs231n", "cyconv._layout"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -28,6 +28,8 @@ SDIST_REQUIRED = [
     "cyconv/_openmp.pyx", "cyconv/_omp_compat.h", "cyconv/_window.pxd", "cyconv/py.typed",
     "cyconv/_conv.pyi", "cyconv/_pool.pyi", "cyconv/_train.pyx", "cyconv/_train.pyi",
     "cyconv/layers/__init__.py", "tests/conftest.py", "benchmarks/benchmark_conv.py",
+    "cyconv/_transpose.pyx", "cyconv/_transpose.h", "cyconv/_transpose.pyi",
+    "cyconv/compat/__init__.py", "cyconv/compat/cs231n.py",
 ]
 SDIST_FORBIDDEN_SUFFIXES = (".c", ".so", ".o", ".html", ".pyc")
 # Written by setup.py from cyconv/_levels.py at every build: not shipped. (The

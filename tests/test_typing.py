@@ -23,10 +23,13 @@ SAMPLE = Path(__file__).with_name("typing_sample.py")
 
 # The public modules and the prefix the sample calls their names by.
 PUBLIC = {"cyconv": "cyconv", "cyconv.compat": "compat", "cyconv.layers": "layers",
-          "cyconv.reference": "reference"}
+          "cyconv.reference": "reference", "cyconv.compat.cs231n": "cs231n"}
 
 # Command-line tools, not API: exempt from the strict check of the package.
-NOT_TYPED = {"cyconv.bench", "cyconv.bench_train", "cyconv.demo"}
+NOT_TYPED = {"cyconv.bench", "cyconv.bench_train", "cyconv.demo",
+             # the parts of cyconv.bench (python -m cyconv.bench)
+             "cyconv._bench_levels", "cyconv._bench_peers", "cyconv._bench_report",
+             "cyconv._bench_roofline"}
 
 
 def _public_names():

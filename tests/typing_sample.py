@@ -3,7 +3,8 @@
 ``tests/test_typing.py`` checks it with ``mypy --strict`` (which must find
 nothing) and runs it (so what it claims about the results holds). It is not
 a test module itself. Every name in the ``__all__`` of ``cyconv``,
-``cyconv.compat``, ``cyconv.layers`` and ``cyconv.reference`` appears here,
+``cyconv.compat``, ``cyconv.compat.cs231n``, ``cyconv.layers`` and
+``cyconv.reference`` appears here,
 qualified (``cyconv.conv2d``, ``layers.Dense``, ...); the test checks that too.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy.typing as npt
 
 import cyconv
 from cyconv import compat, layers, reference
+from cyconv.compat import cs231n
 
 FloatArray = npt.NDArray[np.floating[Any]]
 
@@ -96,6 +98,29 @@ def course_functions() -> None:
     mask: npt.NDArray[np.bool_] = compat.create_mask_from_window(np.array([[1, 3], [4, 2]]))
     share: npt.NDArray[np.float64] = compat.distribute_value(2.0, (2, 2))
     assert mask.sum() == 1 and share.sum() == 2.0
+
+
+def cs231n_functions() -> None:
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), np.zeros(4)
+    conv_param = {"stride": 1, "pad": 1}
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    for forward, backward in ((cs231n.conv_forward_naive, cs231n.conv_backward_naive),
+                              (cs231n.conv_forward_fast, cs231n.conv_backward_fast),
+                              (cs231n.conv_forward_im2col, cs231n.conv_backward_im2col),
+                              (cs231n.conv_forward_strides, cs231n.conv_backward_strides)):
+        out, cache = forward(x, w, b, conv_param)
+        dx, dw, db = backward(np.ones_like(out), cache)
+        assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
+    p, p_cache = cs231n.max_pool_forward_naive(x, pool_param)
+    d: FloatArray = cs231n.max_pool_backward_naive(np.ones_like(p), p_cache)
+    p, fast_cache = cs231n.max_pool_forward_fast(x, pool_param)
+    d = cs231n.max_pool_backward_fast(np.ones_like(p), fast_cache)
+    p, reshape_cache = cs231n.max_pool_forward_reshape(x, pool_param)
+    d = cs231n.max_pool_backward_reshape(np.ones_like(p), reshape_cache)
+    p, im2col_cache = cs231n.max_pool_forward_im2col(x, pool_param)
+    d = cs231n.max_pool_backward_im2col(np.ones_like(p), im2col_cache)
+    assert d.shape == x.shape
 
 
 class Scale(layers.Layer):
@@ -178,6 +203,7 @@ def main() -> None:
     functional()
     reference_functions()
     course_functions()
+    cs231n_functions()
     model()
     dilated_grouped_transposed()
 

@@ -1,4 +1,8 @@
-"""The course's functions, by the course's names, on top of cyconv's kernels.
+"""The Coursera course's functions, by the course's names, on top of cyconv's kernels.
+
+``from cyconv.compat import *`` imports them (this module is re-exported by
+:mod:`cyconv.compat`; Stanford CS231n's functions are in
+:mod:`cyconv.compat.cs231n`).
 
 Drop-in replacements for the functions of the Coursera assignment
 "Convolutional Neural Networks: Step by Step" (Deep Learning Specialization,
@@ -26,7 +30,7 @@ maximum only, as PyTorch and TensorFlow do.
 Examples
 --------
 >>> import numpy as np
->>> from cyconv.compat import conv_forward, conv_backward
+>>> from cyconv.compat.course import conv_forward, conv_backward
 >>> A_prev = np.ones((1, 3, 3, 1))
 >>> W, b = np.ones((2, 2, 1, 1)), np.zeros((1, 1, 1, 1))
 >>> Z, cache = conv_forward(A_prev, W, b, {"stride": 1, "pad": 0})
