@@ -7,6 +7,7 @@ from cyconv._config import show_config
 from cyconv._version import __version__
 from cyconv._threads import limit_blas_threads
 from cyconv.conv import conv2d, conv2d_backward, cpu_level
+from cyconv.conv_transpose import conv_transpose2d, conv_transpose2d_backward
 from cyconv.pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from cyconv.pool import (global_avg_pool2d, global_avg_pool2d_backward, global_max_pool2d,
                          global_max_pool2d_backward)
@@ -17,6 +18,8 @@ __all__ = [
     "avg_pool2d_backward",
     "conv2d",
     "conv2d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
     "cpu_level",
     "limit_blas_threads",
     "max_pool2d",

@@ -99,7 +99,7 @@ def _same_padding(n: int, f: int, s: int) -> tuple[int, int]:
 
 
 def parse_padding(padding: object, n_hw: tuple[int, int], f_hw: tuple[int, int],
-                  s_hw: tuple[int, int]) -> Pads:
+                  s_hw: tuple[int, int], d_hw: tuple[int, int] = (1, 1)) -> Pads:
     """Normalise ``padding`` to ``((top, bottom), (left, right))``.
 
     Parameters
@@ -108,7 +108,9 @@ def parse_padding(padding: object, n_hw: tuple[int, int], f_hw: tuple[int, int],
         ``(p_h, p_w)`` pads both sides of each axis; ``"same"`` follows
         TensorFlow/Keras (``out = ceil(n / s)``, any odd pixel at the end).
     n_hw, f_hw, s_hw : (int, int)
-        Input size, window size and stride, for ``"same"``.
+        Input size, window size (taps) and stride, for ``"same"``.
+    d_hw : (int, int)
+        Dilation: ``"same"`` pads for the window's extent ``d * (f - 1) + 1``.
 
     Returns
     -------
@@ -126,8 +128,8 @@ def parse_padding(padding: object, n_hw: tuple[int, int], f_hw: tuple[int, int],
         if mode == "valid":
             return ((0, 0), (0, 0))
         if mode == "same":
-            return (_same_padding(n_hw[0], f_hw[0], s_hw[0]),
-                    _same_padding(n_hw[1], f_hw[1], s_hw[1]))
+            return (_same_padding(n_hw[0], d_hw[0] * (f_hw[0] - 1) + 1, s_hw[0]),
+                    _same_padding(n_hw[1], d_hw[1] * (f_hw[1] - 1) + 1, s_hw[1]))
         raise ValueError(f"padding must be 'valid' or 'same' when a string, got {padding!r}")
     if _is_int(padding):
         p = int(padding)
@@ -182,7 +184,8 @@ def check_output_size(op: str, o_hw: tuple[int, int], pads: Pads, stride: tuple[
                          f"{o_hw[0]} x {o_hw[1]} pixels per image and channel: too large")
 
 
-def conv_output_size(n: int, f: int, pad: tuple[int, int], s: int, axis: str, op: str) -> int:
+def conv_output_size(n: int, f: int, pad: tuple[int, int], s: int, axis: str, op: str,
+                     d: int = 1) -> int:
     """Output size of one axis (:func:`output_size`), checked.
 
     Raises
@@ -191,11 +194,12 @@ def conv_output_size(n: int, f: int, pad: tuple[int, int], s: int, axis: str, op
         If the window does not fit in the padded input (output size < 1),
         naming the axis and the sizes involved.
     """
-    o = output_size(n, f, pad, s)
+    o = output_size(n, f, pad, s, d)
     if o < 1:
         raise ValueError(
             f"{op}: the window is larger than the padded input along {axis}: "
-            f"input {n} + padding {pad[0]}+{pad[1]} = {n + pad[0] + pad[1]} < window {f}")
+            f"input {n} + padding {pad[0]}+{pad[1]} = {n + pad[0] + pad[1]} < window "
+            + (f"{f}" if d == 1 else f"{d * (f - 1) + 1} ({f} taps at dilation {d})"))
     return o
 
 

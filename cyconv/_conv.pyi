@@ -21,18 +21,37 @@ def _fused(f: Callable[_P, None]) -> _FusedFunction[_P]: ...
 @_fused
 def conv2d_forward(
     x: npt.NDArray[_F], w: npt.NDArray[_F], b: npt.NDArray[_F], z: npt.NDArray[_F],
-    s_h: int, s_w: int, p_t: int, p_l: int, relu: bool, num_threads: int,
+    s_h: int, s_w: int, p_t: int, p_l: int, d_h: int, d_w: int, groups: int,
+    relu: bool, num_threads: int,
 ) -> None: ...
 @_fused
 def conv2d_backward_dx(
     dz: npt.NDArray[_F], w: npt.NDArray[_F], dx: npt.NDArray[_F],
-    s_h: int, s_w: int, p_t: int, p_l: int, dot: bool, num_threads: int,
+    s_h: int, s_w: int, p_t: int, p_l: int, d_h: int, d_w: int, groups: int,
+    dot: bool, num_threads: int,
 ) -> None: ...
 @_fused
 def conv2d_backward_dw(
     x: npt.NDArray[_F], dz: npt.NDArray[_F],
     dw: npt.NDArray[_F], db: npt.NDArray[_F],
-    s_h: int, s_w: int, p_t: int, p_l: int, num_threads: int,
+    s_h: int, s_w: int, p_t: int, p_l: int, d_h: int, d_w: int, groups: int,
+    num_threads: int,
+) -> None: ...
+
+@_fused
+def depthwise_forward(
+    x: npt.NDArray[_F], w: npt.NDArray[_F], b: npt.NDArray[_F], z: npt.NDArray[_F],
+    s_h: int, s_w: int, p_t: int, p_l: int, d_h: int, d_w: int, relu: bool, num_threads: int,
+) -> None: ...
+@_fused
+def depthwise_backward_dx(
+    dz: npt.NDArray[_F], w: npt.NDArray[_F], dx: npt.NDArray[_F],
+    s_h: int, s_w: int, p_t: int, p_l: int, d_h: int, d_w: int, num_threads: int,
+) -> None: ...
+@_fused
+def depthwise_backward_dw(
+    x: npt.NDArray[_F], dz: npt.NDArray[_F], dw: npt.NDArray[_F], db: npt.NDArray[_F],
+    s_h: int, s_w: int, p_t: int, p_l: int, d_h: int, d_w: int, num_threads: int,
 ) -> None: ...
 
 def cpu_max_level() -> int: ...

@@ -101,16 +101,21 @@ def level_table():
 
 cdef cyc_conv_params _params(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] z,
                              const floating[:, :, :, ::1] w, Py_ssize_t s_h, Py_ssize_t s_w,
-                             Py_ssize_t p_t, Py_ssize_t p_l) noexcept:
+                             Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h,
+                             Py_ssize_t d_w, Py_ssize_t groups) noexcept:
     # x: x or dx, z: z or dz, w: w or dw (shapes only, and their strides).
+    # With groups > 1, group g is x's channels g*K .. g*K + K - 1 and z's
+    # g*C .. g*C + C - 1 (C = c_out / groups), w's last axis too: the drivers
+    # run each group as a convolution of K -> C channels at those offsets,
+    # with the element strides of the whole arrays.
     cdef cyc_conv_params p
     cdef Py_ssize_t item = sizeof(floating)
     p.m, p.n_h, p.n_w, p.c_in = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
     p.o_h, p.o_w, p.c_out = z.shape[1], z.shape[2], z.shape[3]
     p.f_h, p.f_w = w.shape[0], w.shape[1]
     p.s_h, p.s_w, p.p_t, p.p_l = s_h, s_w, p_t, p_l
-    p.d_h = p.d_w = 1
-    p.groups = 1
+    p.d_h, p.d_w = d_h, d_w
+    p.groups = groups
     p.K = p.c_in // p.groups
     p.x_ps, p.x_rs, p.x_is = x.strides[2] // item, x.strides[1] // item, x.strides[0] // item
     p.z_ps, p.z_rs, p.z_is = z.strides[2] // item, z.strides[1] // item, z.strides[0] // item
@@ -119,6 +124,11 @@ cdef cyc_conv_params _params(const floating[:, :, :, ::1] x, const floating[:, :
     p.epi.accumulate = 0
     p.epi.activation = CYC_ACT_NONE
     return p
+
+
+cdef inline ptrdiff_t _group_out(const cyc_conv_params *p) noexcept nogil:
+    # Output channels (z's, dz's) of one group.
+    return p.c_out // p.groups
 
 
 cdef inline cyc_epilogue _epilogue(const void *bias, bint accumulate,
@@ -328,14 +338,16 @@ cdef inline void _tile(int P, int NV, const floating *inp, ptrdiff_t base,
 cdef inline void _dx_tile(bint dot, int P, int nv, const floating *dz,
                           ptrdiff_t base, ptrdiff_t in_ps, const floating *wblk, ptrdiff_t nb,
                           const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
-                          ptrdiff_t c_out, floating *out, ptrdiff_t out_ps,
+                          ptrdiff_t c_out, ptrdiff_t w_cs, floating *out, ptrdiff_t out_ps,
                           int nch) noexcept nogil:
     # One dx tile: the dot-product form (float32 only: w read in place, nch
     # input channels) or the register tile (packed w, a block of nb input
     # channels). cyconv/_dispatch.py sets `dot` for float32 layers only.
+    # c_out: the products per tap (one group's output channels); w_cs: w's
+    # stride between input channels (the dot form's rows).
     if floating is float:
         if dot:
-            cyc_dot_f32(P, nch, dz, base, in_ps, wblk, c_out, in_off, w_off, nt,
+            cyc_dot_f32(P, nch, dz, base, in_ps, wblk, w_cs, in_off, w_off, nt,
                         c_out, out, out_ps)
             return
     _tile(P, nv, dz, base, in_ps, 1, wblk, nb, in_off, w_off, nt, c_out,
@@ -353,21 +365,21 @@ cdef int _threads_for(int num_threads, double fmas) noexcept:
     return 1 if fmas < MIN_PARALLEL_FMAS else num_threads
 
 
-cdef void _pack_blocks(const floating *src, ptrdiff_t n_outer, ptrdiff_t c, ptrdiff_t nb,
-                       floating *dst) noexcept nogil:
-    # src (n_outer, c) -> dst (ceil(c / nb), n_outer, nb), zero-padded.
+cdef void _pack_blocks(const floating *src, ptrdiff_t n_outer, ptrdiff_t c, ptrdiff_t ld,
+                       ptrdiff_t nb, floating *dst) noexcept nogil:
+    # src (n_outer, c), rows ld apart -> dst (ceil(c / nb), n_outer, nb), zero-padded.
     cdef ptrdiff_t cb, o, j, n_cb = (c + nb - 1) // nb
     for cb in range(n_cb):
         for o in range(n_outer):
             for j in range(nb):
                 dst[(cb * n_outer + o) * nb + j] = (
-                    src[o * c + cb * nb + j] if cb * nb + j < c else 0)
+                    src[o * ld + cb * nb + j] if cb * nb + j < c else 0)
 
 
 cdef void _pack_blocks_t(const floating *w, ptrdiff_t taps, ptrdiff_t c_in, ptrdiff_t c_out,
-                         ptrdiff_t nb, floating *dst) noexcept nogil:
-    # w (taps, c_in, c_out) -> dst (ceil(c_in / nb), taps, c_out, nb), zero-padded:
-    # blocks of input channels with the sum over output channels inside.
+                         ptrdiff_t ld, ptrdiff_t nb, floating *dst) noexcept nogil:
+    # w (taps, c_in, c_out), rows ld apart -> dst (ceil(c_in / nb), taps, c_out, nb),
+    # zero-padded: blocks of input channels with the sum over output channels inside.
     cdef ptrdiff_t cb, t, co, j, ci, n_cb = (c_in + nb - 1) // nb
     for cb in range(n_cb):
         for t in range(taps):
@@ -375,7 +387,7 @@ cdef void _pack_blocks_t(const floating *w, ptrdiff_t taps, ptrdiff_t c_in, ptrd
                 for j in range(nb):
                     ci = cb * nb + j
                     dst[((cb * taps + t) * c_out + co) * nb + j] = (
-                        w[(t * c_in + ci) * c_out + co] if ci < c_in else 0)
+                        w[(t * c_in + ci) * ld + co] if ci < c_in else 0)
 
 
 cdef bint _all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
@@ -460,9 +472,11 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
     # kernel rows outer), of which a row's kernel rows inside x are one
     # contiguous piece; no per-row building. The few edge columns run one by
     # one, each with its own list (from edges), of which the same holds;
-    # with edges_done, the caller ran them (_forward_edges).
-    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, e, n_e, kwe, ewe, n_taps = p.f_h * p.f_w
-    cdef ptrdiff_t n_cb = (p.c_out + nb - 1) // nb
+    # with edges_done, the caller ran them (_forward_block).
+    # With groups, the row runs once per group g: x's channels from g * K,
+    # z's and the packed filters' and bias's blocks from g * C (C = c_out / groups).
+    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, e, n_e, g, kwe, ewe, n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t c_grp = _group_out(p), n_cb = (c_grp + nb - 1) // nb
     cdef ptrdiff_t w_kw = p.K * nb, w_kh = p.f_w * w_kw, w_blk = p.f_h * w_kh
     cdef ptrdiff_t base = (oh * p.s_h - p.p_t) * p.x_rs - p.p_l * p.x_ps
     cdef const floating *bpack = <const floating *> p.epi.bias
@@ -472,27 +486,32 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
     kwe = _kw_entries(p, p.f_w)
     nt = n_kh * kwe
     n_e = ow_a + p.o_w - ow_b
-    for cb in range(n_cb):
-        nch = <int>(p.c_out - cb * nb if p.c_out - cb * nb < nb else nb)
-        ow = ow_a
-        while ow < ow_b:
-            P = _split(ow_b - ow, mr)
-            _tile(P, nv, x, base + ow * p.s_w * p.x_ps, p.s_w * p.x_ps, 1, wpack + cb * w_blk,
-                  nb, sc.all_in + k0 * kwe, sc.all_w + k0 * kwe, nt, p.K * p.f_w // kwe,
-                  z + ow * p.z_ps + cb * nb, p.z_ps, nch,
-                  _epilogue(bpack + cb * nb, False, p.epi.activation))
-            ow += P
-        if edges_done:
-            continue
-        for e in range(n_e):   # one output column whose window crosses the padding
-            ow = e if e < ow_a else ow_b + e - ow_a
-            ewe = _kw_entries(p, edges[e])
-            _tile(1, nv, x, base + p.p_l * p.x_ps, 0, 1, wpack + cb * w_blk, nb,
-                  edges + n_e + e * n_taps + k0 * ewe,
-                  edges + n_e + (n_e + e) * n_taps + k0 * ewe, n_kh * ewe,
-                  p.K * edges[e] // ewe if ewe else p.K,
-                  z + ow * p.z_ps + cb * nb, p.z_ps, nch,
-                  _epilogue(bpack + cb * nb, False, p.epi.activation))
+    for g in range(p.groups):
+        for cb in range(n_cb):
+            nch = <int>(c_grp - cb * nb if c_grp - cb * nb < nb else nb)
+            ow = ow_a
+            while ow < ow_b:
+                P = _split(ow_b - ow, mr)
+                _tile(P, nv, x, base + ow * p.s_w * p.x_ps, p.s_w * p.x_ps, 1, wpack + cb * w_blk,
+                      nb, sc.all_in + k0 * kwe, sc.all_w + k0 * kwe, nt, p.K * p.f_w // kwe,
+                      z + ow * p.z_ps + cb * nb, p.z_ps, nch,
+                      _epilogue(bpack + cb * nb, False, p.epi.activation))
+                ow += P
+            if edges_done:
+                continue
+            for e in range(n_e):   # one output column whose window crosses the padding
+                ow = e if e < ow_a else ow_b + e - ow_a
+                ewe = _kw_entries(p, edges[e])
+                _tile(1, nv, x, base + p.p_l * p.x_ps, 0, 1, wpack + cb * w_blk, nb,
+                      edges + n_e + e * n_taps + k0 * ewe,
+                      edges + n_e + (n_e + e) * n_taps + k0 * ewe, n_kh * ewe,
+                      p.K * edges[e] // ewe if ewe else p.K,
+                      z + ow * p.z_ps + cb * nb, p.z_ps, nch,
+                      _epilogue(bpack + cb * nb, False, p.epi.activation))
+        x += p.K
+        z += c_grp
+        wpack += n_cb * w_blk
+        bpack += n_cb * nb
 
 
 cdef void _forward_block(const cyc_conv_params *p, const floating *x, const floating *wpack,
@@ -505,8 +524,10 @@ cdef void _forward_block(const cyc_conv_params *p, const floating *x, const floa
     # list per edge column), the edge column runs down the rows as the
     # pixels of a tile. Every pixel sums the same taps in the same order as
     # alone: the result does not depend on the blocking.
-    cdef ptrdiff_t oh, oh_a, oh_b, ow_a, ow_b, ow, e, n_e, cb, kwe, n_taps = p.f_h * p.f_w
-    cdef ptrdiff_t n_cb = (p.c_out + nb - 1) // nb, w_blk = n_taps * p.K * nb
+    # (With groups: group g at x's channel g * K, z's g * C, its own packed blocks.)
+    cdef ptrdiff_t oh, oh_a, oh_b, ow_a, ow_b, ow, e, n_e, cb, kwe, g, n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t c_grp = _group_out(p), n_cb = (c_grp + nb - 1) // nb
+    cdef ptrdiff_t w_blk = n_taps * p.K * nb
     cdef const floating *bpack = <const floating *> p.epi.bias
     cdef int mr = cyc_max_pixels(nv), P, nch
     _interior(p.p_t, p.f_h, p.d_h, p.s_h, p.n_h, p.o_h, &oh_a, &oh_b)
@@ -521,21 +542,26 @@ cdef void _forward_block(const cyc_conv_params *p, const floating *x, const floa
     n_e = ow_a + p.o_w - ow_b
     if oh_a >= oh_b or n_e == 0:
         return
-    for cb in range(n_cb):
-        nch = <int>(p.c_out - cb * nb if p.c_out - cb * nb < nb else nb)
-        for e in range(n_e):
-            ow = e if e < ow_a else ow_b + e - ow_a
-            kwe = _kw_entries(p, edges[e])
-            oh = oh_a
-            while oh < oh_b:
-                P = _split(oh_b - oh, mr)
-                _tile(P, nv, x, (oh * p.s_h - p.p_t) * p.x_rs, p.s_h * p.x_rs, 1,
-                      wpack + cb * w_blk, nb, edges + n_e + e * n_taps,
-                      edges + n_e + (n_e + e) * n_taps, p.f_h * kwe,
-                      p.K * edges[e] // kwe if kwe else p.K,
-                      z + oh * p.z_rs + ow * p.z_ps + cb * nb, p.z_rs, nch,
-                      _epilogue(bpack + cb * nb, False, p.epi.activation))
-                oh += P
+    for g in range(p.groups):
+        for cb in range(n_cb):
+            nch = <int>(c_grp - cb * nb if c_grp - cb * nb < nb else nb)
+            for e in range(n_e):
+                ow = e if e < ow_a else ow_b + e - ow_a
+                kwe = _kw_entries(p, edges[e])
+                oh = oh_a
+                while oh < oh_b:
+                    P = _split(oh_b - oh, mr)
+                    _tile(P, nv, x, (oh * p.s_h - p.p_t) * p.x_rs, p.s_h * p.x_rs, 1,
+                          wpack + cb * w_blk, nb, edges + n_e + e * n_taps,
+                          edges + n_e + (n_e + e) * n_taps, p.f_h * kwe,
+                          p.K * edges[e] // kwe if kwe else p.K,
+                          z + oh * p.z_rs + ow * p.z_ps + cb * nb, p.z_rs, nch,
+                          _epilogue(bpack + cb * nb, False, p.epi.activation))
+                    oh += P
+        x += p.K
+        z += c_grp
+        wpack += n_cb * w_blk
+        bpack += n_cb * nb
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
@@ -543,8 +569,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
                    const floating[::1] b,              # IN  (c_out,)
                    floating[:, :, :, ::1] z,           # OUT (m, o_h, o_w, c_out)
                    Py_ssize_t s_h, Py_ssize_t s_w,
-                   Py_ssize_t p_t, Py_ssize_t p_l,
-                   bint relu, int num_threads):
+                   Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                   Py_ssize_t groups, bint relu, int num_threads):
     """z = conv(x, w) + b (then max(z, 0) if ``relu``), parallel over batch x output rows.
 
     Parameters
@@ -558,27 +584,33 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     p_t, p_l : int
         Padding before the height and width axes (the padding after each
         axis is implied by ``z``'s shape).
+    d_h, d_w : int
+        Dilation (>= 1).
+    groups : int
+        Channel groups (dividing c_in and c_out; w is (f_h, f_w, c_in / groups, c_out)).
     relu : bool
         Apply ``v <= 0 ? 0 : v`` in the tile's store (the epilogue), so the
         activation costs no pass of its own.
     num_threads : int
         OpenMP threads (>= 1).
     """
-    cdef cyc_conv_params p = _params(x, z, w, s_h, s_w, p_t, p_l)
-    cdef Py_ssize_t blk, i, oh, rows, n_blk, n_taps = p.f_h * p.f_w
+    cdef cyc_conv_params p = _params(x, z, w, s_h, s_w, p_t, p_l, d_h, d_w, groups)
+    cdef Py_ssize_t blk, i, oh, g, rows, n_blk, n_taps = p.f_h * p.f_w
     cdef Scratch sc
-    cdef int nv = _tile_vectors(sizeof(floating), p.c_out)
+    cdef Py_ssize_t c_grp = _group_out(&p)
+    cdef int nv = _tile_vectors(sizeof(floating), c_grp)
     cdef Py_ssize_t nb = nv * cyc_lanes(sizeof(floating))
-    cdef Py_ssize_t n_cb = (p.c_out + nb - 1) // nb
+    cdef Py_ssize_t n_cb = (c_grp + nb - 1) // nb
+    cdef Py_ssize_t w_grp = n_cb * n_taps * p.K * nb    # one group's packed filters
     cdef int n_threads = _threads_for(num_threads, <double> z.size * n_taps * p.K)
     cdef Py_ssize_t per_thread
     cdef ptrdiff_t ow_a, ow_b, n_e
     cdef ptrdiff_t *edges
-    # Scratch: filters (n_cb, f_h, f_w, K, nb) and bias (n_cb, nb) in
-    # zero-padded channel blocks; per thread, the tap lists of a row.
-    cdef floating *wpack = <floating *> _alloc((n_cb * n_taps * p.K * nb + n_cb * nb)
+    # Scratch: filters (groups, n_cb, f_h, f_w, K, nb) and bias (groups, n_cb,
+    # nb) in zero-padded channel blocks; per thread, the tap lists of a row.
+    cdef floating *wpack = <floating *> _alloc((p.groups * (w_grp + n_cb * nb))
                                                * sizeof(floating))
-    cdef floating *bpack = wpack + n_cb * n_taps * p.K * nb
+    cdef floating *bpack = wpack + p.groups * w_grp
     cdef ptrdiff_t *taps = NULL
     # Narrow images (kernel wide next to the image) would run mostly edge
     # columns, one pixel per tile: there x is copied with its left and right
@@ -610,8 +642,10 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
         with nogil:
-            _pack_blocks(&w[0, 0, 0, 0], n_taps * p.K, p.c_out, nb, wpack)
-            _pack_blocks(&b[0], 1, p.c_out, nb, bpack)
+            for g in range(p.groups):
+                _pack_blocks(&w[0, 0, 0, 0] + g * c_grp, n_taps * p.K, c_grp, p.c_out, nb,
+                             wpack + g * w_grp)
+                _pack_blocks(&b[0] + g * c_grp, 1, c_grp, c_grp, nb, bpack + g * n_cb * nb)
             with parallel(num_threads=n_threads):
                 sc = _scratch(taps + threadid() * per_thread, n_taps, p.f_h, p.f_w)
                 edges = taps + threadid() * per_thread + _scratch_size(n_taps, p.f_h, p.f_w)
@@ -646,12 +680,15 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
     # piece. sc.q holds each width phase's (taps, j_a, j_b); hp the height
     # phases (see _dx_phases). Edge columns build their own lists; with
     # edges_done, the caller ran them (_dx_block).
-    cdef ptrdiff_t r, j, j_a, j_b, n_j, n_kh = 0, n_kw, nt, cb, t0, t1
+    # With groups, the row runs once per group: dx's channels from grp * K,
+    # dz's (and w's last axis) from grp * C, C = c_out / groups the products
+    # per tap; the dot form's w rows are p.w_cs apart, its taps p.w_ts.
+    cdef ptrdiff_t r, j, j_a, j_b, n_j, n_kh = 0, n_kw, nt, cb, t0, t1, grp
     cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
     cdef ptrdiff_t n_taps = p.f_h * p.f_w
-    cdef ptrdiff_t n_cb = (p.c_in + nb - 1) // nb
-    cdef ptrdiff_t w_blk = nb * p.c_out if dot else p.f_h * p.f_w * p.c_out * nb
-    cdef ptrdiff_t w_tap = p.c_in * p.c_out if dot else p.c_out * nb
+    cdef ptrdiff_t c_grp = _group_out(p), n_cb = (p.K + nb - 1) // nb
+    cdef ptrdiff_t w_blk = nb * p.w_cs if dot else p.f_h * p.f_w * c_grp * nb
+    cdef ptrdiff_t w_tap = p.w_ts if dot else c_grp * nb
     cdef ptrdiff_t g = (ih + p.p_t) % p.s_h, q0 = (ih + p.p_t - g) // p.s_h, gi = ih % p.s_h
     cdef ptrdiff_t n_g = p.s_h if p.s_h < p.n_h else p.n_h
     cdef const ptrdiff_t *delta = hp + 1 + n_g + gi * p.f_h
@@ -668,29 +705,33 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
     if hp[0] and not edges_done:   # some columns are edge columns: the row's height list
         n_kh = _axis_gather(ih, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs, p.f_w * w_tap,
                             sc.h_in, sc.h_w)
-    for r in range(n_r):
-        n_j = (p.n_w - r + p.s_w - 1) // p.s_w
-        n_kw, j_a, j_b = sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2]
-        prod_in = hp + 1 + n_g + n_g * p.f_h + (gi * n_r + r) * n_taps + t0 * n_kw
-        prod_w = prod_in + n_g * n_r * n_taps
-        nt = (t1 - t0) * n_kw
-        for cb in range(n_cb):
-            nch = <int>(p.c_in - cb * nb if p.c_in - cb * nb < nb else nb)
-            j = j_a
-            while j < j_b:
-                P = _split(j_b - j, mr)
-                _dx_tile(dot, P, nv, dz, q0 * p.z_rs + j * p.z_ps, p.z_ps, wpack + cb * w_blk,
-                         nb, prod_in, prod_w, nt, p.c_out,
-                         dx + (r + j * p.s_w) * p.x_ps + cb * nb, p.s_w * p.x_ps, nch)
-                j += P
-            if edges_done:
-                continue
-            for j in range(j_a):
-                _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
-                         r + j * p.s_w, nv, nb, nch, dot, w_tap)
-            for j in range(j_b, n_j):
-                _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
-                         r + j * p.s_w, nv, nb, nch, dot, w_tap)
+    for grp in range(p.groups):
+        for r in range(n_r):
+            n_j = (p.n_w - r + p.s_w - 1) // p.s_w
+            n_kw, j_a, j_b = sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2]
+            prod_in = hp + 1 + n_g + n_g * p.f_h + (gi * n_r + r) * n_taps + t0 * n_kw
+            prod_w = prod_in + n_g * n_r * n_taps
+            nt = (t1 - t0) * n_kw
+            for cb in range(n_cb):
+                nch = <int>(p.K - cb * nb if p.K - cb * nb < nb else nb)
+                j = j_a
+                while j < j_b:
+                    P = _split(j_b - j, mr)
+                    _dx_tile(dot, P, nv, dz, q0 * p.z_rs + j * p.z_ps, p.z_ps,
+                             wpack + cb * w_blk, nb, prod_in, prod_w, nt, c_grp, p.w_cs,
+                             dx + (r + j * p.s_w) * p.x_ps + cb * nb, p.s_w * p.x_ps, nch)
+                    j += P
+                if edges_done:
+                    continue
+                for j in range(j_a):
+                    _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
+                             r + j * p.s_w, nv, nb, nch, dot, w_tap)
+                for j in range(j_b, n_j):
+                    _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
+                             r + j * p.s_w, nv, nb, nch, dot, w_tap)
+        dz += c_grp
+        dx += p.K
+        wpack += c_grp if dot else n_cb * w_blk
 
 
 cdef inline bint _dx_full(const cyc_conv_params *p, const ptrdiff_t *hp,
@@ -711,11 +752,12 @@ cdef void _dx_block(const cyc_conv_params *p, const floating *dz, const floating
     # an edge column's list is the same up to a shift of one dz row per
     # s_h input rows, so the column runs down those rows as a tile's pixels
     # (the same taps in the same order as alone).
-    cdef ptrdiff_t ih, k, n_run, row, r, j, j_a, j_b, n_j, n_kh, n_kw, ne, iw, cb
+    # (With groups, as _dx_row: each group at its channel offsets.)
+    cdef ptrdiff_t ih, k, n_run, row, r, j, j_a, j_b, n_j, n_kh, n_kw, ne, iw, cb, grp
     cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
-    cdef ptrdiff_t n_cb = (p.c_in + nb - 1) // nb
-    cdef ptrdiff_t w_blk = nb * p.c_out if dot else p.f_h * p.f_w * p.c_out * nb
-    cdef ptrdiff_t w_tap = p.c_in * p.c_out if dot else p.c_out * nb
+    cdef ptrdiff_t c_grp = _group_out(p), n_cb = (p.K + nb - 1) // nb
+    cdef ptrdiff_t w_blk = nb * p.w_cs if dot else p.f_h * p.f_w * c_grp * nb
+    cdef ptrdiff_t w_tap = p.w_ts if dot else c_grp * nb
     cdef ptrdiff_t *ev_in = sc.v_in + n_r * p.f_w
     cdef ptrdiff_t *ev_w = sc.v_w + n_r * p.f_w
     cdef int mr = DOT_MP if dot else cyc_max_pixels(nv), P, nch
@@ -745,16 +787,18 @@ cdef void _dx_block(const cyc_conv_params *p, const floating *dz, const floating
                     n_kw = _axis_gather(iw, p.s_w, p.p_l, p.d_w, p.o_w, p.f_w, p.z_ps, w_tap,
                                         ev_in, ev_w)
                     ne = _taps(sc.h_in, sc.h_w, n_kh, ev_in, ev_w, n_kw, sc.e_in, sc.e_w)
-                    for cb in range(n_cb):
-                        nch = <int>(p.c_in - cb * nb if p.c_in - cb * nb < nb else nb)
-                        row = 0
-                        while row < n_run:
-                            P = _split(n_run - row, mr)
-                            _dx_tile(dot, P, nv, dz, row * p.z_rs, p.z_rs, wpack + cb * w_blk,
-                                     nb, sc.e_in, sc.e_w, ne, p.c_out,
-                                     dx + (k + row * p.s_h) * p.x_rs + iw * p.x_ps + cb * nb,
-                                     p.s_h * p.x_rs, nch)
-                            row += P
+                    for grp in range(p.groups):
+                        for cb in range(n_cb):
+                            nch = <int>(p.K - cb * nb if p.K - cb * nb < nb else nb)
+                            row = 0
+                            while row < n_run:
+                                P = _split(n_run - row, mr)
+                                _dx_tile(dot, P, nv, dz + grp * c_grp, row * p.z_rs, p.z_rs,
+                                         wpack + grp * (c_grp if dot else n_cb * w_blk)
+                                         + cb * w_blk, nb, sc.e_in, sc.e_w, ne, c_grp, p.w_cs,
+                                         dx + (k + row * p.s_h) * p.x_rs + iw * p.x_ps
+                                         + grp * p.K + cb * nb, p.s_h * p.x_rs, nch)
+                                row += P
             k += n_run * p.s_h
 
 
@@ -831,7 +875,7 @@ cdef inline void _dx_edge(const cyc_conv_params *p, const floating *dz, const fl
     cdef ptrdiff_t *ev_w = sc.v_w + n_r * p.f_w
     n_kw = _axis_gather(iw, p.s_w, p.p_l, p.d_w, p.o_w, p.f_w, p.z_ps, w_tap, ev_in, ev_w)
     ne = _taps(sc.h_in, sc.h_w, n_kh, ev_in, ev_w, n_kw, sc.e_in, sc.e_w)
-    _dx_tile(dot, 1, nv, dz, 0, 0, wblk, nb, sc.e_in, sc.e_w, ne, p.c_out,
+    _dx_tile(dot, 1, nv, dz, 0, 0, wblk, nb, sc.e_in, sc.e_w, ne, _group_out(p), p.w_cs,
              dx + iw * p.x_ps, p.x_ps, nch)
 
 
@@ -839,8 +883,8 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
                        const floating[:, :, :, ::1] w,    # IN  (f_h, f_w, c_in, c_out)
                        floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c_in)
                        Py_ssize_t s_h, Py_ssize_t s_w,
-                       Py_ssize_t p_t, Py_ssize_t p_l,
-                       bint dot, int num_threads):
+                       Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                       Py_ssize_t groups, bint dot, int num_threads):
     """dx = conv_transpose(dz, w), parallel over batch x input rows.
 
     Parameters
@@ -851,7 +895,7 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
         Filters.
     dx : C-contiguous memoryview
         Gradient of the input, fully overwritten.
-    s_h, s_w, p_t, p_l : int
+    s_h, s_w, p_t, p_l, d_h, d_w, groups : int
         As for :func:`conv2d_forward`.
     dot : bool
         float32 with few input channels: the dot-product tile, vectors over
@@ -861,20 +905,21 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     num_threads : int
         OpenMP threads (>= 1).
     """
-    cdef cyc_conv_params p = _params(dx, dz, w, s_h, s_w, p_t, p_l)
-    cdef Py_ssize_t blk, i, ih, n_taps = p.f_h * p.f_w
+    cdef cyc_conv_params p = _params(dx, dz, w, s_h, s_w, p_t, p_l, d_h, d_w, groups)
+    cdef Py_ssize_t blk, i, ih, g, n_taps = p.f_h * p.f_w
     cdef Scratch sc
-    cdef int nv = _tile_vectors(sizeof(floating), p.c_in)
+    cdef Py_ssize_t c_grp = _group_out(&p)
+    cdef int nv = _tile_vectors(sizeof(floating), p.K)
     cdef Py_ssize_t nb = DOT_MC if dot else nv * cyc_lanes(sizeof(floating))
-    cdef Py_ssize_t n_cb = (p.c_in + nb - 1) // nb
-    cdef int n_threads = _threads_for(num_threads, <double> dz.size * n_taps * p.c_in)
+    cdef Py_ssize_t n_cb = (p.K + nb - 1) // nb
+    cdef int n_threads = _threads_for(num_threads, <double> dz.size * n_taps * p.K)
     # width lists: one per stride phase of the columns, then an edge column's;
     # sc.q: 3 numbers per phase, then one phase's f_w q values
     cdef Py_ssize_t n_v = (p.f_w + 3) * ((p.s_w if p.s_w < p.n_w else p.n_w) + 1)
     cdef Py_ssize_t per_thread, rows, n_blk
-    cdef ptrdiff_t w_tap = p.c_in * p.c_out if dot else p.c_out * nb
+    cdef ptrdiff_t w_tap = p.w_ts if dot else c_grp * nb
     cdef ptrdiff_t *hp
-    # Scratch: for the register tile, filters as (n_cb, f_h, f_w, c_out, nb),
+    # Scratch: for the register tile, filters as (groups, n_cb, f_h, f_w, C, nb),
     # blocks of input channels with the sum over output channels inside; per
     # thread, a row's tap lists.
     cdef floating *wpack = NULL
@@ -889,7 +934,7 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
     cdef Py_ssize_t L = 0, R = 0, reach = (p.f_w - 1) * p.d_w
     cdef Py_ssize_t lo = _floor_div(p.p_l - reach, p.s_w)   # smallest ow any tap asks for
     cdef Py_ssize_t hi = (p.n_w - 1 + p.p_l) // p.s_w       # largest
-    if reach * 8 > p.n_w and _all_finite(&w[0, 0, 0, 0], n_taps * p.c_in * p.c_out):
+    if reach * 8 > p.n_w and _all_finite(&w[0, 0, 0, 0], n_taps * p.K * p.c_out):
         L = -lo if lo < 0 else 0
         R = hi - (p.o_w - 1) if hi > p.o_w - 1 else 0
     try:
@@ -900,7 +945,7 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
         n_blk = (p.n_h + rows - 1) // rows
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
         if not dot:
-            wpack = <floating *> _alloc(n_cb * n_taps * p.c_out * nb * sizeof(floating))
+            wpack = <floating *> _alloc(p.groups * n_cb * n_taps * c_grp * nb * sizeof(floating))
         if L or R:
             dzs = dzpad = _padded_columns(dzs, p.m * p.o_h, p.o_w, p.c_out, L, R)
             p.o_w = p.o_w + L + R
@@ -909,7 +954,9 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
             p.z_is = p.o_h * p.z_rs
         with nogil:
             if not dot:
-                _pack_blocks_t(&w[0, 0, 0, 0], n_taps, p.c_in, p.c_out, nb, wpack)
+                for g in range(p.groups):
+                    _pack_blocks_t(&w[0, 0, 0, 0] + g * c_grp, n_taps, p.K, c_grp, p.c_out, nb,
+                                   wpack + g * n_cb * n_taps * c_grp * nb)
             with parallel(num_threads=n_threads):
                 sc = _scratch(taps + threadid() * per_thread, n_taps, p.f_h, n_v)
                 hp = taps + threadid() * per_thread + _scratch_size(n_taps, p.f_h, n_v)
@@ -954,29 +1001,48 @@ cdef ptrdiff_t _dw_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t r0, ptrd
 cdef void _dw_item(const cyc_conv_params *p, const floating *x, const floating *dzb,
                    floating *dw, Scratch sc, ptrdiff_t item, ptrdiff_t r0, ptrdiff_t r1,
                    bint accumulate, int nv, ptrdiff_t nb, ptrdiff_t dz_ps,
-                   ptrdiff_t dz_cb) noexcept nogil:
+                   ptrdiff_t dz_cb, ptrdiff_t dz_gs) noexcept nogil:
     # One tile of dw: kernel row kh x P consecutive (kw, ci) pairs x one block
-    # of NB output channels. Within a kernel row, dw[kh] is (f_w * c_in, c_out)
-    # and the x values of the pairs kw * c_in + ci at one output column are
-    # consecutive too (NHWC, dilation 1), so a tile may span several kw (which
-    # keeps tiles full when c_in is small). Sums over the output rows
+    # of NB output channels (of one group: x's channels from grp * K, dz's
+    # and dw's from grp * C, dw's rows p.c_out apart). Within a kernel row,
+    # dw[kh] is (f_w * K, c_out) and, when x's pixels hold just the K
+    # channels and the dilation is 1, the x values of the pairs kw * K + ci
+    # at one output column are consecutive too (NHWC), so a tile may span
+    # several kw (which keeps tiles full when K is small); otherwise a tile
+    # stays inside one kw (_dw_tiles_per_row). Sums over the output rows
     # r0 .. r1 - 1 (the tap list) and, first, the output columns where every
     # kw is inside x, then, per kw, the edge columns where only some are.
-    # dzb: dz as rows of dz_ps values per output pixel, block cb at cb * dz_cb.
+    # dzb: dz as rows of dz_ps values per output pixel, block cb at cb * dz_cb,
+    # group grp at grp * dz_gs.
     cdef int mr = cyc_max_pixels(nv), P, nch, pk
-    cdef ptrdiff_t c_in = p.c_in, c_out = p.c_out
-    cdef ptrdiff_t n_r = p.f_w * c_in, n_rt = (n_r + mr - 1) // mr, n_cb = (c_out + nb - 1) // nb
-    cdef ptrdiff_t cb = item % n_cb, r = (item // n_cb) % n_rt * mr, kh = item // (n_cb * n_rt)
+    cdef ptrdiff_t c_in = p.K, c_out = _group_out(p), ld = p.c_out
+    cdef ptrdiff_t n_r = p.f_w * c_in, n_cb = (c_out + nb - 1) // nb
+    cdef ptrdiff_t n_rt = _dw_tiles_per_row(p, mr), shift = 0
+    cdef ptrdiff_t grp = item // (p.f_h * n_rt * n_cb)
+    cdef ptrdiff_t cb, rt, kh, r, r_end = n_r
     cdef ptrdiff_t ow_a, ow_b, nt = 0, kw, ci0, ci1, lo, hi, e, K
-    cdef const floating *dzc = dzb + cb * dz_cb
-    cdef floating *out = dw + kh * n_r * c_out + cb * nb
+    cdef const floating *dzc
+    cdef floating *out
+    item = item % (p.f_h * n_rt * n_cb)
+    cb = item % n_cb
+    rt = (item // n_cb) % n_rt
+    kh = item // (n_cb * n_rt)
+    r = rt * mr
+    x = x + grp * c_in
+    dzc = dzb + grp * dz_gs + cb * dz_cb
+    out = dw + grp * c_out + kh * n_r * ld + cb * nb
+    if p.d_w * p.x_ps != c_in:   # tiles stay inside one kw: its channels are consecutive in x
+        kw = rt // ((c_in + mr - 1) // mr)
+        r = kw * c_in + rt % ((c_in + mr - 1) // mr) * mr
+        r_end = (kw + 1) * c_in
+        shift = kw * (p.d_w * p.x_ps - c_in)
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
-    P = <int>(n_r - r if n_r - r < mr else mr)
+    P = <int>(r_end - r if r_end - r < mr else mr)
     nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
     if ow_b > ow_a:
         nt = _dw_taps(p, sc, r0, r1, kh, ow_a * p.s_w - p.p_l, ow_a, dz_ps)
-    _tile(P, nv, x, r, 1, p.s_w * p.x_ps, dzc, dz_ps, sc.in_off, sc.w_off, nt, ow_b - ow_a,
-          out + r * c_out, c_out, nch, _epilogue(NULL, accumulate, CYC_ACT_NONE))
+    _tile(P, nv, x, r + shift, 1, p.s_w * p.x_ps, dzc, dz_ps, sc.in_off, sc.w_off, nt, ow_b - ow_a,
+          out + r * ld, ld, nch, _epilogue(NULL, accumulate, CYC_ACT_NONE))
     if ow_a == 0 and ow_b == p.o_w:
         return
     for kw in range(r // c_in, (r + P - 1) // c_in + 1):
@@ -998,13 +1064,22 @@ cdef void _dw_item(const cyc_conv_params *p, const floating *x, const floating *
                 continue
             nt = _dw_taps(p, sc, r0, r1, kh, lo * p.s_w - p.p_l + kw * p.d_w, lo, dz_ps)
             _tile(pk, nv, x, ci0, 1, p.s_w * p.x_ps, dzc, dz_ps, sc.in_off, sc.w_off, nt, K,
-                  out + (kw * c_in + ci0) * c_out, c_out, nch, _epilogue(NULL, True, CYC_ACT_NONE))
+                  out + (kw * c_in + ci0) * ld, ld, nch, _epilogue(NULL, True, CYC_ACT_NONE))
+
+
+cdef inline ptrdiff_t _dw_tiles_per_row(const cyc_conv_params *p, ptrdiff_t mr) noexcept nogil:
+    # Tiles of P (kw, ci) pairs per kernel row: across kw where x's values of
+    # consecutive kw are consecutive (see _dw_item), else per kw.
+    if p.d_w * p.x_ps != p.K:
+        return p.f_w * ((p.K + mr - 1) // mr)
+    return (p.f_w * p.K + mr - 1) // mr
 
 
 cdef void _dw_items(const cyc_conv_params *p, const floating *x, const floating *dzb,
                     const floating *dz, floating *dw, floating *db, Scratch sc,
                     ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t n_items, ptrdiff_t group,
-                    int nv, ptrdiff_t nb, ptrdiff_t dz_ps, ptrdiff_t dz_cb) noexcept nogil:
+                    int nv, ptrdiff_t nb, ptrdiff_t dz_ps, ptrdiff_t dz_cb,
+                    ptrdiff_t dz_gs) noexcept nogil:
     # Items i0 .. i1 - 1 over every group of output rows, group by group.
     cdef ptrdiff_t g, r0, r1, item, n_rows = p.m * p.o_h
     for g in range((n_rows + group - 1) // group):
@@ -1014,7 +1089,7 @@ cdef void _dw_items(const cyc_conv_params *p, const floating *x, const floating 
             if item == n_items:
                 _db_rows(dz, db, r0 * p.o_w, r1 * p.o_w, p.c_out)
             else:
-                _dw_item(p, x, dzb, dw, sc, item, r0, r1, g > 0, nv, nb, dz_ps, dz_cb)
+                _dw_item(p, x, dzb, dw, sc, item, r0, r1, g > 0, nv, nb, dz_ps, dz_cb, dz_gs)
 
 
 cdef inline void _db_rows(const floating *dz, floating *db, ptrdiff_t p0, ptrdiff_t p1,
@@ -1031,8 +1106,8 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
                        floating[:, :, :, ::1] dw,           # OUT (f_h, f_w, c_in, c_out)
                        floating[::1] db,                    # OUT (c_out,)
                        Py_ssize_t s_h, Py_ssize_t s_w,
-                       Py_ssize_t p_t, Py_ssize_t p_l,
-                       int num_threads):
+                       Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                       Py_ssize_t groups, int num_threads):
     """dw and db as reductions over batch and output pixels.
 
     dw is split into independent tiles (tap x input channels x a block of
@@ -1048,16 +1123,17 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
         Forward input and output gradient.
     dw, db : C-contiguous memoryviews
         Outputs, fully overwritten.
-    s_h, s_w, p_t, p_l, num_threads : int
+    s_h, s_w, p_t, p_l, d_h, d_w, groups, num_threads : int
         As for :func:`conv2d_forward`.
     """
-    cdef cyc_conv_params p = _params(x, dz, dw, s_h, s_w, p_t, p_l)
-    cdef Py_ssize_t n_rows = p.m * p.o_h, dz_ps, dz_cb, t, co
-    cdef int nv = _tile_vectors(sizeof(floating), p.c_out)
+    cdef cyc_conv_params p = _params(x, dz, dw, s_h, s_w, p_t, p_l, d_h, d_w, groups)
+    cdef Py_ssize_t n_rows = p.m * p.o_h, dz_ps, dz_cb, dz_gs, t, co, g
+    cdef Py_ssize_t c_grp = _group_out(&p)
+    cdef int nv = _tile_vectors(sizeof(floating), c_grp)
     cdef Py_ssize_t nb = nv * cyc_lanes(sizeof(floating))
-    cdef Py_ssize_t mr = cyc_max_pixels(nv)
-    cdef Py_ssize_t n_items = p.f_h * ((p.f_w * p.c_in + mr - 1) // mr) * ((p.c_out + nb - 1) // nb)
-    cdef int n_threads = _threads_for(num_threads, <double> dz.size * p.f_h * p.f_w * p.c_in)
+    cdef Py_ssize_t mr = cyc_max_pixels(nv), n_cb = (c_grp + nb - 1) // nb
+    cdef Py_ssize_t n_items = p.groups * p.f_h * _dw_tiles_per_row(&p, mr) * n_cb
+    cdef int n_threads = _threads_for(num_threads, <double> dz.size * p.f_h * p.f_w * p.K)
     # Rows per group (shapes only): about DW_GROUP_PIXELS output pixels, so a
     # tile's slice of dz stays in cache while the dw traffic of carrying the
     # sums from group to group stays small next to the arithmetic.
@@ -1066,16 +1142,19 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef const floating *dzb = &dz[0, 0, 0, 0]
     cdef floating *dzp = NULL
     cdef ptrdiff_t *taps = NULL
-    if p.c_out % nb == 0:      # blocks read in place: block cb at column cb * nb
-        dz_ps, dz_cb = p.c_out, nb
-    else:                      # scratch (n_cb, m * o_h * o_w, nb), zero-padded
+    if c_grp % nb == 0:      # blocks read in place: block cb at column cb * nb
+        dz_ps, dz_cb, dz_gs = p.c_out, nb, c_grp
+    else:                    # scratch (groups, n_cb, m * o_h * o_w, nb), zero-padded
         dz_ps, dz_cb = nb, p.m * p.o_h * p.o_w * nb
+        dz_gs = n_cb * dz_cb
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
-        if p.c_out % nb:
-            dzp = <floating *> _alloc(((p.c_out + nb - 1) // nb) * dz_cb * sizeof(floating))
+        if c_grp % nb:
+            dzp = <floating *> _alloc(p.groups * dz_gs * sizeof(floating))
             with nogil:
-                _pack_blocks(&dz[0, 0, 0, 0], p.m * p.o_h * p.o_w, p.c_out, nb, dzp)
+                for g in range(p.groups):
+                    _pack_blocks(&dz[0, 0, 0, 0] + g * c_grp, p.m * p.o_h * p.o_w, c_grp,
+                                 p.c_out, nb, dzp + g * dz_gs)
             dzb = dzp
         with nogil:
             for co in range(p.c_out):
@@ -1088,7 +1167,414 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
                 _dw_items(&p, &x[0, 0, 0, 0], dzb, &dz[0, 0, 0, 0], &dw[0, 0, 0, 0], &db[0],
                           _scratch(taps + t * per_thread, group, 0, 0),
                           t * (n_items + 1) // n_threads, (t + 1) * (n_items + 1) // n_threads,
-                          n_items, group, nv, nb, dz_ps, dz_cb)
+                          n_items, group, nv, nb, dz_ps, dz_cb, dz_gs)
     finally:
         PyMem_Free(taps)
         PyMem_Free(dzp)
+
+
+# --------------------------------------------------------------------------
+# 4. Depthwise convolution (groups == c_in, channel multiplier M = c_out / c_in)
+# --------------------------------------------------------------------------
+# One product per tap and output: memory-bound, so no packing and no register
+# tile over pixels; each pixel's channels are streamed in vectors by the loops
+# of _depthwise.h, from the tap lists of the tap builder: one width list per
+# output (forward) or input (dx) column, built once per call, times one height
+# list per row. dw reduces over the rows in chunks of a size fixed by the
+# shapes, each chunk into its own partial sums, merged in chunk order: bitwise
+# identical results for any thread count.
+
+cdef extern from "_depthwise.h" nogil:
+    void cyc_dwc_pixel_f32(const float *inp, const float *w, const ptrdiff_t *h_in,
+                           const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                           const ptrdiff_t *v_w, ptrdiff_t nv, const float *init, float *out,
+                           ptrdiff_t C, int relu)
+    void cyc_dwc_pixel_f64(const double *inp, const double *w, const ptrdiff_t *h_in,
+                           const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                           const ptrdiff_t *v_w, ptrdiff_t nv, const double *init, double *out,
+                           ptrdiff_t C, int relu)
+    void cyc_dwc_pixel_mult_f32(const float *inp, const float *w, const ptrdiff_t *h_in,
+                                const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                                const ptrdiff_t *v_w, ptrdiff_t nv, const float *init,
+                                float *out, ptrdiff_t C_in, ptrdiff_t M, int relu)
+    void cyc_dwc_pixel_mult_f64(const double *inp, const double *w, const ptrdiff_t *h_in,
+                                const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                                const ptrdiff_t *v_w, ptrdiff_t nv, const double *init,
+                                double *out, ptrdiff_t C_in, ptrdiff_t M, int relu)
+    void cyc_dwc_pixel_dx_mult_f32(const float *inp, const float *w, const ptrdiff_t *h_in,
+                                   const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                                   const ptrdiff_t *v_w, ptrdiff_t nv, float *out,
+                                   ptrdiff_t C_in, ptrdiff_t M)
+    void cyc_dwc_pixel_dx_mult_f64(const double *inp, const double *w, const ptrdiff_t *h_in,
+                                   const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                                   const ptrdiff_t *v_w, ptrdiff_t nv, double *out,
+                                   ptrdiff_t C_in, ptrdiff_t M)
+    void cyc_dwc_run_f32(const float *inp, ptrdiff_t in_ps, const float *w,
+                         const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
+                         const float *init, float *out, ptrdiff_t out_ps, ptrdiff_t npix,
+                         ptrdiff_t C, int relu)
+    void cyc_dwc_run_f64(const double *inp, ptrdiff_t in_ps, const double *w,
+                         const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
+                         const double *init, double *out, ptrdiff_t out_ps, ptrdiff_t npix,
+                         ptrdiff_t C, int relu)
+    void cyc_dwc_run3_f32(int dir, const float *inp, ptrdiff_t in_ps, const float *w,
+                          ptrdiff_t v0, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
+                          ptrdiff_t nh, ptrdiff_t w_step, const ptrdiff_t *in_off,
+                          const ptrdiff_t *w_off, ptrdiff_t nt, const float *init, float *out,
+                          ptrdiff_t out_ps, ptrdiff_t npix, ptrdiff_t C, int relu)
+    void cyc_dwc_run3_f64(int dir, const double *inp, ptrdiff_t in_ps, const double *w,
+                          ptrdiff_t v0, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
+                          ptrdiff_t nh, ptrdiff_t w_step, const ptrdiff_t *in_off,
+                          const ptrdiff_t *w_off, ptrdiff_t nt, const double *init,
+                          double *out, ptrdiff_t out_ps, ptrdiff_t npix, ptrdiff_t C, int relu)
+    void cyc_dwc_dw_row3_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
+                             ptrdiff_t n, float *acc, ptrdiff_t C)
+    void cyc_dwc_dw_row3_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
+                             ptrdiff_t n, double *acc, ptrdiff_t C)
+    void cyc_dwc_dw_run_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
+                            ptrdiff_t n, float *acc, ptrdiff_t C_out, ptrdiff_t M)
+    void cyc_dwc_dw_run_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
+                            ptrdiff_t n, double *acc, ptrdiff_t C_out, ptrdiff_t M)
+
+
+cdef inline void _dwc_pixel(const floating *inp, const floating *w, const ptrdiff_t *h_in,
+                            const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                            const ptrdiff_t *v_w, ptrdiff_t nv, const floating *init,
+                            floating *out, ptrdiff_t c_in, ptrdiff_t M, int relu) noexcept nogil:
+    # One forward pixel: out[co] = init[co] + sum of the taps, co < c_in * M.
+    if floating is float:
+        if M == 1:
+            cyc_dwc_pixel_f32(inp, w, h_in, h_w, nh, v_in, v_w, nv, init, out, c_in, relu)
+        else:
+            cyc_dwc_pixel_mult_f32(inp, w, h_in, h_w, nh, v_in, v_w, nv, init, out, c_in, M,
+                                   relu)
+    else:
+        if M == 1:
+            cyc_dwc_pixel_f64(inp, w, h_in, h_w, nh, v_in, v_w, nv, init, out, c_in, relu)
+        else:
+            cyc_dwc_pixel_mult_f64(inp, w, h_in, h_w, nh, v_in, v_w, nv, init, out, c_in, M,
+                                   relu)
+
+
+cdef inline void _dwc_run(const floating *inp, ptrdiff_t in_ps, const floating *w,
+                          const ptrdiff_t *in_off, const ptrdiff_t *w_off, ptrdiff_t nt,
+                          const floating *init, floating *out, ptrdiff_t out_ps, ptrdiff_t npix,
+                          ptrdiff_t C, int relu) noexcept nogil:
+    # npix pixels (M == 1) sharing one tap list, in_ps / out_ps apart.
+    if floating is float:
+        cyc_dwc_run_f32(inp, in_ps, w, in_off, w_off, nt, init, out, out_ps, npix, C, relu)
+    else:
+        cyc_dwc_run_f64(inp, in_ps, w, in_off, w_off, nt, init, out, out_ps, npix, C, relu)
+
+
+cdef inline void _dwc_run3(int dir, const floating *inp, ptrdiff_t in_ps, const floating *w,
+                           ptrdiff_t v0, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
+                           ptrdiff_t nh, ptrdiff_t w_step, const ptrdiff_t *in_off,
+                           const ptrdiff_t *w_off, ptrdiff_t nt, const floating *init,
+                           floating *out, ptrdiff_t out_ps, ptrdiff_t npix, ptrdiff_t C,
+                           int relu) noexcept nogil:
+    # As _dwc_run for 3-tap rows at unit stride and dilation (dir +1: forward,
+    # -1: dx), loading each input column once per kernel row; v0: the offset
+    # of the k = 0 width tap, h_in/h_w: the height list alone.
+    if floating is float:
+        cyc_dwc_run3_f32(dir, inp, in_ps, w, v0, h_in, h_w, nh, w_step, in_off, w_off, nt, init,
+                         out, out_ps, npix, C, relu)
+    else:
+        cyc_dwc_run3_f64(dir, inp, in_ps, w, v0, h_in, h_w, nh, w_step, in_off, w_off, nt, init,
+                         out, out_ps, npix, C, relu)
+
+
+cdef inline void _dwc_pixel_dx(const floating *dz, const floating *w, const ptrdiff_t *h_in,
+                               const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
+                               const ptrdiff_t *v_w, ptrdiff_t nv, floating *out,
+                               ptrdiff_t c_in, ptrdiff_t M) noexcept nogil:
+    # One dx pixel: out[ci] = sum of the gathered taps over ci's M output channels.
+    if M == 1:
+        _dwc_pixel(dz, w, h_in, h_w, nh, v_in, v_w, nv, NULL, out, c_in, 1, 0)
+    elif floating is float:
+        cyc_dwc_pixel_dx_mult_f32(dz, w, h_in, h_w, nh, v_in, v_w, nv, out, c_in, M)
+    else:
+        cyc_dwc_pixel_dx_mult_f64(dz, w, h_in, h_w, nh, v_in, v_w, nv, out, c_in, M)
+
+
+cdef inline void _dwc_dw_run(const floating *x, ptrdiff_t xs, const floating *dz, ptrdiff_t zs,
+                             ptrdiff_t n, floating *acc, ptrdiff_t c_out,
+                             ptrdiff_t M) noexcept nogil:
+    if floating is float:
+        cyc_dwc_dw_run_f32(x, xs, dz, zs, n, acc, c_out, M)
+    else:
+        cyc_dwc_dw_run_f64(x, xs, dz, zs, n, acc, c_out, M)
+
+
+cdef inline void _dwc_dw_row3(const floating *x, ptrdiff_t xs, const floating *dz, ptrdiff_t zs,
+                              ptrdiff_t n, floating *acc, ptrdiff_t c) noexcept nogil:
+    if floating is float:
+        cyc_dwc_dw_row3_f32(x, xs, dz, zs, n, acc, c)
+    else:
+        cyc_dwc_dw_row3_f64(x, xs, dz, zs, n, acc, c)
+
+
+cdef void _dwc_dw_row(const cyc_conv_params *p, const floating *x, const floating *dz,
+                      floating *acc, ptrdiff_t oh, ptrdiff_t M, ptrdiff_t ow_a,
+                      ptrdiff_t ow_b, bint row3) noexcept nogil:
+    # acc[kh, kw] += one output row's terms of dw (x, dz: the row's image).
+    # With row3 (3-tap rows at unit stride and dilation) the interior columns
+    # [ow_a, ow_b) run for the three kw at once, then each kw's edge columns.
+    cdef ptrdiff_t kh, kw, ih, lo, hi, e, a, z
+    for kh in range(p.f_h):
+        ih = oh * p.s_h - p.p_t + kh * p.d_h
+        if ih < 0 or ih >= p.n_h:
+            continue
+        if row3 and ow_b > ow_a:
+            _dwc_dw_row3(x + ih * p.x_rs + (ow_a - p.p_l) * p.x_ps, p.x_ps,
+                         dz + oh * p.z_rs + ow_a * p.z_ps, p.z_ps, ow_b - ow_a,
+                         acc + kh * p.f_w * p.c_out, p.c_out)
+        for kw in range(p.f_w):
+            lo = _first_out(p.p_l, kw * p.d_w, p.s_w)
+            hi = _end_out(p.p_l, kw * p.d_w, p.s_w, p.n_w, p.o_w)
+            for e in range(2 if row3 and ow_b > ow_a else 1):
+                a, z = lo, hi
+                if row3 and ow_b > ow_a:     # the columns before, then after, the interior
+                    if e == 0:
+                        z = ow_a if ow_a < hi else hi
+                    else:
+                        a = ow_b if ow_b > lo else lo
+                if z > a:
+                    _dwc_dw_run(x + ih * p.x_rs + (a * p.s_w - p.p_l + kw * p.d_w) * p.x_ps,
+                                p.s_w * p.x_ps, dz + oh * p.z_rs + a * p.z_ps, p.z_ps, z - a,
+                                acc + (kh * p.f_w + kw) * p.c_out, p.c_out, M)
+
+
+def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
+                      const floating[:, :, :, ::1] w,     # IN  (f_h, f_w, 1, c_out)
+                      const floating[::1] b,              # IN  (c_out,)
+                      floating[:, :, :, ::1] z,           # OUT (m, o_h, o_w, c_out)
+                      Py_ssize_t s_h, Py_ssize_t s_w,
+                      Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                      bint relu, int num_threads):
+    """Depthwise z = conv(x, w, groups=c_in) + b (then ReLU), parallel over batch x output rows.
+
+    Parameters
+    ----------
+    x, w, b : C-contiguous memoryviews, non-empty
+        Input, filters (c_out a multiple of c_in) and bias.
+    z : C-contiguous memoryview
+        Output, fully overwritten.
+    s_h, s_w, p_t, p_l, d_h, d_w, relu, num_threads
+        As for :func:`conv2d_forward`.
+    """
+    cdef cyc_conv_params p = _params(x, z, w, s_h, s_w, p_t, p_l, d_h, d_w, x.shape[3])
+    cdef Py_ssize_t M = p.c_out // p.c_in, row, i, oh, ow, nh, nt, n_kw
+    cdef ptrdiff_t ow_a, ow_b
+    cdef int n_threads = _threads_for(num_threads, <double> z.size * p.f_h * p.f_w)
+    # The width lists of every output column (o_w * f_w pairs, o_w counts), the
+    # interior columns' (every kw, relative to the window's first column), and
+    # per thread a row's height list and its product with the interior list.
+    cdef Py_ssize_t n_cols = p.o_w * p.f_w, per_thread = 2 * p.f_h + 2 * p.f_h * p.f_w
+    cdef ptrdiff_t *lists = <ptrdiff_t *> _alloc((2 * n_cols + p.o_w + 2 * p.f_w
+                                                  + n_threads * per_thread) * sizeof(ptrdiff_t))
+    cdef ptrdiff_t *v_in = lists
+    cdef ptrdiff_t *v_w = lists + n_cols
+    cdef ptrdiff_t *cnt = lists + 2 * n_cols
+    cdef ptrdiff_t *a_in = cnt + p.o_w
+    cdef ptrdiff_t *a_w = a_in + p.f_w
+    cdef ptrdiff_t *h_in
+    cdef ptrdiff_t *h_w
+    cdef ptrdiff_t *t_in
+    cdef ptrdiff_t *t_w
+    cdef const floating *xi
+    cdef floating *zr
+    # 3-tap rows at unit stride and dilation: the overlapping-window form
+    cdef bint row3 = M == 1 and p.f_w == 3 and p.s_w == 1 and p.d_w == 1
+    _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
+    if M > 1:     # the multiplier's scalar form takes every column as an edge column
+        ow_a = ow_b = 0
+    try:
+        with nogil:
+            for ow in range(p.o_w):
+                cnt[ow] = _axis_forward(ow, p.s_w, p.p_l, p.d_w, p.n_w, p.f_w, p.x_ps, p.w_ts,
+                                        v_in + ow * p.f_w, v_w + ow * p.f_w)
+            n_kw = _axis_forward(0, 1, 0, p.d_w, (p.f_w - 1) * p.d_w + 1, p.f_w, p.x_ps, p.w_ts,
+                                 a_in, a_w)
+            with parallel(num_threads=n_threads):
+                h_in = a_w + p.f_w + threadid() * per_thread
+                h_w = h_in + p.f_h
+                t_in = h_w + p.f_h
+                t_w = t_in + p.f_h * p.f_w
+                for row in prange(p.m * p.o_h, schedule="static"):
+                    i = row // p.o_h
+                    oh = row % p.o_h
+                    xi = &x[i, 0, 0, 0]
+                    zr = &z[i, oh, 0, 0]
+                    nh = _axis_forward(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, p.x_rs,
+                                       p.f_w * p.w_ts, h_in, h_w)
+                    if ow_b > ow_a:
+                        nt = _taps(h_in, h_w, nh, a_in, a_w, n_kw, t_in, t_w)
+                        if row3:
+                            _dwc_run3(1, xi + (ow_a * p.s_w - p.p_l) * p.x_ps, p.x_ps,
+                                      &w[0, 0, 0, 0], 0, h_in, h_w, nh, p.w_ts, t_in, t_w, nt,
+                                      &b[0], zr + ow_a * p.z_ps, p.z_ps, ow_b - ow_a, p.c_out,
+                                      relu)
+                        else:
+                            _dwc_run(xi + (ow_a * p.s_w - p.p_l) * p.x_ps, p.s_w * p.x_ps,
+                                     &w[0, 0, 0, 0], t_in, t_w, nt, &b[0], zr + ow_a * p.z_ps,
+                                     p.z_ps, ow_b - ow_a, p.c_out, relu)
+                    for ow in range(p.o_w):
+                        if ow < ow_a or ow >= ow_b:
+                            _dwc_pixel(xi, &w[0, 0, 0, 0], h_in, h_w, nh, v_in + ow * p.f_w,
+                                       v_w + ow * p.f_w, cnt[ow], &b[0], zr + ow * p.z_ps,
+                                       p.c_in, M, relu)
+    finally:
+        PyMem_Free(lists)
+
+
+def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_out)
+                          const floating[:, :, :, ::1] w,    # IN  (f_h, f_w, 1, c_out)
+                          floating[:, :, :, ::1] dx,         # OUT (m, n_h, n_w, c_in)
+                          Py_ssize_t s_h, Py_ssize_t s_w,
+                          Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                          int num_threads):
+    """Depthwise dx (gather form), parallel over batch x input rows.
+
+    Parameters
+    ----------
+    dz, w : C-contiguous memoryviews, non-empty
+    dx : C-contiguous memoryview
+        Fully overwritten.
+    s_h, s_w, p_t, p_l, d_h, d_w, num_threads
+        As for :func:`conv2d_forward`.
+    """
+    cdef cyc_conv_params p = _params(dx, dz, w, s_h, s_w, p_t, p_l, d_h, d_w, dx.shape[3])
+    cdef Py_ssize_t M = p.c_out // p.c_in, row, i, ih, iw, nh, nt, r, j, t
+    cdef int n_threads = _threads_for(num_threads, <double> dz.size * p.f_h * p.f_w)
+    # Gather form. The columns iw = r + j * s_w of one stride phase r share
+    # their kw taps (dz column q[t] + j, _axis_phase), so the columns j_a .. j_b
+    # all of whose taps are inside dz run as tiles on one list; the others
+    # (and every column when M > 1) take their own list, built once per call.
+    cdef Py_ssize_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
+    cdef Py_ssize_t n_cols = p.n_w * p.f_w, per_thread = 2 * p.f_h + 2 * p.f_h * p.f_w
+    cdef Py_ssize_t n_lists = 2 * n_cols + p.n_w + n_r * (2 * p.f_w + 3) + p.f_w
+    cdef ptrdiff_t *lists = <ptrdiff_t *> _alloc((n_lists + n_threads * per_thread)
+                                                 * sizeof(ptrdiff_t))
+    cdef ptrdiff_t *v_in = lists
+    cdef ptrdiff_t *v_w = lists + n_cols
+    cdef ptrdiff_t *cnt = lists + 2 * n_cols
+    cdef ptrdiff_t *ph = cnt + p.n_w          # per phase: n_kw, j_a, j_b
+    cdef ptrdiff_t *ph_in = ph + 3 * n_r      # per phase: f_w input offsets, then f_w weight
+    cdef ptrdiff_t *q = ph_in + 2 * n_r * p.f_w
+    cdef ptrdiff_t *h_in
+    cdef ptrdiff_t *h_w
+    cdef ptrdiff_t *t_in
+    cdef ptrdiff_t *t_w
+    cdef const floating *dzi
+    cdef floating *dxr
+    cdef bint row3 = M == 1 and p.f_w == 3 and p.s_w == 1 and p.d_w == 1
+    try:
+        with nogil:
+            for iw in range(p.n_w):
+                cnt[iw] = _axis_gather(iw, p.s_w, p.p_l, p.d_w, p.o_w, p.f_w, p.z_ps, p.w_ts,
+                                       v_in + iw * p.f_w, v_w + iw * p.f_w)
+            for r in range(n_r):
+                ph[3 * r] = _axis_phase(r, p.s_w, p.p_l, p.d_w, p.f_w, p.z_ps, p.w_ts, q,
+                                        ph_in + 2 * r * p.f_w, ph_in + (2 * r + 1) * p.f_w)
+                ph[3 * r + 1] = 0
+                ph[3 * r + 2] = (p.n_w - r + p.s_w - 1) // p.s_w
+                for t in range(ph[3 * r]):
+                    if -q[t] > ph[3 * r + 1]:
+                        ph[3 * r + 1] = -q[t]
+                    if p.o_w - q[t] < ph[3 * r + 2]:
+                        ph[3 * r + 2] = p.o_w - q[t]
+                if M > 1 or ph[3 * r + 2] < ph[3 * r + 1]:
+                    ph[3 * r + 2] = ph[3 * r + 1]
+            with parallel(num_threads=n_threads):
+                h_in = lists + n_lists + threadid() * per_thread
+                h_w = h_in + p.f_h
+                t_in = h_w + p.f_h
+                t_w = t_in + p.f_h * p.f_w
+                for row in prange(p.m * p.n_h, schedule="static"):
+                    i = row // p.n_h
+                    ih = row % p.n_h
+                    dzi = &dz[i, 0, 0, 0]
+                    dxr = &dx[i, ih, 0, 0]
+                    nh = _axis_gather(ih, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs,
+                                      p.f_w * p.w_ts, h_in, h_w)
+                    for r in range(n_r):
+                        if ph[3 * r + 2] > ph[3 * r + 1]:
+                            nt = _taps(h_in, h_w, nh, ph_in + 2 * r * p.f_w,
+                                       ph_in + (2 * r + 1) * p.f_w, ph[3 * r], t_in, t_w)
+                            if row3:
+                                _dwc_run3(-1, dzi + ph[3 * r + 1] * p.z_ps, p.z_ps,
+                                          &w[0, 0, 0, 0], ph_in[2 * r * p.f_w], h_in, h_w, nh,
+                                          p.w_ts, t_in, t_w, nt, NULL,
+                                          dxr + (r + ph[3 * r + 1] * p.s_w) * p.x_ps, p.x_ps,
+                                          ph[3 * r + 2] - ph[3 * r + 1], p.c_in, 0)
+                            else:
+                                _dwc_run(dzi + ph[3 * r + 1] * p.z_ps, p.z_ps, &w[0, 0, 0, 0],
+                                         t_in, t_w, nt, NULL,
+                                         dxr + (r + ph[3 * r + 1] * p.s_w) * p.x_ps,
+                                         p.s_w * p.x_ps, ph[3 * r + 2] - ph[3 * r + 1], p.c_in, 0)
+                        for j in range((p.n_w - r + p.s_w - 1) // p.s_w):
+                            if j < ph[3 * r + 1] or j >= ph[3 * r + 2]:
+                                iw = r + j * p.s_w
+                                _dwc_pixel_dx(dzi, &w[0, 0, 0, 0], h_in, h_w, nh,
+                                              v_in + iw * p.f_w, v_w + iw * p.f_w, cnt[iw],
+                                              dxr + iw * p.x_ps, p.c_in, M)
+    finally:
+        PyMem_Free(lists)
+
+
+def depthwise_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, c_in)
+                          const floating[:, :, :, ::1] dz,     # IN  (m, o_h, o_w, c_out)
+                          floating[:, :, :, ::1] dw,           # OUT (f_h, f_w, 1, c_out)
+                          floating[::1] db,                    # OUT (c_out,)
+                          Py_ssize_t s_h, Py_ssize_t s_w,
+                          Py_ssize_t p_t, Py_ssize_t p_l, Py_ssize_t d_h, Py_ssize_t d_w,
+                          int num_threads):
+    """Depthwise dw and db: chunks of output rows, partial sums merged in chunk order.
+
+    Parameters
+    ----------
+    x, dz : C-contiguous memoryviews, non-empty
+    dw, db : C-contiguous memoryviews
+        Fully overwritten.
+    s_h, s_w, p_t, p_l, d_h, d_w, num_threads
+        As for :func:`conv2d_forward`.
+    """
+    cdef cyc_conv_params p = _params(x, dz, dw, s_h, s_w, p_t, p_l, d_h, d_w, x.shape[3])
+    cdef Py_ssize_t M = p.c_out // p.c_in, rows = p.m * p.o_h
+    # Rows per chunk, from the shapes alone: about 4096 output pixels, and at
+    # least 8 chunks when there are rows enough (so threads have work).
+    cdef Py_ssize_t R = max(1, min(4096 // p.o_w, (rows + 7) // 8))
+    cdef Py_ssize_t n_chunks = (rows + R - 1) // R, taps = p.f_h * p.f_w
+    cdef Py_ssize_t T = (taps + 1) * p.c_out            # a chunk's dw, then its db
+    cdef int n_threads = _threads_for(num_threads, <double> dz.size * taps)
+    cdef floating *part = <floating *> _alloc(n_chunks * T * sizeof(floating))
+    cdef floating *pc
+    cdef floating *dwp = &dw[0, 0, 0, 0]
+    cdef Py_ssize_t ch, row, i, oh, j
+    cdef ptrdiff_t ow_a, ow_b
+    cdef bint row3 = M == 1 and p.f_w == 3 and p.s_w == 1 and p.d_w == 1
+    _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
+    try:
+        with nogil:
+            for ch in prange(n_chunks, num_threads=n_threads, schedule="static"):
+                pc = part + ch * T
+                memset(pc, 0, T * sizeof(floating))
+                for row in range(ch * R, min(rows, (ch + 1) * R)):
+                    i = row // p.o_h
+                    oh = row % p.o_h
+                    _dwc_dw_row(&p, &x[i, 0, 0, 0], &dz[i, 0, 0, 0], pc, oh, M, ow_a, ow_b, row3)
+                    _db_rows(&dz[0, 0, 0, 0], pc + taps * p.c_out, row * p.o_w, (row + 1) * p.o_w,
+                             p.c_out)
+            for j in range(taps * p.c_out):
+                dwp[j] = part[j]
+            for j in range(p.c_out):
+                db[j] = part[taps * p.c_out + j]
+            for ch in range(1, n_chunks):    # in chunk order, whatever the threads
+                pc = part + ch * T
+                for j in range(taps * p.c_out):
+                    dwp[j] += pc[j]
+                for j in range(p.c_out):
+                    db[j] += pc[taps * p.c_out + j]
+    finally:
+        PyMem_Free(part)

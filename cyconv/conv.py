@@ -11,6 +11,7 @@ from cyconv import _dispatch, _train
 from cyconv._layout import hwio_to_oihw, oihw_to_hwio, parse_layout, to_nchw, to_nhwc
 from cyconv._args import (
     MAX_EXTENT,
+    _is_int,
     check_output_size,
     FloatArray,
     Int,
@@ -38,24 +39,50 @@ _Gradients = tuple[Optional[FloatArray], Optional[FloatArray], Optional[FloatArr
 """``(dx, dw, db)`` of :func:`conv2d_backward`; those not in ``grads`` are None."""
 
 
+def parse_groups(groups: object, c_in: int, c_out: int, op: str) -> int:
+    """Check ``groups`` (an int >= 1 dividing both channel counts)."""
+    if not _is_int(groups):
+        raise TypeError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    g = int(groups)
+    if g < 1:
+        raise ValueError(f"{op}: groups must be >= 1, got {groups!r}")
+    if c_in % g or c_out % g:
+        raise ValueError(f"{op}: groups={g} must divide the input channels ({c_in}) and the "
+                         f"output channels ({c_out})")
+    return g
+
+
 def _geometry(op: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: IntPair,
               padding: Padding) -> tuple[tuple[int, int], Pads, tuple[int, int]]:
-    # Shared by forward and backward: (stride, pads, (o_h, o_w)).
+    # (stride, pads, (o_h, o_w)) without dilation and groups (cyconv.dask's).
+    return _geometry_dg(op, x_shape, w_shape, stride, padding)[:3]
+
+
+def _geometry_dg(op: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: IntPair,
+                 padding: Padding, dilation: IntPair = 1, groups: Int = 1
+                 ) -> tuple[tuple[int, int], Pads, tuple[int, int], tuple[int, int], int]:
+    # Shared by forward and backward: (stride, pads, (o_h, o_w), dilation, groups).
     m, n_h, n_w, c_in = x_shape
     f_h, f_w, w_c_in, c_out = w_shape
-    if w_c_in != c_in:
+    g = parse_groups(groups, c_in, c_out, op)
+    if w_c_in * g != c_in:
+        if g == 1:
+            raise ValueError(f"{op}: w has {w_c_in} input channels (w.shape[2]) but x has "
+                             f"{c_in} (x.shape[3]); w must be (f_h, f_w, C_in, C_out) with "
+                             f"layout='NHWC' (the default; layout='NCHW' takes x (m, C_in, H, W) "
+                             f"and w (C_out, C_in, f_h, f_w))")
         raise ValueError(f"{op}: w has {w_c_in} input channels (w.shape[2]) but x has "
-                         f"{c_in} (x.shape[3]); w must be (f_h, f_w, C_in, C_out) with "
-                         f"layout='NHWC' (the default; layout='NCHW' takes x (m, C_in, H, W) "
-                         f"and w (C_out, C_in, f_h, f_w))")
+                         f"{c_in} (x.shape[3]) in groups={g}; w must be "
+                         f"(f_h, f_w, C_in / groups, C_out) = (f_h, f_w, {c_in // g}, C_out)")
     if f_h < 1 or f_w < 1:
         raise ValueError(f"{op}: w must have a kernel of at least 1x1, got shape {w_shape}")
     s = parse_pair(stride, "stride")
-    pads = parse_padding(padding, (n_h, n_w), (f_h, f_w), s)
-    o_h = conv_output_size(n_h, f_h, pads[0], s[0], "height (axis 1)", op)
-    o_w = conv_output_size(n_w, f_w, pads[1], s[1], "width (axis 2)", op)
+    d = parse_pair(dilation, "dilation")
+    pads = parse_padding(padding, (n_h, n_w), (f_h, f_w), s, d)
+    o_h = conv_output_size(n_h, f_h, pads[0], s[0], "height (axis 1)", op, d[0])
+    o_w = conv_output_size(n_w, f_w, pads[1], s[1], "width (axis 2)", op, d[1])
     check_output_size(op, (o_h, o_w), pads, s)
-    return s, pads, (o_h, o_w)
+    return s, pads, (o_h, o_w), d, g
 
 
 # The fast paths below: tiny inputs spend more time in the argument checks
@@ -111,6 +138,65 @@ def _backward_dw(dtype: np.dtype[Any], c_out: int) -> _FusedFunction[Any]:
     return plan
 
 
+_DEPTHWISE = ("depthwise_forward", "depthwise_backward_dx", "depthwise_backward_dw")
+
+
+def _depthwise(dtype: np.dtype[Any], channels: int, which: int) -> _FusedFunction[Any]:
+    """The depthwise kernel ``which`` (0 forward, 1 dx, 2 dw) for ``channels`` per pixel.
+
+    Its vectors run over every channel of a pixel, as the pools' do: the widest
+    level whose vector the channels fill (cyconv._dispatch.pool_level).
+    """
+    key = ("dwc", dtype, channels, which)
+    plan = _dispatch.PLANS.get(key)
+    if plan is None:
+        mod = _dispatch.module("_conv", _dispatch.pool_level(dtype.itemsize, channels))
+        name = "float" if dtype == _F32 else "double"
+        kernel: _FusedFunction[Any] = getattr(mod, _DEPTHWISE[which])[name]
+        plan = _dispatch.PLANS[key] = kernel
+    return plan
+
+
+def _is_depthwise(c_in: int, groups: int) -> bool:
+    # groups == C_in > 1: one input channel per group (any channel multiplier).
+    return groups > 1 and groups == c_in
+
+
+def _run_forward(x: FloatArray, w: FloatArray, bias: FloatArray, z: FloatArray,
+                 s: tuple[int, int], p: tuple[int, int], d: tuple[int, int], g: int,
+                 relu: bool, n_threads: int) -> None:
+    # z = conv2d(x, w) + bias on ready C-contiguous arrays: the depthwise kernel or the tile.
+    if _is_depthwise(x.shape[3], g):
+        _depthwise(z.dtype, z.shape[3], 0)(x, w, bias, z, s[0], s[1], p[0], p[1], d[0], d[1],
+                                           relu, n_threads)
+    else:
+        _forward(z.dtype, z.shape[3] // g)(x, w, bias, z, s[0], s[1], p[0], p[1], d[0], d[1],
+                                           g, relu, n_threads)
+
+
+def _run_dx(dz: FloatArray, w: FloatArray, dx: FloatArray, s: tuple[int, int],
+            p: tuple[int, int], d: tuple[int, int], g: int, n_threads: int) -> None:
+    # dx of conv2d (overwritten) on ready C-contiguous arrays.
+    if _is_depthwise(dx.shape[3], g):
+        _depthwise(dx.dtype, dz.shape[3], 1)(dz, w, dx, s[0], s[1], p[0], p[1], d[0], d[1],
+                                             n_threads)
+    else:
+        kernel, dot = _backward_dx(dx.dtype, dx.shape[3] // g, dz.shape[3] // g)
+        kernel(dz, w, dx, s[0], s[1], p[0], p[1], d[0], d[1], g, dot, n_threads)
+
+
+def _run_dw(x: FloatArray, dz: FloatArray, dw: FloatArray, db: FloatArray,
+            s: tuple[int, int], p: tuple[int, int], d: tuple[int, int], g: int,
+            n_threads: int) -> None:
+    # dw and db of conv2d (overwritten) on ready C-contiguous arrays.
+    if _is_depthwise(x.shape[3], g):
+        _depthwise(dw.dtype, dz.shape[3], 2)(x, dz, dw, db, s[0], s[1], p[0], p[1], d[0], d[1],
+                                             n_threads)
+    else:
+        _backward_dw(dw.dtype, dz.shape[3] // g)(x, dz, dw, db, s[0], s[1], p[0], p[1], d[0],
+                                                 d[1], g, n_threads)
+
+
 def _fast_arrays(*arrays: Any) -> np.dtype[Any] | None:
     # The dtype shared by plain, non-empty, C-contiguous 4-D ndarrays of
     # exactly np.dtype(float32 or float64), compared by identity: byte-swapped
@@ -127,16 +213,18 @@ def _fast_arrays(*arrays: Any) -> np.dtype[Any] | None:
     return dtype
 
 
-def _fast_geometry(x: Any, w: Any, stride: Any, padding: Any) -> tuple[int, int] | None:
-    # (o_h, o_w) for int stride >= 1 and int padding >= 0, or None.
-    if (type(stride) is not int or type(padding) is not int or stride < 1 or padding < 0
-            or stride >= MAX_EXTENT or padding >= MAX_EXTENT):
+def _fast_geometry(x: Any, w: Any, stride: Any, padding: Any,
+                   dilation: Any) -> tuple[int, int] | None:
+    # (o_h, o_w) for int stride, dilation >= 1 and int padding >= 0, or None.
+    if (type(stride) is not int or type(padding) is not int or type(dilation) is not int
+            or stride < 1 or padding < 0 or dilation < 1 or stride >= MAX_EXTENT
+            or padding >= MAX_EXTENT or dilation >= MAX_EXTENT):
         return None
     _, n_h, n_w, c_in = x.shape
     f_h, f_w, w_c_in, _ = w.shape
     pads = (padding, padding)
-    o_h = output_size(n_h, f_h, pads, stride)
-    o_w = output_size(n_w, f_w, pads, stride)
+    o_h = output_size(n_h, f_h, pads, stride, dilation)
+    o_w = output_size(n_w, f_w, pads, stride, dilation)
     if w_c_in != c_in or o_h < 1 or o_w < 1 or o_h * o_w > MAX_OUTPUT_PIXELS:
         return None
     return o_h, o_w
@@ -152,7 +240,7 @@ def _fast_num_threads(num_threads: Any) -> int | None:
 
 
 def _fast_conv2d(x: Any, w: Any, b: Any, stride: Any, padding: Any, activation: Any,
-                 num_threads: Any) -> FloatArray | None:
+                 num_threads: Any, dilation: Any = 1) -> FloatArray | None:
     """``conv2d`` for arguments the kernel takes as they are, else None."""
     dtype = _fast_arrays(x, w)
     if dtype is None or (activation is not None and activation != "relu"):
@@ -161,19 +249,20 @@ def _fast_conv2d(x: Any, w: Any, b: Any, stride: Any, padding: Any, activation: 
     if b is not None and not (type(b) is np.ndarray and b.dtype is dtype
                               and b.shape == (c_out,) and b.flags.c_contiguous):
         return None
-    o_hw = _fast_geometry(x, w, stride, padding)
+    o_hw = _fast_geometry(x, w, stride, padding, dilation)
     n_threads = _fast_num_threads(num_threads)
     if o_hw is None or n_threads is None:
         return None
     bias = np.zeros(c_out, dtype=dtype) if b is None else b  # as _bias
     z = np.empty((x.shape[0], o_hw[0], o_hw[1], c_out), dtype=dtype)
     kernel = _dispatch.PLANS.get(("fwd", dtype, c_out)) or _forward(dtype, c_out)
-    kernel(x, w, bias, z, stride, stride, padding, padding, activation is not None, n_threads)
+    kernel(x, w, bias, z, stride, stride, padding, padding, dilation, dilation, 1,
+           activation is not None, n_threads)
     return z
 
 
 def _fast_conv2d_backward(dz: Any, x: Any, w: Any, stride: Any, padding: Any, num_threads: Any,
-                          grads: Any) -> _Gradients | None:
+                          grads: Any, dilation: Any = 1) -> _Gradients | None:
     """``conv2d_backward`` for arguments the kernels take as they are, else None."""
     dtype = _fast_arrays(dz, x, w)
     if dtype is None:
@@ -181,7 +270,7 @@ def _fast_conv2d_backward(dz: Any, x: Any, w: Any, stride: Any, padding: Any, nu
     if grads is not _GRADS and not (type(grads) is tuple and grads
                                     and all(g in _GRADS for g in grads)):
         return None
-    o_hw = _fast_geometry(x, w, stride, padding)
+    o_hw = _fast_geometry(x, w, stride, padding, dilation)
     n_threads = _fast_num_threads(num_threads)
     c_out = w.shape[3]
     if o_hw is None or n_threads is None or dz.shape != (x.shape[0], *o_hw, c_out):
@@ -191,12 +280,13 @@ def _fast_conv2d_backward(dz: Any, x: Any, w: Any, stride: Any, padding: Any, nu
         dx = np.empty(x.shape, dtype=dtype)  # the kernels overwrite dx, dw and db
         kernel, dot = (_dispatch.PLANS.get(("dx", dtype, x.shape[3], c_out))
                        or _backward_dx(dtype, x.shape[3], c_out))
-        kernel(dz, w, dx, stride, stride, padding, padding, dot, n_threads)
+        kernel(dz, w, dx, stride, stride, padding, padding, dilation, dilation, 1, dot, n_threads)
     if "dw" in grads:
         dw = np.empty(w.shape, dtype=dtype)
         db_out = np.empty(c_out, dtype=dtype)
         kernel = _dispatch.PLANS.get(("dw", dtype, c_out)) or _backward_dw(dtype, c_out)
-        kernel(x, dz, dw, db_out, stride, stride, padding, padding, n_threads)
+        kernel(x, dz, dw, db_out, stride, stride, padding, padding, dilation, dilation, 1,
+               n_threads)
         db = db_out if "db" in grads else None
     elif "db" in grads:
         db = dz.sum(axis=(0, 1, 2))  # as the full path
@@ -224,9 +314,9 @@ def _parse_activation(activation: object) -> bool:
 
 
 def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *,
-           stride: IntPair = 1, padding: Padding = 0, activation: str | None = None,
-           out: FloatArray | None = None, num_threads: Int | None = None,
-           layout: str = "NHWC") -> FloatArray:
+           stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
+           groups: Int = 1, activation: str | None = None, out: FloatArray | None = None,
+           num_threads: Int | None = None, layout: str = "NHWC") -> FloatArray:
     """2-D convolution (cross-correlation, as in CNNs) of NHWC (or NCHW) data.
 
     Parameters
@@ -234,8 +324,9 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     x : array_like, shape (m, n_H, n_W, C_in)
         Input activations; ``(m, C_in, n_H, n_W)`` under ``layout="NCHW"``.
         Any memory layout; never modified.
-    w : array_like, shape (f_h, f_w, C_in, C_out)
-        Filters; ``(C_out, C_in, f_h, f_w)`` (PyTorch's OIHW) under
+    w : array_like, shape (f_h, f_w, C_in / groups, C_out)
+        Filters (TensorFlow's HWIO; grouped as TensorFlow groups them);
+        ``(C_out, C_in / groups, f_h, f_w)`` (PyTorch's OIHW) under
         ``layout="NCHW"``.
     b : array_like, shape (C_out,) or (1, 1, 1, C_out), optional
         Bias; none if omitted.
@@ -244,7 +335,19 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     padding : int, (int, int), ((int, int), (int, int)), "valid" or "same", default 0
         Zero padding: on all sides, per axis ``(p_h, p_w)``, or explicitly
         ``((top, bottom), (left, right))``. ``"same"`` follows TensorFlow/Keras:
-        ``out = ceil(n / s)``, odd totals put the extra pixel at the end.
+        ``out = ceil(n / s)``, odd totals put the extra pixel at the end
+        (for the window's extent ``d * (f - 1) + 1``).
+    dilation : int or (int, int), default 1
+        Spacing ``d`` of the filter taps along height and width, each >= 1:
+        tap ``k`` reads the input ``d * k`` pixels after the window's first
+        (an "atrous" convolution; 1 is the ordinary one).
+    groups : int, default 1
+        Split the channels into ``groups`` equal groups (``groups`` must divide
+        ``C_in`` and ``C_out``): output channels ``g*C_out/groups ..`` read only
+        the input channels ``g*C_in/groups ..``, through the filters
+        ``w[..., g*C_out/groups ..]``. ``groups == C_in`` is a depthwise
+        convolution with channel multiplier ``C_out / C_in`` (output channel
+        ``c * mult + j`` reads input channel ``c``).
     activation : {None, "relu"}, default None
         ``"relu"`` returns ``max(z, 0)`` (``v <= 0`` gives +0, NaN stays NaN),
         applied as each output tile is stored: no pass of its own. Pass the
@@ -266,7 +369,7 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     -------
     z : ndarray, shape (m, n_H_out, n_W_out, C_out)
         (``(m, C_out, n_H_out, n_W_out)`` under NCHW.)
-        ``n_out = floor((n + p_begin + p_end - f) / s) + 1`` per axis. dtype
+        ``n_out = floor((n + p_begin + p_end - d*(f - 1) - 1) / s) + 1`` per axis. dtype
         is the promotion of the inputs' float dtypes (float32 or float64;
         integer and bool inputs compute in float64).
 
@@ -282,8 +385,9 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
 
     Notes
     -----
-    ``z[i, h, w, co] = sum_{kh, kw, ci} xpad[i, h*s_h + kh, w*s_w + kw, ci]
-    * w[kh, kw, ci, co] + b[co]``.
+    ``z[i, h, w, co] = sum_{kh, kw, ci} xpad[i, h*s_h + kh*d_h, w*s_w + kw*d_w, g*K + ci]
+    * w[kh, kw, ci, co] + b[co]`` with ``K = C_in / groups`` and ``g`` the group of
+    ``co`` (``co // (C_out / groups)``; 0 without groups).
 
     Examples
     --------
@@ -295,6 +399,11 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     >>> cyconv.conv2d(x, w)[0, :, :, 0]
     array([[45., 54.],
            [81., 90.]])
+    >>> cyconv.conv2d(x, np.ones((2, 2, 1, 1)), dilation=3)[0, :, :, 0]  # corners only
+    array([[30.]])
+    >>> x2 = np.ones((1, 5, 5, 4)); w2 = np.ones((3, 3, 1, 8))   # depthwise, multiplier 2
+    >>> cyconv.conv2d(x2, w2, groups=4).shape
+    (1, 3, 3, 8)
 
     The same convolution in PyTorch's layouts:
 
@@ -305,9 +414,10 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     """
     if type(layout) is not str or layout != "NHWC":
         return _conv2d_nchw(x, w, b, out, layout, stride=stride, padding=padding,
-                            activation=activation, num_threads=num_threads)
-    if out is None:
-        z = _fast_conv2d(x, w, b, stride, padding, activation, num_threads)
+                            dilation=dilation, groups=groups, activation=activation,
+                            num_threads=num_threads)
+    if out is None and type(groups) is int and groups == 1:
+        z = _fast_conv2d(x, w, b, stride, padding, activation, num_threads, dilation)
         if z is not None:
             return z
     relu = _parse_activation(activation)
@@ -315,7 +425,8 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     w = as_array(w, "w", 4)
     b_arr = None if b is None else as_array(b, "b")
     dtype = result_dtype(x=x, w=w) if b_arr is None else result_dtype(x=x, w=w, b=b_arr)
-    s, pads, (o_h, o_w) = _geometry("conv2d", x.shape, w.shape, stride, padding)
+    s, pads, (o_h, o_w), d, g = _geometry_dg("conv2d", x.shape, w.shape, stride, padding,
+                                          dilation, groups)
     m, c_out = x.shape[0], w.shape[3]
     bias = _bias(b_arr, c_out, dtype)
     shape = (m, o_h, o_w, c_out)
@@ -329,8 +440,8 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     if x.size == 0:  # no input channels, or every window lies in the padding
         z[...] = np.where(bias <= 0, 0, bias) if relu else bias
         return z
-    _forward(dtype, c_out)(as_float_array(x, dtype), as_float_array(w, dtype), bias, z,
-                           s[0], s[1], pads[0][0], pads[1][0], relu, n_threads)
+    _run_forward(as_float_array(x, dtype), as_float_array(w, dtype), bias, z,
+                 (s[0], s[1]), (pads[0][0], pads[1][0]), d, g, relu, n_threads)
     return z
 
 
@@ -354,18 +465,19 @@ _GRADS = ("dx", "dw", "db")
 
 @overload
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
-                    stride: IntPair = ..., padding: Padding = ...,
-                    activation: str | None = ..., a: npt.ArrayLike | None = ...,
+                    stride: IntPair = ..., padding: Padding = ..., dilation: IntPair = ...,
+                    groups: Int = ..., activation: str | None = ..., a: npt.ArrayLike | None = ...,
                     num_threads: Int | None = ...,
                     layout: str = ...) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 @overload
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
-                    stride: IntPair = ..., padding: Padding = ...,
-                    activation: str | None = ..., a: npt.ArrayLike | None = ...,
+                    stride: IntPair = ..., padding: Padding = ..., dilation: IntPair = ...,
+                    groups: Int = ..., activation: str | None = ..., a: npt.ArrayLike | None = ...,
                     num_threads: Int | None = ..., layout: str = ...,
                     grads: Iterable[str] | str) -> _Gradients: ...
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
-                    stride: IntPair = 1, padding: Padding = 0, activation: str | None = None,
+                    stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
+                    groups: Int = 1, activation: str | None = None,
                     a: npt.ArrayLike | None = None, num_threads: Int | None = None,
                     layout: str = "NHWC", grads: Iterable[str] | str = _GRADS) -> _Gradients:
     """Gradients of :func:`conv2d` with respect to its input, filters and bias.
@@ -376,12 +488,12 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
         Gradient of the loss with respect to ``conv2d(x, w, b, ...)``.
     x : array_like, shape (m, n_H, n_W, C_in)
         The forward input.
-    w : array_like, shape (f_h, f_w, C_in, C_out)
+    w : array_like, shape (f_h, f_w, C_in / groups, C_out)
         The forward filters.
-    stride, padding, num_threads, layout
+    stride, padding, dilation, groups, num_threads, layout
         As given to :func:`conv2d`. Under ``layout="NCHW"``, ``dz``, ``x``,
         ``a`` and ``dx`` are ``(m, C, H, W)`` and ``w`` and ``dw`` are
-        ``(C_out, C_in, f_h, f_w)``.
+        ``(C_out, C_in / groups, f_h, f_w)``.
     activation : {None, "relu"}, default None
         As given to :func:`conv2d`. With ``"relu"``, ``dz`` is the gradient
         with respect to the activation's output ``a`` and is masked by
@@ -395,7 +507,7 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     Returns
     -------
     dx : ndarray, shape (m, n_H, n_W, C_in), or None
-    dw : ndarray, shape (f_h, f_w, C_in, C_out), or None
+    dw : ndarray, shape (f_h, f_w, C_in / groups, C_out), or None
     db : ndarray, shape (C_out,), or None
 
     Raises
@@ -405,8 +517,9 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
 
     Notes
     -----
-    ``dx[i, h*s_h + kh - p_t, w*s_w + kw - p_l, ci] += w[kh, kw, ci, co] * dz[i, h, w, co]``,
-    ``dw[kh, kw, ci, co] = sum_{i, h, w} xpad[i, h*s_h + kh, w*s_w + kw, ci] * dz[i, h, w, co]``,
+    ``dx[i, h*s_h + kh*d_h - p_t, w*s_w + kw*d_w - p_l, ci] += w[kh, kw, ci, co] * dz[i, h, w, co]``,
+    ``dw[kh, kw, ci, co] = sum_{i, h, w} xpad[i, h*s_h + kh*d_h, w*s_w + kw*d_w, ci]
+    * dz[i, h, w, co]``,
     ``db[co] = sum_{i, h, w} dz[i, h, w, co]``. Results are bitwise identical
     for any ``num_threads``: the reductions run in an order fixed by the shapes.
 
@@ -427,10 +540,11 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     """
     if type(layout) is not str or layout != "NHWC":
         return _conv2d_backward_nchw(dz, x, w, a, layout, grads, stride=stride,
-                                     padding=padding, activation=activation,
-                                     num_threads=num_threads)
-    if activation is None:
-        grads_out = _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads)
+                                     padding=padding, dilation=dilation, groups=groups,
+                                     activation=activation, num_threads=num_threads)
+    if activation is None and type(groups) is int and groups == 1:
+        grads_out = _fast_conv2d_backward(dz, x, w, stride, padding, num_threads, grads,
+                                          dilation)
         if grads_out is not None:
             return grads_out
     relu = _parse_activation(activation)
@@ -440,7 +554,8 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     x = as_array(x, "x", 4)
     w = as_array(w, "w", 4)
     dtype = result_dtype(dz=dz, x=x, w=w)
-    s, pads, (o_h, o_w) = _geometry("conv2d_backward", x.shape, w.shape, stride, padding)
+    s, pads, (o_h, o_w), d, g = _geometry_dg("conv2d_backward", x.shape, w.shape, stride,
+                                          padding, dilation, groups)
     m, c_out = x.shape[0], w.shape[3]
     if dz.shape != (m, o_h, o_w, c_out):
         raise ValueError(f"dz must have the forward output's shape {(m, o_h, o_w, c_out)}, "
@@ -462,13 +577,12 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
         return dx, dw, db
     dz_c = as_float_array(dz, dtype)
     if dx is not None:
-        kernel, dot = _backward_dx(dtype, x.shape[3], c_out)
-        kernel(dz_c, as_float_array(w, dtype), dx, s[0], s[1], pads[0][0], pads[1][0], dot,
-               n_threads)
+        _run_dx(dz_c, as_float_array(w, dtype), dx, s, (pads[0][0], pads[1][0]), d, g,
+                n_threads)
     if dw is not None:
         db_out = db if db is not None else np.empty(c_out, dtype=dtype)
-        _backward_dw(dtype, c_out)(as_float_array(x, dtype), dz_c, dw, db_out,
-                                   s[0], s[1], pads[0][0], pads[1][0], n_threads)
+        _run_dw(as_float_array(x, dtype), dz_c, dw, db_out, s, (pads[0][0], pads[1][0]), d, g,
+                n_threads)
     elif db is not None:
         db[:] = dz_c.sum(axis=(0, 1, 2))
     return dx, dw, db
@@ -485,8 +599,10 @@ def _nchw_error(error: ValueError) -> ValueError:
                       f"transposes x (m, H, W, C_in), w (f_h, f_w, C_in, C_out))")
 
 
-def _check_nchw(op: str, x: npt.NDArray[Any], w: npt.NDArray[Any]) -> None:
-    if w.shape[1] != x.shape[1]:
+def _check_nchw(op: str, x: npt.NDArray[Any], w: npt.NDArray[Any], groups: object = 1) -> None:
+    # (groups is checked by the NHWC call; a bad value leaves the plain rule)
+    g = groups if type(groups) is int and groups >= 1 else 1
+    if w.shape[1] * g != x.shape[1]:
         raise ValueError(f"{op}: w has {w.shape[1]} input channels (w.shape[1]) but x has "
                          f"{x.shape[1]} (x.shape[1]); with layout='NCHW' x must be "
                          f"(m, C_in, H, W) and w (C_out, C_in, f_h, f_w)")
@@ -497,7 +613,7 @@ def _conv2d_nchw(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None,
     parse_layout(layout)   # "NCHW" here; anything else raises
     x = as_array(x, "x", 4)
     w = as_array(w, "w", 4)
-    _check_nchw("conv2d", x, w)
+    _check_nchw("conv2d", x, w, kwargs.get("groups", 1))
     b_arr = None if b is None else as_array(b, "b")
     dtype = result_dtype(x=x, w=w) if b_arr is None else result_dtype(x=x, w=w, b=b_arr)
     if b_arr is not None and b_arr.shape == (1, w.shape[0], 1, 1):
@@ -521,7 +637,7 @@ def _conv2d_backward_nchw(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
     dz = as_array(dz, "dz", 4)
     x = as_array(x, "x", 4)
     w = as_array(w, "w", 4)
-    _check_nchw("conv2d_backward", x, w)
+    _check_nchw("conv2d_backward", x, w, kwargs.get("groups", 1))
     if dz.shape[:2] != (x.shape[0], w.shape[0]):
         raise ValueError(f"dz must have the forward output's shape (m, C_out, n_H_out, n_W_out) "
                          f"= ({x.shape[0]}, {w.shape[0]}, ...) with layout='NCHW', "

@@ -48,6 +48,8 @@ __all__ = [
     "global_avg_pool2d_backward",
     "global_max_pool2d",
     "global_max_pool2d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
 ]
 
 # Types of the signatures (the same as cyconv's, written out again here).
@@ -171,8 +173,8 @@ def _relu(activation: object) -> bool:
 
 
 def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *,
-           stride: IntPair = 1, padding: Padding = 0,
-           activation: str | None = None) -> FloatArray:
+           stride: IntPair = 1, padding: Padding = 0, activation: str | None = None,
+           dilation: IntPair = 1, groups: Int = 1) -> FloatArray:
     r"""2-D convolution (cross-correlation, as in the notes) of NHWC input.
 
     Parameters
@@ -190,6 +192,13 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
         axis, ``((top, bottom), (left, right))``, none, or TensorFlow's 'same'.
     activation : None or 'relu'
         'relu' returns ``a = where(z <= 0, 0, z)`` instead of ``z``.
+    dilation : int or (int, int), default 1
+        Spacing ``(d_h, d_w)`` of the taps: the window spans ``d * (f - 1) + 1``
+        pixels per axis (also for 'same' and the output size).
+    groups : int, default 1
+        Input and output channels split into ``groups`` equal groups, group
+        ``g``'s outputs reading only group ``g``'s inputs; ``w`` is then
+        ``(f_h, f_w, C_in / groups, C_out)`` (TensorFlow's grouped HWIO).
 
     Returns
     -------
@@ -226,8 +235,7 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
     w = _as_4d(w, "w")
     m, n_H_prev, n_W_prev, C_in = x.shape
     f_h, f_w, w_C_in, C_out = w.shape
-    if w_C_in != C_in:
-        raise ValueError(f"w must have C_in = x.shape[3] = {C_in} input channels, got {w_C_in}")
+    G = _groups(groups, C_in, C_out, w_C_in)
     arrays: tuple[npt.NDArray[Any], ...] = (x, w)
     if b is not None:
         b = np.asarray(b)
@@ -235,17 +243,22 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
             raise ValueError(f"b must have shape ({C_out},) or (1, 1, 1, {C_out}), got {b.shape}")
         arrays += (b,)
     dtype = _dtype(*arrays)
-    (s_h, s_w), pads, (n_H, n_W) = _geometry(x.shape, f_h, f_w, stride, padding)
+    d_h, d_w = _pair(dilation, "dilation")
+    e_h, e_w = d_h * (f_h - 1) + 1, d_w * (f_w - 1) + 1  # the window's extent
+    (s_h, s_w), pads, (n_H, n_W) = _geometry(x.shape, e_h, e_w, stride, padding)
 
     x_pad = np.pad(x.astype(dtype, copy=False), ((0, 0),) + pads + ((0, 0),))
     w = w.astype(dtype, copy=False)
     z = np.zeros((m, n_H, n_W, C_out), dtype=dtype)
+    K, Q = C_in // G, C_out // G   # input and output channels per group
     for i in range(m):
         for oh in range(n_H):
             for ow in range(n_W):
                 hs, ws = oh * s_h, ow * s_w
-                a_slice = x_pad[i, hs:hs + f_h, ws:ws + f_w, :]
-                z[i, oh, ow, :] = np.tensordot(a_slice, w, axes=3)
+                a_slice = x_pad[i, hs:hs + e_h:d_h, ws:ws + e_w:d_w, :]
+                for g in range(G):
+                    z[i, oh, ow, g * Q:(g + 1) * Q] = np.tensordot(
+                        a_slice[:, :, g * K:(g + 1) * K], w[:, :, :, g * Q:(g + 1) * Q], axes=3)
     if b is not None:
         z += b.reshape(C_out).astype(dtype, copy=False)
     if relu:
@@ -256,6 +269,7 @@ def conv2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *
 def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
                     stride: IntPair = 1, padding: Padding = 0,
                     activation: str | None = None, a: npt.ArrayLike | None = None,
+                    dilation: IntPair = 1, groups: Int = 1,
                     ) -> tuple[FloatArray, FloatArray, FloatArray]:
     r"""Gradients of :func:`conv2d` with respect to its input, filters and bias.
 
@@ -267,7 +281,7 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
         The forward input.
     w : array_like, shape (f_h, f_w, C_in, C_out)
         The forward filters.
-    stride, padding
+    stride, padding, dilation, groups
         As in :func:`conv2d`.
     activation : None or 'relu'
         As given to :func:`conv2d`; with 'relu', ``dz`` is the gradient with
@@ -328,27 +342,214 @@ def conv2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
     w = _as_4d(w, "w")
     m, n_H_prev, n_W_prev, C_in = x.shape
     f_h, f_w, w_C_in, C_out = w.shape
-    if w_C_in != C_in:
-        raise ValueError(f"w must have C_in = x.shape[3] = {C_in} input channels, got {w_C_in}")
+    G = _groups(groups, C_in, C_out, w_C_in)
     dtype = _dtype(dz, x, w)
-    (s_h, s_w), pads, (n_H, n_W) = _geometry(x.shape, f_h, f_w, stride, padding)
+    d_h, d_w = _pair(dilation, "dilation")
+    e_h, e_w = d_h * (f_h - 1) + 1, d_w * (f_w - 1) + 1
+    (s_h, s_w), pads, (n_H, n_W) = _geometry(x.shape, e_h, e_w, stride, padding)
     _check_grad_shape(dz, (m, n_H, n_W, C_out), "dz")
 
     dz = dz.astype(dtype, copy=False)
     w = w.astype(dtype, copy=False)
     x_pad = np.pad(x.astype(dtype, copy=False), ((0, 0),) + pads + ((0, 0),))
     dx_pad = np.zeros_like(x_pad)
-    dw = np.zeros((f_h, f_w, C_in, C_out), dtype=dtype)
+    dw = np.zeros((f_h, f_w, C_in // G, C_out), dtype=dtype)
+    K, Q = C_in // G, C_out // G
     for i in range(m):
         for oh in range(n_H):
             for ow in range(n_W):
                 hs, ws = oh * s_h, ow * s_w
-                g = dz[i, oh, ow, :]
-                dx_pad[i, hs:hs + f_h, ws:ws + f_w, :] += w @ g
-                dw += x_pad[i, hs:hs + f_h, ws:ws + f_w, :, None] * g
+                win = (i, slice(hs, hs + e_h, d_h), slice(ws, ws + e_w, d_w))
+                for grp in range(G):
+                    ci, co = slice(grp * K, (grp + 1) * K), slice(grp * Q, (grp + 1) * Q)
+                    g = dz[i, oh, ow, co]
+                    dx_pad[win + (ci,)] += w[:, :, :, co] @ g
+                    dw[:, :, :, co] += x_pad[win + (ci, None)] * g
     db = dz.sum(axis=(0, 1, 2))
     (top, _), (left, _) = pads
     dx = dx_pad[:, top:top + n_H_prev, left:left + n_W_prev, :].copy()
+    return dx, dw, db
+
+
+def _groups(groups: object, C_in: int, C_out: int, w_C_in: int) -> int:
+    """Check ``groups`` against the channels; the filters hold ``C_in / groups`` inputs."""
+    G = _int(groups, "groups")
+    if G < 1 or C_in % G or C_out % G:
+        raise ValueError(f"groups must be >= 1 and divide C_in = {C_in} and C_out = {C_out}, "
+                         f"got {groups!r}")
+    if w_C_in * G != C_in:
+        raise ValueError(f"w must have C_in / groups = {C_in // G} input channels, got {w_C_in}")
+    return G
+
+
+def _transpose_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: object,
+                        padding: object, output_padding: object, dilation: object,
+                        groups: object) -> tuple[Any, ...]:
+    """PyTorch's rules: ``(s, p, op, d, G, (o_h, o_w))`` of a transposed convolution."""
+    m, n_H, n_W, C_in = x_shape
+    f_h, f_w, w_C_out, w_C_in = w_shape
+    if w_C_in != C_in:
+        raise ValueError(f"w must have C_in = x.shape[3] = {C_in} as its last axis, got {w_C_in}")
+    s = _pair(stride, "stride")
+    d = _pair(dilation, "dilation")
+    if isinstance(padding, (tuple, list)):
+        p = (_int(padding[0], "padding"), _int(padding[1], "padding"))
+    else:
+        p = (_int(padding, "padding"),) * 2
+    if isinstance(output_padding, (tuple, list)):
+        op = (_int(output_padding[0], "output_padding"), _int(output_padding[1], "output_padding"))
+    else:
+        op = (_int(output_padding, "output_padding"),) * 2
+    if min(p) < 0 or min(op) < 0:
+        raise ValueError("padding and output_padding must be >= 0")
+    if any(o >= max(sa, da) for o, sa, da in zip(op, s, d)):
+        raise ValueError(f"output_padding must be smaller than stride or dilation, got {op}")
+    G = _int(groups, "groups")
+    if G < 1 or C_in % G:
+        raise ValueError(f"groups must be >= 1 and divide C_in = {C_in}, got {groups!r}")
+    out = tuple((n - 1) * sa - 2 * pa + da * (f - 1) + oa + 1
+                for n, sa, pa, da, f, oa in zip((n_H, n_W), s, p, d, (f_h, f_w), op))
+    if min(out) < 1:
+        raise ValueError(f"the output would have size {out}")
+    return s, p, op, d, G, out
+
+
+def conv_transpose2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *,
+                     stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
+                     dilation: IntPair = 1, groups: Int = 1) -> FloatArray:
+    r"""Transposed 2-D convolution of NHWC input (PyTorch's ``conv_transpose2d`` rules).
+
+    Parameters
+    ----------
+    x : array_like, shape (m, n_H, n_W, C_in)
+    w : array_like, shape (f_h, f_w, C_out / groups, C_in)
+        The filters of the convolution this one transposes (the same ``w``
+        :func:`conv2d` takes to map ``C_out`` channels to ``C_in``).
+    b : array_like, shape (C_out,), optional
+    stride, padding, output_padding, dilation : int or (int, int)
+        ``padding`` crops ``p`` pixels from both ends of each axis;
+        ``output_padding`` (< stride or < dilation) adds pixels at the end.
+    groups : int, default 1
+
+    Returns
+    -------
+    y : ndarray, shape (m, o_H, o_W, C_out)
+        ``o = (n - 1) * s - 2 * p + d * (f - 1) + output_padding + 1`` per axis.
+
+    Notes
+    -----
+    Every input pixel scatters through its window into the uncropped output,
+    which is then cropped by ``padding`` at the start of each axis:
+
+    .. math::
+
+        yfull[i, h s_h + k_h d_h, w s_w + k_w d_w, c_o] \mathrel{+}=
+            \sum_{c_i} w[k_h, k_w, c_o, c_i] \, x[i, h, w, c_i]
+
+    (within a group). It is the adjoint of :func:`conv2d` with the same ``w``.
+
+    Examples
+    --------
+    >>> conv_transpose2d(np.ones((1, 2, 2, 1)), np.ones((2, 2, 1, 1)), stride=2)[0, :, :, 0]
+    array([[1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.],
+           [1., 1., 1., 1.]])
+    """
+    x = _as_4d(x, "x")
+    w = _as_4d(w, "w")
+    arrays: tuple[npt.NDArray[Any], ...] = (x, w)
+    if b is not None:
+        b = np.asarray(b)
+        arrays += (b,)
+    dtype = _dtype(*arrays)
+    (s_h, s_w), (p_h, p_w), _, (d_h, d_w), G, (o_h, o_w) = _transpose_geometry(
+        x.shape, w.shape, stride, padding, output_padding, dilation, groups)
+    m, n_H, n_W, C_in = x.shape
+    f_h, f_w, Q, _ = w.shape
+    C_out, K = Q * G, C_in // G
+    x = x.astype(dtype, copy=False)
+    w = w.astype(dtype, copy=False)
+    # the uncropped output: (n - 1) * s + d * (f - 1) + 1 + output_padding per axis
+    full = np.zeros((m, o_h + 2 * p_h, o_w + 2 * p_w, C_out), dtype=dtype)
+    for i in range(m):
+        for ih in range(n_H):
+            for iw in range(n_W):
+                for kh in range(f_h):
+                    for kw in range(f_w):
+                        for g in range(G):
+                            full[i, ih * s_h + kh * d_h, iw * s_w + kw * d_w,
+                                 g * Q:(g + 1) * Q] += (w[kh, kw, :, g * K:(g + 1) * K]
+                                                        @ x[i, ih, iw, g * K:(g + 1) * K])
+    y = full[:, p_h:p_h + o_h, p_w:p_w + o_w, :].copy()
+    if b is not None:
+        y += b.reshape(C_out).astype(dtype, copy=False)
+    return y
+
+
+def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
+                              stride: IntPair = 1, padding: IntPair = 0,
+                              output_padding: IntPair = 0, dilation: IntPair = 1,
+                              groups: Int = 1) -> tuple[FloatArray, FloatArray, FloatArray]:
+    r"""Gradients of :func:`conv_transpose2d` with respect to ``x``, ``w`` and ``b``.
+
+    Parameters
+    ----------
+    dz : array_like, shape of the forward's output (m, o_H, o_W, C_out)
+    x : array_like, shape (m, n_H, n_W, C_in)
+    w : array_like, shape (f_h, f_w, C_out / groups, C_in)
+    stride, padding, output_padding, dilation, groups
+        As given to :func:`conv_transpose2d`.
+
+    Returns
+    -------
+    dx, dw, db : ndarrays of the shapes of ``x``, ``w`` and ``(C_out,)``
+
+    Notes
+    -----
+    The same scatter as the forward, read backwards: each term
+    ``yfull[i, h s_h + k_h d_h, w s_w + k_w d_w, c_o] += w[k_h, k_w, c_o, c_i] x[i, h, w, c_i]``
+    gives ``dx[i, h, w, c_i] += w[k_h, k_w, c_o, c_i] dzfull[...]`` and
+    ``dw[k_h, k_w, c_o, c_i] += x[i, h, w, c_i] dzfull[...]``, with ``dzfull``
+    ``dz`` placed at the crop and zero elsewhere.
+
+    Examples
+    --------
+    >>> dx, dw, db = conv_transpose2d_backward(np.ones((1, 4, 4, 1)), np.ones((1, 2, 2, 1)),
+    ...                                        np.ones((2, 2, 1, 1)), stride=2)
+    >>> dx[0, :, :, 0], dw[:, :, 0, 0], db
+    (array([[4., 4.],
+           [4., 4.]]), array([[4., 4.],
+           [4., 4.]]), array([16.]))
+    """
+    dz = _as_4d(dz, "dz")
+    x = _as_4d(x, "x")
+    w = _as_4d(w, "w")
+    dtype = _dtype(dz, x, w)
+    (s_h, s_w), (p_h, p_w), _, (d_h, d_w), G, (o_h, o_w) = _transpose_geometry(
+        x.shape, w.shape, stride, padding, output_padding, dilation, groups)
+    m, n_H, n_W, C_in = x.shape
+    f_h, f_w, Q, _ = w.shape
+    C_out, K = Q * G, C_in // G
+    _check_grad_shape(dz, (m, o_h, o_w, C_out), "dz")
+    x = x.astype(dtype, copy=False)
+    w = w.astype(dtype, copy=False)
+    # the uncropped output: (n - 1) * s + d * (f - 1) + 1 + output_padding per axis
+    full = np.zeros((m, o_h + 2 * p_h, o_w + 2 * p_w, C_out), dtype=dtype)
+    full[:, p_h:p_h + o_h, p_w:p_w + o_w, :] = dz
+    dx = np.zeros(x.shape, dtype=dtype)
+    dw = np.zeros(w.shape, dtype=dtype)
+    for i in range(m):
+        for ih in range(n_H):
+            for iw in range(n_W):
+                for kh in range(f_h):
+                    for kw in range(f_w):
+                        g_out = full[i, ih * s_h + kh * d_h, iw * s_w + kw * d_w]
+                        for g in range(G):
+                            ci, co = slice(g * K, (g + 1) * K), slice(g * Q, (g + 1) * Q)
+                            dx[i, ih, iw, ci] += g_out[co] @ w[kh, kw, :, ci]
+                            dw[kh, kw, :, ci] += np.outer(g_out[co], x[i, ih, iw, ci])
+    db = dz.astype(dtype, copy=False).sum(axis=(0, 1, 2))
     return dx, dw, db
 
 

@@ -538,4 +538,95 @@ def test_global_pools_match_reference(dtype, m, n_h, n_w, c, seed, quantize, nch
                    reference.global_avg_pool2d_backward(dp, x.shape, layout=lay), dtype)
     np.testing.assert_array_equal(cyconv.global_max_pool2d_backward(dp, xs, layout=lay),
                                   reference.global_max_pool2d_backward(dp, x, layout=lay))
+# Dilation, groups (depthwise among them) and the transposed convolution
+# --------------------------------------------------------------------------
+
+@st.composite
+def grouped_conv_cases(draw):
+    """conv2d arguments with dilation (int or pair) and groups drawn too.
+
+    groups is drawn first, then channels as multiples of it (so groups == C_in,
+    the depthwise kernel, with any multiplier, comes up often); the spatial
+    size is at least the dilated window's extent minus the padding.
+    """
+    dtype = draw(DTYPES)
+    m = draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 4))
+    c_in = groups * draw(st.sampled_from([1, 1, 2, 3]))
+    c_out = groups * draw(st.integers(1, 3))
+    f_hw = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = draw(strides())
+    d_hw = _pair(dilation)
+    ext = tuple(d * (f - 1) + 1 for d, f in zip(d_hw, f_hw))
+    stride = draw(strides())
+    p = st.integers(0, 3)
+    padding = draw(st.one_of(p, st.tuples(p, p), st.tuples(st.tuples(p, p), st.tuples(p, p)),
+                             st.sampled_from(["valid", "same"])))
+    base = ((0, 0), (0, 0)) if isinstance(padding, str) else pads_of(padding, None, None, None)
+    lo = (1, 1) if padding == "same" else tuple(max(1, e - sum(pd)) for e, pd in zip(ext, base))
+    n_hw = (draw(st.integers(lo[0], lo[0] + 5)), draw(st.integers(lo[1], lo[1] + 5)))
+    x = draw(data((m, *n_hw, c_in), dtype))
+    w = draw(data((*f_hw, c_in // groups, c_out), dtype))
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    note(f"x {x.shape} w {w.shape} {kw} {np.dtype(dtype)}")
+    return dtype, x, w, kw
+
+
+@given(case=grouped_conv_cases(), lx=layout, lw=layout, relu=st.booleans())
+def test_conv2d_with_dilation_and_groups_matches_reference(case, lx, lw, relu):
+    dtype, x, w, kw = case
+    act = "relu" if relu else None
+    want = reference.conv2d(x, w, activation=act, **kw)
+    xs, ws = relayout(x, lx), relayout(w, lw)
+    keep = Unchanged(x=xs, w=ws)
+    assert_matches(cyconv.conv2d(xs, ws, activation=act, **kw), want, dtype)
+    keep.check()
+
+
+@given(case=grouped_conv_cases(), lz=layout, lx=layout)
+def test_conv2d_backward_with_dilation_and_groups_matches_reference(case, lz, lx):
+    dtype, x, w, kw = case
+    dz = np.random.default_rng(13).standard_normal(
+        reference.conv2d(x, w, **kw).shape).astype(dtype)
+    want = reference.conv2d_backward(dz, x, w, **kw)
+    got = cyconv.conv2d_backward(relayout(dz, lz), relayout(x, lx), w, **kw)
+    for name, g, r in zip(("dx", "dw", "db"), got, want):
+        assert_matches(g, r, dtype, name)
+
+
+@st.composite
+def transpose_cases(draw):
+    """conv_transpose2d arguments: output_padding below the stride or the dilation."""
+    dtype = draw(DTYPES)
+    m = draw(st.integers(1, 2))
+    groups = draw(st.integers(1, 3))
+    c_in = groups * draw(st.integers(1, 2))
+    c_out = groups * draw(st.integers(1, 3))
+    f_hw = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    s_hw = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d_hw = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    op_hw = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(s_hw, d_hw))
+    n_hw = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    # padding: at most what leaves an output of >= 1 pixel
+    full = [(n - 1) * s + d * (f - 1) + o + 1 for n, s, d, f, o in zip(n_hw, s_hw, d_hw, f_hw, op_hw)]
+    p_hw = tuple(draw(st.integers(0, (fu - 1) // 2)) for fu in full)
+    x = draw(data((m, *n_hw, c_in), dtype))
+    w = draw(data((*f_hw, c_out // groups, c_in), dtype))
+    kw = dict(stride=s_hw, padding=p_hw, output_padding=op_hw, dilation=d_hw, groups=groups)
+    note(f"x {x.shape} w {w.shape} {kw} {np.dtype(dtype)}")
+    return dtype, x, w, kw
+
+
+@given(case=transpose_cases(), lx=layout, lw=layout)
+def test_conv_transpose2d_and_backward_match_reference(case, lx, lw):
+    dtype, x, w, kw = case
+    want = reference.conv_transpose2d(x, w, **kw)
+    xs, ws = relayout(x, lx), relayout(w, lw)
+    keep = Unchanged(x=xs, w=ws)
+    assert_matches(cyconv.conv_transpose2d(xs, ws, **kw), want, dtype)
+    dy = np.random.default_rng(17).standard_normal(want.shape).astype(dtype)
+    got = cyconv.conv_transpose2d_backward(dy, xs, ws, **kw)
+    for name, g, r in zip(("dx", "dw", "db"), got,
+                          reference.conv_transpose2d_backward(dy, x, w, **kw)):
+        assert_matches(g, r, dtype, name)
     keep.check()

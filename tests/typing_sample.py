@@ -197,6 +197,28 @@ def pools_extended() -> None:
     out: FloatArray = head.forward(x)
     assert out.shape == (2, 3) and g.shape == (2, 3) and gm.shape == (2, 1, 1, 3)
     assert layers.GlobalMaxPool2D(keepdims=True).forward(x).shape == (2, 1, 1, 3)
+def dilated_grouped_transposed() -> float:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 9, 9, 4))
+    w = rng.standard_normal((3, 3, 1, 8))
+    z: FloatArray = cyconv.conv2d(x, w, stride=1, padding="same", dilation=(2, 1), groups=4)
+    dx, dw, db = cyconv.conv2d_backward(np.ones_like(z), x, w, padding="same", dilation=(2, 1),
+                                        groups=4)
+    wt = rng.standard_normal((4, 4, 2, 4))
+    y: FloatArray = cyconv.conv_transpose2d(x, wt, np.zeros(2), stride=2, padding=1,
+                                            output_padding=1, dilation=1, groups=1,
+                                            num_threads=1)
+    gx, gw, gb = cyconv.conv_transpose2d_backward(np.ones_like(y), x, wt, stride=2, padding=1,
+                                                  output_padding=1)
+    only_dw = cyconv.conv_transpose2d_backward(np.ones_like(y), x, wt, stride=2, padding=1,
+                                               output_padding=1, grads=("dw",))[1]
+    ry: FloatArray = reference.conv_transpose2d(x, wt, stride=2, padding=1, output_padding=1)
+    rx, rw, rb = reference.conv_transpose2d_backward(np.ones_like(ry), x, wt, stride=2,
+                                                     padding=1, output_padding=1)
+    up = layers.ConvTranspose2D(4, 2, 4, stride=2, padding=1, seed=0, dtype=np.float64)
+    assert up.backward(np.ones_like(up.forward(x))).shape == x.shape
+    total = float(dx.sum() + dw.sum() + db.sum() + gx.sum() + gw.sum() + gb.sum())
+    return total + float(rx.sum() + rw.sum() + rb.sum()) + (0.0 if only_dw is None else 1.0)
 
 
 def main() -> None:
@@ -206,6 +228,7 @@ def main() -> None:
     cs231n_functions()
     model()
     pools_extended()
+    dilated_grouped_transposed()
 
 
 if __name__ == "__main__":

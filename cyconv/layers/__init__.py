@@ -55,7 +55,7 @@ from __future__ import annotations
 from cyconv.layers._activations import ReLU, Tanh
 # Params and Seed: the type aliases the flat module had, for annotations in users' code.
 from cyconv.layers._base import Layer, Params, Seed, glorot_uniform, he_normal
-from cyconv.layers._conv import Conv2D
+from cyconv.layers._conv import Conv2D, ConvTranspose2D
 from cyconv.layers._dense import Dense, Flatten
 from cyconv.layers._pool import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 from cyconv.layers.losses import softmax, softmax_cross_entropy
@@ -67,6 +67,7 @@ __all__ = [
     "Adam",
     "AvgPool2D",
     "Conv2D",
+    "ConvTranspose2D",
     "Dense",
     "Flatten",
     "Layer",

@@ -1,8 +1,9 @@
-"""Conv2D: the convolution layer on :func:`cyconv.conv2d`."""
+"""Conv2D and ConvTranspose2D: the convolution layers on :func:`cyconv.conv2d` and
+:func:`cyconv.conv_transpose2d`."""
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,11 @@ class Conv2D(_KernelLayer):
         ``(f_h, f_w)``.
     stride, padding
         As for :func:`cyconv.conv2d`.
+    dilation : int or (int, int), default 1
+        Spacing of the filter taps (keyword-only), as for :func:`cyconv.conv2d`.
+    groups : int, default 1
+        Channel groups (keyword-only; dividing both channel counts);
+        ``groups == in_channels`` is a depthwise layer.
     bias : bool, default True
         Whether to learn a bias ``b`` of shape ``(C_out,)``.
     dtype : float32 or float64, default float32
@@ -46,27 +52,40 @@ class Conv2D(_KernelLayer):
     Attributes
     ----------
     params : dict
-        ``"w"``: ``(f_h, f_w, C_in, C_out)``, ``"b"``: ``(C_out,)`` if ``bias``.
+        ``"w"``: ``(f_h, f_w, C_in / groups, C_out)``, ``"b"``: ``(C_out,)`` if ``bias``.
 
     Notes
     -----
     ``forward``: ``(m, n_H, n_W, C_in) -> (m, n_H_out, n_W_out, C_out)``;
     keeps its input in training mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import Conv2D
+    >>> dw = Conv2D(8, 8, 3, padding=1, groups=8, seed=0)     # depthwise 3x3
+    >>> dw.params["w"].shape
+    (3, 3, 1, 8)
+    >>> Conv2D(4, 6, 3, padding=2, dilation=2, seed=0).forward(np.ones((1, 9, 9, 4))).shape
+    (1, 9, 9, 6)
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
                  stride: IntPair = 1, padding: Padding = 0, bias: bool = True,
                  dtype: npt.DTypeLike = np.float32, seed: Seed = None, *, init: str = "he",
+                 dilation: IntPair = 1, groups: Int = 1,
                  num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
         super().__init__(backend, num_threads)
         f_h, f_w = parse_pair(kernel_size, "kernel_size")
         in_channels, out_channels = _count(in_channels, "in_channels"), _count(
             out_channels, "out_channels")
+        g = _groups(groups, in_channels, out_channels)
         dtype = _float_dtype(dtype)
-        shape = (f_h, f_w, in_channels, out_channels)
+        shape = (f_h, f_w, in_channels // g, out_channels)
         self.stride, self.padding = stride, padding
-        self.params["w"] = _init_weight(init, shape, f_h * f_w * in_channels,
-                                        f_h * f_w * out_channels, seed, dtype)
+        self.dilation, self.groups = parse_pair(dilation, "dilation"), g
+        self.params["w"] = _init_weight(init, shape, f_h * f_w * in_channels // g,
+                                        f_h * f_w * out_channels // g, seed, dtype)
         if bias:
             self.params["b"] = np.zeros(out_channels, dtype=dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
@@ -74,7 +93,8 @@ class Conv2D(_KernelLayer):
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C_in) -> (m, n_H_out, n_W_out, C_out)``."""
         z = self._kernel("conv2d", x, self.params["w"], self.params.get("b"),
-                         stride=self.stride, padding=self.padding)
+                         stride=self.stride, padding=self.padding,
+                         **self._geometry())
         self._keep(x)
         return z
 
@@ -87,7 +107,8 @@ class Conv2D(_KernelLayer):
         masks the gradient before it reaches this layer).
         """
         z = self._kernel("conv2d", x, self.params["w"], self.params.get("b"),
-                         stride=self.stride, padding=self.padding, activation="relu")
+                         stride=self.stride, padding=self.padding,
+                         **self._geometry(), activation="relu")
         self._keep(x)
         return z
 
@@ -95,7 +116,8 @@ class Conv2D(_KernelLayer):
         """``dout`` shaped like the output -> ``dx`` shaped like the input; fills ``grads``."""
         x = self._take()
         dx, dw, db = self._kernel("conv2d_backward", dout, x, self.params["w"],
-                                  stride=self.stride, padding=self.padding)
+                                  stride=self.stride, padding=self.padding,
+                                  **self._geometry())
         self._set_grad("w", dw)
         if "b" in self.params:
             self._set_grad("b", db)
@@ -108,12 +130,124 @@ class Conv2D(_KernelLayer):
             return
         x = self._take()
         _, dw, db = self._kernel("conv2d_backward", dout, x, self.params["w"],
-                                 stride=self.stride, padding=self.padding, grads=("dw", "db"))
+                                 stride=self.stride, padding=self.padding,
+                                 **self._geometry(), grads=("dw", "db"))
         self._set_grad("w", dw)
         if "b" in self.params:
             self._set_grad("b", db)
 
+    def _geometry(self) -> dict[str, Any]:
+        # dilation and groups, passed only when not the default (so a backend
+        # without them, e.g. an older cyconv.reference, still runs plain layers)
+        kw: dict[str, Any] = {}
+        if self.dilation != (1, 1):
+            kw["dilation"] = self.dilation
+        if self.groups != 1:
+            kw["groups"] = self.groups
+        return kw
+
     def _describe(self) -> str:
         f_h, f_w, c_in, c_out = self.params["w"].shape
-        return (f"{c_in}, {c_out}, ({f_h}, {f_w}), stride={self.stride!r}, "
-                f"padding={self.padding!r}, bias={'b' in self.params}")
+        extra = "".join(f", {k}={v!r}" for k, v in self._geometry().items())
+        return (f"{c_in * self.groups}, {c_out}, ({f_h}, {f_w}), stride={self.stride!r}, "
+                f"padding={self.padding!r}, bias={'b' in self.params}{extra}")
+
+
+def _groups(groups: object, in_channels: int, out_channels: int) -> int:
+    g = _count(groups, "groups")
+    if in_channels % g or out_channels % g:
+        raise ValueError(f"groups={g} must divide in_channels ({in_channels}) and "
+                         f"out_channels ({out_channels})")
+    return g
+
+
+class ConvTranspose2D(_KernelLayer):
+    """Transposed 2-D convolution layer (NHWC) on :func:`cyconv.conv_transpose2d`.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``C_in`` and ``C_out``.
+    kernel_size : int or (int, int)
+        ``(f_h, f_w)``.
+    stride, padding, output_padding
+        As for :func:`cyconv.conv_transpose2d` (PyTorch's rules).
+    bias : bool, default True
+        Whether to learn a bias ``b`` of shape ``(C_out,)``.
+    dtype : float32 or float64, default float32
+        dtype of the parameters.
+    seed : None, int or numpy.random.Generator
+        Random source of the initial weights.
+    init : {"he", "glorot"}, default "he"
+        Weight initialisation, with fan-in ``f_h * f_w * C_in / groups``.
+    dilation, groups
+        As for :func:`cyconv.conv_transpose2d`.
+    num_threads : int, optional
+        Threads for the kernels; default every usable core.
+    backend : module, optional
+        :mod:`cyconv` (default) or :mod:`cyconv.reference`.
+
+    Attributes
+    ----------
+    params : dict
+        ``"w"``: ``(f_h, f_w, C_out / groups, C_in)``, ``"b"``: ``(C_out,)`` if ``bias``.
+
+    Notes
+    -----
+    ``forward``: ``(m, n_H, n_W, C_in) -> (m, o_H, o_W, C_out)`` with
+    ``o = (n - 1) * s - 2 * p + d * (f - 1) + output_padding + 1``; keeps its
+    input in training mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import ConvTranspose2D
+    >>> up = ConvTranspose2D(16, 8, 4, stride=2, padding=1, seed=0)   # 2x upsampling
+    >>> up.forward(np.ones((2, 7, 7, 16), np.float32)).shape
+    (2, 14, 14, 8)
+    >>> up.backward(np.ones((2, 14, 14, 8), np.float32)).shape
+    (2, 7, 7, 16)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
+                 stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
+                 bias: bool = True, dtype: npt.DTypeLike = np.float32, seed: Seed = None, *,
+                 init: str = "he", dilation: IntPair = 1, groups: Int = 1,
+                 num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
+        super().__init__(backend, num_threads)
+        f_h, f_w = parse_pair(kernel_size, "kernel_size")
+        in_channels, out_channels = _count(in_channels, "in_channels"), _count(
+            out_channels, "out_channels")
+        g = _groups(groups, in_channels, out_channels)
+        dtype = _float_dtype(dtype)
+        shape = (f_h, f_w, out_channels // g, in_channels)
+        self.kw: dict[str, Any] = dict(stride=stride, padding=padding,
+                                       output_padding=output_padding,
+                                       dilation=dilation, groups=g)
+        self.params["w"] = _init_weight(init, shape, f_h * f_w * in_channels // g,
+                                        f_h * f_w * out_channels // g, seed, dtype)
+        if bias:
+            self.params["b"] = np.zeros(out_channels, dtype=dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def forward(self, x: npt.ArrayLike) -> FloatArray:
+        """``(m, n_H, n_W, C_in) -> (m, o_H, o_W, C_out)``."""
+        y = self._kernel("conv_transpose2d", x, self.params["w"], self.params.get("b"),
+                         **self.kw)
+        self._keep(x)
+        return y
+
+    def backward(self, dout: npt.ArrayLike) -> FloatArray:
+        """``dout`` shaped like the output -> ``dx`` shaped like the input; fills ``grads``."""
+        x = self._take()
+        dx, dw, db = cast("tuple[FloatArray, FloatArray, FloatArray]", self._kernel(
+            "conv_transpose2d_backward", dout, x, self.params["w"], **self.kw))
+        self._set_grad("w", dw)
+        if "b" in self.params:
+            self._set_grad("b", db)
+        return dx
+
+    def _describe(self) -> str:
+        f_h, f_w, c_out, c_in = self.params["w"].shape
+        kw = ", ".join(f"{k}={v!r}" for k, v in self.kw.items())
+        return f"{c_in}, {c_out * self.kw['groups']}, ({f_h}, {f_w}), {kw}, bias={'b' in self.params}"
