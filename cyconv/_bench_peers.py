@@ -88,6 +88,10 @@ def ort_session(ort, model, threads):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = threads
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Its workers spin-wait after a call by default: interleaved with cyconv's
+    # and torch's calls in one process they held a core, and every 2-thread
+    # row of the others ran at one thread's speed (S4 fwd 17.7 ms at 2 threads).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"])
 
