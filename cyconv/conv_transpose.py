@@ -37,6 +37,7 @@ from cyconv._args import (
     resolve_num_threads,
     result_dtype,
 )
+from cyconv._layout import hwio_to_oihw, oihw_to_hwio, parse_layout, to_nchw, to_nhwc
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
 
@@ -92,20 +93,23 @@ def _transpose_geometry(op: str, x_shape: tuple[int, ...], w_shape: tuple[int, .
 def conv_transpose2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *,
                      stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
                      dilation: IntPair = 1, groups: Int = 1, out: FloatArray | None = None,
-                     num_threads: Int | None = None) -> FloatArray:
-    """Transposed 2-D convolution ("deconvolution") of NHWC data, PyTorch's rules.
+                     num_threads: Int | None = None, layout: str = "NHWC") -> FloatArray:
+    """Transposed 2-D convolution ("deconvolution") of NHWC (or NCHW) data, PyTorch's rules.
 
     Parameters
     ----------
     x : array_like, shape (m, n_H, n_W, C_in)
-        Input activations. Any memory layout; never modified.
+        Input activations; ``(m, C_in, n_H, n_W)`` under ``layout="NCHW"``.
+        Any memory layout; never modified.
     w : array_like, shape (f_h, f_w, C_out / groups, C_in)
         Filters, in TensorFlow's ``conv2d_transpose`` order: the filters of
         the convolution ``C_out -> C_in`` this one transposes, so the same
         ``w`` given to :func:`cyconv.conv2d` and to this function gives
-        adjoint maps (see Notes).
+        adjoint maps (see Notes). PyTorch's ``(C_in, C_out / groups, f_h,
+        f_w)`` under ``layout="NCHW"``.
     b : array_like, shape (C_out,) or (1, 1, 1, C_out), optional
-        Bias; none if omitted.
+        Bias; none if omitted. ``(C_out,)`` or ``(1, C_out, 1, 1)`` under
+        ``layout="NCHW"``.
     stride : int or (int, int), default 1
         Each >= 1: the output advances ``s`` pixels per input pixel.
     padding : int or (int, int), default 0
@@ -122,15 +126,22 @@ def conv_transpose2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None
         ``g*C_in/groups ..`` to the output channels ``g*C_out/groups ..``.
     out : ndarray, shape (m, o_H, o_W, C_out), optional
         C-contiguous, writeable array of the result dtype to write into; must
-        not share memory with an input.
+        not share memory with an input. ``(m, C_out, o_H, o_W)`` under
+        ``layout="NCHW"``.
     num_threads : int, optional
         OpenMP threads; default every usable core.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        The order of ``x``, ``y`` (and ``out``) and of ``w`` as above. Under
+        ``"NCHW"`` (PyTorch's ``conv_transpose2d`` layouts) the inputs are
+        transposed to NHWC once, in parallel, and ``y`` is transposed back:
+        the values are exactly those of the NHWC call.
 
     Returns
     -------
     y : ndarray, shape (m, o_H, o_W, C_out)
         ``o = (n - 1) * s - 2 * p + d * (f - 1) + output_padding + 1`` per
         axis; dtype the promotion of the inputs' (float32 or float64).
+        ``(m, C_out, o_H, o_W)`` under ``layout="NCHW"``.
 
     Raises
     ------
@@ -164,7 +175,19 @@ def conv_transpose2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None
     >>> cyconv.conv_transpose2d(np.ones((8, 28, 28, 128)), np.ones((4, 4, 64, 128)),
     ...                         stride=2, padding=1).shape
     (8, 56, 56, 64)
+
+    The same in PyTorch's layouts (``w`` as ``(C_in, C_out, f_h, f_w)``):
+
+    >>> cyconv.conv_transpose2d(x.transpose(0, 3, 1, 2), np.ones((1, 1, 3, 3)), stride=2,
+    ...                         padding=1, layout="NCHW")[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
     """
+    if type(layout) is not str or layout != "NHWC":
+        return _conv_transpose2d_nchw(x, w, b, out, layout, stride=stride, padding=padding,
+                                      output_padding=output_padding, dilation=dilation,
+                                      groups=groups, num_threads=num_threads)
     op = "conv_transpose2d"
     x = as_array(x, "x", 4)
     w = as_array(w, "w", 4)
@@ -199,17 +222,19 @@ def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayL
                               stride: IntPair = ..., padding: IntPair = ...,
                               output_padding: IntPair = ..., dilation: IntPair = ...,
                               groups: Int = ..., num_threads: Int | None = ...,
+                              layout: str = ...,
                               ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 @overload
 def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
                               stride: IntPair = ..., padding: IntPair = ...,
                               output_padding: IntPair = ..., dilation: IntPair = ...,
                               groups: Int = ..., num_threads: Int | None = ...,
-                              grads: Iterable[str] | str) -> _Gradients: ...
+                              layout: str = ..., grads: Iterable[str] | str) -> _Gradients: ...
 def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike, *,
                               stride: IntPair = 1, padding: IntPair = 0,
                               output_padding: IntPair = 0, dilation: IntPair = 1,
                               groups: Int = 1, num_threads: Int | None = None,
+                              layout: str = "NHWC",
                               grads: Iterable[str] | str = _GRADS) -> _Gradients:
     """Gradients of :func:`conv_transpose2d` with respect to ``x``, ``w`` and ``b``.
 
@@ -221,8 +246,10 @@ def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayL
         The forward input.
     w : array_like, shape (f_h, f_w, C_out / groups, C_in)
         The forward filters.
-    stride, padding, output_padding, dilation, groups, num_threads
-        As given to :func:`conv_transpose2d`.
+    stride, padding, output_padding, dilation, groups, num_threads, layout
+        As given to :func:`conv_transpose2d`. Under ``layout="NCHW"``,
+        ``dz``, ``x`` and ``dx`` are ``(m, C, H, W)`` and ``w`` and ``dw``
+        ``(C_in, C_out / groups, f_h, f_w)``.
     grads : collection of {"dx", "dw", "db"}, default all three
         The gradients to compute; the others are returned as None.
 
@@ -251,7 +278,17 @@ def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayL
     >>> dx[0, :, :, 0], db
     (array([[4., 4.],
            [4., 4.]]), array([9.]))
+    >>> dx, dw, db = cyconv.conv_transpose2d_backward(
+    ...     np.ones((1, 1, 3, 3)), x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1),
+    ...     stride=2, padding=1, layout="NCHW")
+    >>> dx.shape, dw.shape, db
+    ((1, 1, 2, 2), (1, 1, 3, 3), array([9.]))
     """
+    if type(layout) is not str or layout != "NHWC":
+        return _conv_transpose2d_backward_nchw(dz, x, w, layout, grads, stride=stride,
+                                               padding=padding, output_padding=output_padding,
+                                               dilation=dilation, groups=groups,
+                                               num_threads=num_threads)
     op = "conv_transpose2d_backward"
     dz = as_array(dz, "dz", 4)
     x = as_array(x, "x", 4)
@@ -282,3 +319,68 @@ def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayL
         _conv._run_dw(dz_c, as_float_array(x, dtype), dw, np.empty(c_in, dtype=dtype),
                       s, p, d, g, n_threads)
     return dx, dw, db
+
+
+# layout="NCHW": transpose the inputs once, run the NHWC function, transpose
+# the results back (as conv.py's _conv2d_nchw). PyTorch's transposed filters
+# (C_in, C_out/groups, f_h, f_w) become (f_h, f_w, C_out/groups, C_in) by the
+# same axis permutation as OIHW -> HWIO, so conv.py's helpers serve.
+
+def _nchw_error(error: ValueError) -> ValueError:
+    return ValueError(f"{error} (layout='NCHW': the arrays were checked as their NHWC "
+                      f"transposes x (m, H, W, C_in), w (f_h, f_w, C_out / groups, C_in))")
+
+
+def _check_nchw(op: str, x: npt.NDArray[Any], w: npt.NDArray[Any]) -> None:
+    if w.shape[0] != x.shape[1]:
+        raise ValueError(f"{op}: w has {w.shape[0]} input channels (w.shape[0]) but x has "
+                         f"{x.shape[1]} (x.shape[1]); with layout='NCHW' x must be "
+                         f"(m, C_in, H, W) and w (C_in, C_out / groups, f_h, f_w)")
+
+
+def _conv_transpose2d_nchw(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None,
+                           out: FloatArray | None, layout: object, **kwargs: Any) -> FloatArray:
+    parse_layout(layout)   # "NCHW" here; anything else raises
+    x = as_array(x, "x", 4)
+    w = as_array(w, "w", 4)
+    _check_nchw("conv_transpose2d", x, w)
+    b_arr = None if b is None else as_array(b, "b")
+    dtype = result_dtype(x=x, w=w) if b_arr is None else result_dtype(x=x, w=w, b=b_arr)
+    if (b_arr is not None and b_arr.ndim == 4
+            and b_arr.shape[0] == b_arr.shape[2] == b_arr.shape[3] == 1):   # (1, C_out, 1, 1)
+        b_arr = b_arr.reshape(b_arr.shape[1])
+    n_threads = resolve_num_threads(kwargs["num_threads"])
+    try:
+        y = conv_transpose2d(to_nhwc(x, "x", dtype, num_threads=n_threads),
+                             oihw_to_hwio(w, "w", dtype), b_arr, **kwargs)
+    except ValueError as e:
+        raise _nchw_error(e) from None
+    if out is not None:
+        m, o_h, o_w, c_out = y.shape
+        _conv._check_out(out, (m, c_out, o_h, o_w), y.dtype, x=x, w=w, b=b_arr)
+    return to_nchw(y, "y", out=out, num_threads=n_threads)
+
+
+def _conv_transpose2d_backward_nchw(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
+                                    layout: object, grads: Iterable[str] | str,
+                                    **kwargs: Any) -> _Gradients:
+    parse_layout(layout)
+    dz = as_array(dz, "dz", 4)
+    x = as_array(x, "x", 4)
+    w = as_array(w, "w", 4)
+    _check_nchw("conv_transpose2d_backward", x, w)
+    dtype = result_dtype(dz=dz, x=x, w=w)
+    wanted = _conv._parse_grads(grads)
+    n_threads = resolve_num_threads(kwargs["num_threads"])
+    if "dw" in wanted:
+        x_t = to_nhwc(x, "x", dtype, num_threads=n_threads)
+    else:   # only x's shape is read: no transpose
+        x_t = np.broadcast_to(np.zeros((), dtype=dtype), (x.shape[0], *x.shape[2:], x.shape[1]))
+    try:
+        dx, dw, db = conv_transpose2d_backward(to_nhwc(dz, "dz", dtype, num_threads=n_threads),
+                                               x_t, oihw_to_hwio(w, "w", dtype),
+                                               grads=tuple(wanted), **kwargs)
+    except ValueError as e:
+        raise _nchw_error(e) from None
+    return (None if dx is None else to_nchw(dx, "dx", num_threads=n_threads),
+            None if dw is None else hwio_to_oihw(dw, "dw"), db)

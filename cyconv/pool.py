@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cyconv import _dispatch
+from cyconv._layout import nhwc_shape, parse_layout, to_nchw, to_nhwc
 from cyconv._args import (
     _is_int,
     FloatArray,
@@ -125,22 +126,24 @@ def _check_dp(dp: npt.NDArray[Any], shape: tuple[int, ...]) -> None:
 def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = ...,
                padding: Padding = ..., num_threads: Int | None = ...,
                return_indices: Literal[False] = ..., dilation: IntPair = ...,
-               ceil_mode: bool = ...) -> FloatArray: ...
+               ceil_mode: bool = ..., layout: str = ...) -> FloatArray: ...
 @overload
 def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = ...,
                padding: Padding = ..., num_threads: Int | None = ...,
                return_indices: Literal[True], dilation: IntPair = ...,
-               ceil_mode: bool = ...) -> tuple[FloatArray, IndexArray]: ...
+               ceil_mode: bool = ..., layout: str = ...) -> tuple[FloatArray, IndexArray]: ...
 def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
                padding: Padding = 0, num_threads: Int | None = None,
                return_indices: bool = False, dilation: IntPair = 1,
-               ceil_mode: bool = False) -> FloatArray | tuple[FloatArray, IndexArray]:
-    """Max pooling of NHWC data.
+               ceil_mode: bool = False,
+               layout: str = "NHWC") -> FloatArray | tuple[FloatArray, IndexArray]:
+    """Max pooling of NHWC (or NCHW) data.
 
     Parameters
     ----------
     x : array_like, shape (m, n_H, n_W, C)
-        Input. Any memory layout; never modified.
+        Input; ``(m, C, n_H, n_W)`` under ``layout="NCHW"``. Any memory
+        layout; never modified.
     pool_size : int or (int, int)
         Window height and width.
     stride : int or (int, int), optional
@@ -164,13 +167,20 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         start inside the input or the padding before it). The last window
         may run past the padded input; it pools what it covers (so a window
         larger than the padded input gives one output, as in PyTorch).
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        The order of ``x`` and of the results. Under ``"NCHW"`` (PyTorch's
+        order) ``x`` is transposed to NHWC once, in parallel, and ``p`` (and
+        ``indices``) come back as ``(m, C, n_H_out, n_W_out)``; the values
+        are exactly those of the NHWC call on ``x.transpose(0, 2, 3, 1)``.
 
     Returns
     -------
     p : ndarray, shape (m, n_H_out, n_W_out, C)
         float32 for float32 (and float16) input, float64 otherwise.
+        ``(m, C, n_H_out, n_W_out)`` under ``layout="NCHW"``.
     indices : ndarray, shape (m, n_H_out, n_W_out, C)
-        Only with ``return_indices``. For each output, the position of its
+        Only with ``return_indices`` (``(m, C, n_H_out, n_W_out)`` under
+        ``layout="NCHW"``). For each output, the position of its
         window's first maximum (or first NaN) within the window, counted
         row-major over the full ``f_h x f_w`` window with padding included:
         ``kh * f_w + kw``. -1 for a window lying wholly in the padding.
@@ -203,7 +213,20 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     array([[ 6.,  8.,  9.],
            [16., 18., 19.],
            [21., 23., 24.]])
+
+    The same pooling in PyTorch's layout:
+
+    >>> p, indices = cyconv.max_pool2d(x.transpose(0, 3, 1, 2), 2, return_indices=True,
+    ...                                layout="NCHW")
+    >>> p.shape, p[0, 0], indices[0, 0]
+    ((1, 1, 2, 2), array([[ 5.,  7.],
+           [13., 15.]]), array([[3, 3],
+           [3, 3]], dtype=int32))
     """
+    if type(layout) is not str or layout != "NHWC":
+        return _max_pool2d_nchw(x, pool_size, layout, stride=stride, padding=padding,
+                                num_threads=num_threads, return_indices=return_indices,
+                                dilation=dilation, ceil_mode=ceil_mode)
     x = as_array(x, "x", 4)
     dtype = result_dtype(x=x)
     f, s, pads, shape, d = _geometry_d("max_pool2d", x.shape, pool_size, stride, padding,
@@ -232,7 +255,7 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
                         stride: IntPair | None = None, padding: Padding = 0,
                         num_threads: Int | None = None,
                         indices: npt.ArrayLike | None = None, dilation: IntPair = 1,
-                        ceil_mode: bool = False) -> FloatArray:
+                        ceil_mode: bool = False, layout: str = "NHWC") -> FloatArray:
     """Gradient of :func:`max_pool2d` with respect to its input.
 
     Parameters
@@ -241,9 +264,11 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
         Gradient of the loss with respect to the pooled output.
     x : array_like, shape (m, n_H, n_W, C)
         The forward input (windows are recomputed from it). With ``indices``
-        only its shape and dtype are used.
-    pool_size, stride, padding, num_threads, dilation, ceil_mode
-        As given to :func:`max_pool2d`.
+        only its shape and dtype are used (and it is not transposed under
+        ``layout="NCHW"``).
+    pool_size, stride, padding, num_threads, dilation, ceil_mode, layout
+        As given to :func:`max_pool2d`. Under ``layout="NCHW"``, ``dp``,
+        ``x``, ``indices`` and ``dx`` are ``(m, C, H, W)``.
     indices : array_like of int, shape (m, n_H_out, n_W_out, C), optional
         From ``max_pool2d(..., return_indices=True)`` with the same
         arguments: each window's gradient goes to the element they name,
@@ -284,7 +309,18 @@ def max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
     >>> cyconv.max_pool2d_backward(np.ones_like(p), x, 2, indices=indices)[0, :, :, 0]
     array([[0., 1.],
            [0., 0.]])
+    >>> x_nchw = x.transpose(0, 3, 1, 2)
+    >>> p, indices = cyconv.max_pool2d(x_nchw, 2, return_indices=True, layout="NCHW")
+    >>> cyconv.max_pool2d_backward(np.ones_like(p), x_nchw, 2, indices=indices,
+    ...                            layout="NCHW")[0, 0]
+    array([[0., 1.],
+           [0., 0.]])
     """
+    if type(layout) is not str or layout != "NHWC":
+        return _max_pool2d_backward_nchw(dp, x, pool_size, layout, stride=stride,
+                                         padding=padding, num_threads=num_threads,
+                                         indices=indices, dilation=dilation,
+                                         ceil_mode=ceil_mode)
     return _max_pool2d_backward(dp, x, pool_size, stride, padding, num_threads,
                                 all_ties=False, indices=indices, dilation=dilation,
                                 ceil_mode=ceil_mode)
@@ -357,13 +393,15 @@ def _max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair
 
 def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None = None,
                padding: Padding = 0, count_include_pad: bool = True,
-               num_threads: Int | None = None, ceil_mode: bool = False) -> FloatArray:
-    """Average pooling of NHWC data.
+               num_threads: Int | None = None, ceil_mode: bool = False,
+               layout: str = "NHWC") -> FloatArray:
+    """Average pooling of NHWC (or NCHW) data.
 
     Parameters
     ----------
     x : array_like, shape (m, n_H, n_W, C)
-        Input. Any memory layout; never modified.
+        Input; ``(m, C, n_H, n_W)`` under ``layout="NCHW"``. Any memory
+        layout; never modified.
     pool_size : int or (int, int)
         Window height and width.
     stride : int or (int, int), optional
@@ -379,10 +417,13 @@ def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     ceil_mode : bool, default False
         Round the output size up, with PyTorch's rule (see
         :func:`max_pool2d`); the last windows may run past the padded input.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        The order of ``x`` and ``p``, as for :func:`max_pool2d`.
 
     Returns
     -------
     p : ndarray, shape (m, n_H_out, n_W_out, C)
+        ``(m, C, n_H_out, n_W_out)`` under ``layout="NCHW"``.
 
     Notes
     -----
@@ -404,7 +445,14 @@ def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     >>> cyconv.avg_pool2d(np.arange(9.0).reshape(1, 3, 3, 1), 2, ceil_mode=True)[0, :, :, 0]
     array([[2. , 3.5],
            [6.5, 8. ]])
+    >>> cyconv.avg_pool2d(x.transpose(0, 3, 1, 2), 2, layout="NCHW")[0, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
     """
+    if type(layout) is not str or layout != "NHWC":
+        return _avg_pool2d_nchw(x, pool_size, layout, stride=stride, padding=padding,
+                                count_include_pad=count_include_pad,
+                                num_threads=num_threads, ceil_mode=ceil_mode)
     x = as_array(x, "x", 4)
     dtype = result_dtype(x=x)
     f, s, pads, shape = _geometry("avg_pool2d", x.shape, pool_size, stride, padding,
@@ -434,7 +482,8 @@ def _check_shape(x_shape: Iterable[Any]) -> tuple[int, ...]:
 def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: IntPair, *,
                         stride: IntPair | None = None, padding: Padding = 0,
                         count_include_pad: bool = True,
-                        num_threads: Int | None = None, ceil_mode: bool = False) -> FloatArray:
+                        num_threads: Int | None = None, ceil_mode: bool = False,
+                        layout: str = "NHWC") -> FloatArray:
     """Gradient of :func:`avg_pool2d` with respect to its input.
 
     Parameters
@@ -443,8 +492,10 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
         Gradient of the loss with respect to the pooled output.
     x_shape : tuple of 4 ints
         Shape ``(m, n_H, n_W, C)`` of the forward input.
-    pool_size, stride, padding, count_include_pad, num_threads, ceil_mode
-        As given to :func:`avg_pool2d`.
+    pool_size, stride, padding, count_include_pad, num_threads, ceil_mode, layout
+        As given to :func:`avg_pool2d`. Under ``layout="NCHW"``, ``dp`` is
+        ``(m, C, n_H_out, n_W_out)``, ``x_shape`` is ``(m, C, n_H, n_W)``
+        and ``dx`` has that shape.
 
     Returns
     -------
@@ -461,7 +512,16 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
     >>> cyconv.avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 2, 2, 1), 2)[0, :, :, 0]
     array([[0.25, 0.25],
            [0.25, 0.25]])
+    >>> cyconv.avg_pool2d_backward(np.ones((1, 2, 1, 1)), (1, 2, 2, 2), 2,
+    ...                            layout="NCHW")[0, 1]
+    array([[0.25, 0.25],
+           [0.25, 0.25]])
     """
+    if type(layout) is not str or layout != "NHWC":
+        return _avg_pool2d_backward_nchw(dp, x_shape, pool_size, layout, stride=stride,
+                                         padding=padding,
+                                         count_include_pad=count_include_pad,
+                                         num_threads=num_threads, ceil_mode=ceil_mode)
     dp = as_array(dp, "dp", 4)
     dtype = result_dtype(dp=dp)
     x_shape = _check_shape(x_shape)
@@ -538,6 +598,83 @@ def _window_table(n: int, f: int, s: int, pad: tuple[int, int], n_out: int,
     inv = np.zeros(n_out, dtype=dtype)
     np.divide(1.0, real, out=inv, where=real > 0, casting="unsafe")
     return cover, inv
+
+
+# --------------------------------------------------------------------------
+# layout="NCHW": transpose the inputs to NHWC once (in parallel, see
+# cyconv._layout), run the NHWC function, transpose the results back. The
+# other keywords pass through untouched (the NHWC function checks them); its
+# ValueErrors get a note saying that they speak of the NHWC transposes.
+# --------------------------------------------------------------------------
+
+def _nchw_error(error: ValueError) -> ValueError:
+    return ValueError(f"{error} (layout='NCHW': the arrays were checked as their NHWC "
+                      f"transposes (m, H, W, C))")
+
+
+def _max_pool2d_nchw(x: npt.ArrayLike, pool_size: IntPair, layout: object,
+                     **kwargs: Any) -> FloatArray | tuple[FloatArray, IndexArray]:
+    parse_layout(layout)   # "NCHW" here; anything else raises
+    x = as_array(x, "x", 4)
+    n_threads = resolve_num_threads(kwargs["num_threads"])
+    try:
+        r = max_pool2d(to_nhwc(x, "x", result_dtype(x=x), num_threads=n_threads), pool_size,
+                       **kwargs)
+    except ValueError as e:
+        raise _nchw_error(e) from None
+    if isinstance(r, tuple):
+        return (to_nchw(r[0], "p", num_threads=n_threads),
+                to_nchw(r[1], "indices", num_threads=n_threads))
+    return to_nchw(r, "p", num_threads=n_threads)
+
+
+def _max_pool2d_backward_nchw(dp: npt.ArrayLike, x: npt.ArrayLike, pool_size: IntPair,
+                              layout: object, indices: npt.ArrayLike | None,
+                              **kwargs: Any) -> FloatArray:
+    parse_layout(layout)
+    dp = as_array(dp, "dp", 4)
+    x = as_array(x, "x", 4)
+    dtype = result_dtype(dp=dp, x=x)
+    n_threads = resolve_num_threads(kwargs["num_threads"])
+    if indices is None:
+        x_t = to_nhwc(x, "x", dtype, num_threads=n_threads)
+        key = None
+    else:   # only x's shape is read: no transpose
+        x_t = np.broadcast_to(np.zeros((), dtype=dtype), nhwc_shape(x.shape))
+        key = to_nhwc(as_array(indices, "indices", 4), "indices", num_threads=n_threads)
+    try:
+        dx = max_pool2d_backward(to_nhwc(dp, "dp", dtype, num_threads=n_threads), x_t,
+                                 pool_size, indices=key, **kwargs)
+    except ValueError as e:
+        raise _nchw_error(e) from None
+    return to_nchw(dx, "dx", num_threads=n_threads)
+
+
+def _avg_pool2d_nchw(x: npt.ArrayLike, pool_size: IntPair, layout: object,
+                     **kwargs: Any) -> FloatArray:
+    parse_layout(layout)
+    x = as_array(x, "x", 4)
+    n_threads = resolve_num_threads(kwargs["num_threads"])
+    try:
+        p = avg_pool2d(to_nhwc(x, "x", result_dtype(x=x), num_threads=n_threads), pool_size,
+                       **kwargs)
+    except ValueError as e:
+        raise _nchw_error(e) from None
+    return to_nchw(p, "p", num_threads=n_threads)
+
+
+def _avg_pool2d_backward_nchw(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: IntPair,
+                              layout: object, **kwargs: Any) -> FloatArray:
+    parse_layout(layout)
+    dp = as_array(dp, "dp", 4)
+    shape = _check_shape(x_shape)
+    n_threads = resolve_num_threads(kwargs["num_threads"])
+    try:
+        dx = avg_pool2d_backward(to_nhwc(dp, "dp", result_dtype(dp=dp), num_threads=n_threads),
+                                 nhwc_shape(shape), pool_size, **kwargs)
+    except ValueError as e:
+        raise _nchw_error(e) from None
+    return to_nchw(dx, "dx", num_threads=n_threads)
 
 
 # --------------------------------------------------------------------------

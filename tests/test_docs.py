@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODULES = ["cyconv.conv", "cyconv.pool", "cyconv.layers", "cyconv.layers.sequential",
            "cyconv._threads", "cyconv.compat", "cyconv.dask",
            "cyconv.compat.course", "cyconv.compat.cs231n", "cyconv._layout"]
-MODULES += ["cyconv.layers._pool", "cyconv.reference"]
+MODULES += ["cyconv.layers._pool", "cyconv.reference", "cyconv.conv_transpose"]
 
 
 @pytest.mark.parametrize("name", MODULES)
