@@ -189,3 +189,21 @@ def test_nchw_errors_name_the_layout():
     with pytest.raises(TypeError, match="indices"):
         cyconv.max_pool2d_backward(np.zeros((1, 2, 2, 2)), x, 2,
                                    indices=np.zeros((1, 2, 2, 2)), layout="NCHW")
+
+
+@pytest.mark.parametrize("case", CT_CASES, ids=CT_IDS)
+def test_conv_transpose2d_nchw_adjoint_of_conv2d_nchw(case):
+    # As in PyTorch: the same (C_in, C_out/groups, f_h, f_w) array is conv2d's
+    # OIHW filters of the convolution C_out -> C_in, and the two maps are adjoint.
+    x_shape, w_shape, kw = case
+    x, w = _rand(x_shape, np.float64), torch_w(_rand(w_shape, np.float64, seed=1))
+    y = cyconv.conv_transpose2d(nchw(x), w, layout="NCHW", **kw)
+    u = _rand(y.shape, np.float64, seed=4)
+    op = kw.get("output_padding", 0)
+    p = kw.get("padding", 0)
+    p_h, p_w = (p, p) if isinstance(p, int) else p
+    conv_kw = dict(stride=kw.get("stride", 1), dilation=kw.get("dilation", 1),
+                   groups=kw.get("groups", 1), padding=((p_h, p_h - op), (p_w, p_w - op)))
+    z = cyconv.conv2d(u, w, layout="NCHW", **conv_kw)
+    assert z.shape == nchw(x).shape
+    np.testing.assert_allclose(np.vdot(z, nchw(x)), np.vdot(u, y), rtol=1e-12)
