@@ -463,19 +463,18 @@ cdef inline int _split(ptrdiff_t n, int mr) noexcept nogil:
 
 
 cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floating *wpack,
-                       floating *z, Scratch sc, const ptrdiff_t *edges, ptrdiff_t oh, int nv,
-                       ptrdiff_t nb, bint edges_done) noexcept nogil:
+                       floating *z, Scratch sc, ptrdiff_t oh, int nv,
+                       ptrdiff_t nb) noexcept nogil:
     # x: one image; z: one output row (o_w, c_out); wpack: the filters as
     # (n_cb, f_h, f_w, K, nb) and the bias as (n_cb, nb) at p.epi.bias.
-    # Columns whose window lies inside the input share one tap list and run
-    # in tiles of P pixels: the call's list of every tap (sc.all_in/all_w,
+    # The columns whose window lies inside the input share one tap list and
+    # run in tiles of P pixels: the call's list of every tap (sc.all_in/all_w,
     # kernel rows outer), of which a row's kernel rows inside x are one
-    # contiguous piece; no per-row building. The few edge columns run one by
-    # one, each with its own list (from edges), of which the same holds;
-    # with edges_done, the caller ran them (_forward_block).
+    # contiguous piece; no per-row building. The edge columns are the
+    # caller's (_forward_block).
     # With groups, the row runs once per group g: x's channels from g * K,
     # z's and the packed filters' and bias's blocks from g * C (C = c_out / groups).
-    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, e, n_e, g, kwe, ewe, n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t ow_a, ow_b, ow, nt, n_kh, k0, cb, g, kwe
     cdef ptrdiff_t c_grp = _group_out(p), n_cb = (c_grp + nb - 1) // nb
     cdef ptrdiff_t w_kw = p.K * nb, w_kh = p.f_w * w_kw, w_blk = p.f_h * w_kh
     cdef ptrdiff_t base = (oh * p.s_h - p.p_t) * p.x_rs - p.p_l * p.x_ps
@@ -485,7 +484,6 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
     n_kh = _axis_range(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, &k0)
     kwe = _kw_entries(p, p.f_w)
     nt = n_kh * kwe
-    n_e = ow_a + p.o_w - ow_b
     for g in range(p.groups):
         for cb in range(n_cb):
             nch = <int>(c_grp - cb * nb if c_grp - cb * nb < nb else nb)
@@ -497,17 +495,6 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
                       z + ow * p.z_ps + cb * nb, p.z_ps, nch,
                       _epilogue(bpack + cb * nb, False, p.epi.activation))
                 ow += P
-            if edges_done:
-                continue
-            for e in range(n_e):   # one output column whose window crosses the padding
-                ow = e if e < ow_a else ow_b + e - ow_a
-                ewe = _kw_entries(p, edges[e])
-                _tile(1, nv, x, base + p.p_l * p.x_ps, 0, 1, wpack + cb * w_blk, nb,
-                      edges + n_e + e * n_taps + k0 * ewe,
-                      edges + n_e + (n_e + e) * n_taps + k0 * ewe, n_kh * ewe,
-                      p.K * edges[e] // ewe if ewe else p.K,
-                      z + ow * p.z_ps + cb * nb, p.z_ps, nch,
-                      _epilogue(bpack + cb * nb, False, p.epi.activation))
         x += p.K
         z += c_grp
         wpack += n_cb * w_blk
@@ -517,15 +504,19 @@ cdef void _forward_row(const cyc_conv_params *p, const floating *x, const floati
 cdef void _forward_block(const cyc_conv_params *p, const floating *x, const floating *wpack,
                          floating *z, Scratch sc, const ptrdiff_t *edges, ptrdiff_t oh0,
                          ptrdiff_t oh1, int nv, ptrdiff_t nb) noexcept nogil:
-    # Output rows oh0 .. oh1 - 1 of one image (x, z: the image's). An edge
-    # column's pixel alone is a tile of one pixel, whose few accumulators
-    # wait on the FMA latency (a 16-pixel-wide layer spent a quarter of its
-    # time there); so in the rows whose kernel rows all lie inside x (one tap
-    # list per edge column), the edge column runs down the rows as the
-    # pixels of a tile. Every pixel sums the same taps in the same order as
-    # alone: the result does not depend on the blocking.
+    # Output rows oh0 .. oh1 - 1 of one image (x, z: the image's): each row's
+    # interior (_forward_row), then the edge columns, whose windows cross the
+    # padding, each with its own list (from edges), of which a row's kernel
+    # rows inside x are one contiguous piece. An edge column's pixel alone is
+    # a tile of one pixel, whose few accumulators wait on the FMA latency (a
+    # 16-pixel-wide layer spent a quarter of its time there); so in the rows
+    # whose kernel rows all lie inside x (one list per edge column), the edge
+    # column runs down the rows as the pixels of a tile. Every pixel sums the
+    # same taps in the same order as alone: the result does not depend on
+    # the blocking.
     # (With groups: group g at x's channel g * K, z's g * C, its own packed blocks.)
-    cdef ptrdiff_t oh, oh_a, oh_b, ow_a, ow_b, ow, e, n_e, cb, kwe, g, n_taps = p.f_h * p.f_w
+    cdef ptrdiff_t oh, oh_a, oh_b, ow_a, ow_b, ow, e, n_e, cb, kwe, g, k0, n_kh
+    cdef ptrdiff_t n_taps = p.f_h * p.f_w
     cdef ptrdiff_t c_grp = _group_out(p), n_cb = (c_grp + nb - 1) // nb
     cdef ptrdiff_t w_blk = n_taps * p.K * nb
     cdef const floating *bpack = <const floating *> p.epi.bias
@@ -537,10 +528,9 @@ cdef void _forward_block(const cyc_conv_params *p, const floating *x, const floa
     if oh_b > oh1:
         oh_b = oh1
     for oh in range(oh0, oh1):
-        _forward_row(p, x, wpack, z + oh * p.z_rs, sc, edges, oh, nv, nb,
-                     oh_a <= oh < oh_b)
+        _forward_row(p, x, wpack, z + oh * p.z_rs, sc, oh, nv, nb)
     n_e = ow_a + p.o_w - ow_b
-    if oh_a >= oh_b or n_e == 0:
+    if n_e == 0:
         return
     for g in range(p.groups):
         for cb in range(n_cb):
@@ -548,12 +538,17 @@ cdef void _forward_block(const cyc_conv_params *p, const floating *x, const floa
             for e in range(n_e):
                 ow = e if e < ow_a else ow_b + e - ow_a
                 kwe = _kw_entries(p, edges[e])
-                oh = oh_a
-                while oh < oh_b:
-                    P = _split(oh_b - oh, mr)
+                oh = oh0
+                while oh < oh1:
+                    if oh_a <= oh < oh_b:   # full kernel rows: a tile down the rows
+                        P = _split(oh_b - oh, mr)
+                        k0, n_kh = 0, p.f_h
+                    else:
+                        P = 1
+                        n_kh = _axis_range(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, &k0)
                     _tile(P, nv, x, (oh * p.s_h - p.p_t) * p.x_rs, p.s_h * p.x_rs, 1,
-                          wpack + cb * w_blk, nb, edges + n_e + e * n_taps,
-                          edges + n_e + (n_e + e) * n_taps, p.f_h * kwe,
+                          wpack + cb * w_blk, nb, edges + n_e + e * n_taps + k0 * kwe,
+                          edges + n_e + (n_e + e) * n_taps + k0 * kwe, n_kh * kwe,
                           p.K * edges[e] // kwe if kwe else p.K,
                           z + oh * p.z_rs + ow * p.z_ps + cb * nb, p.z_rs, nch,
                           _epilogue(bpack + cb * nb, False, p.epi.activation))
@@ -665,7 +660,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_in)
 
 cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *wpack,
                   floating *dx, Scratch sc, const ptrdiff_t *hp, ptrdiff_t ih, int nv,
-                  ptrdiff_t nb, bint dot, bint edges_done) noexcept nogil:
+                  ptrdiff_t nb, bint dot) noexcept nogil:
     # dz: one image's gradient (o_h, o_w, c_out); dx: one input row (n_w, c_in).
     # wpack: the packed filters for the register tile, or w itself (HWIO) for
     # the dot form, whose blocks are nb input channels of w.
@@ -678,17 +673,15 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
     # height phase g of this row and each width phase r, every (kh, kw) of
     # the phases, of which the kh whose dz row is inside dz are a contiguous
     # piece. sc.q holds each width phase's (taps, j_a, j_b); hp the height
-    # phases (see _dx_phases). Edge columns build their own lists; with
-    # edges_done, the caller ran them (_dx_block).
+    # phases (see _dx_phases). The edge columns are the caller's (_dx_block).
     # With groups, the row runs once per group: dx's channels from grp * K,
     # dz's (and w's last axis) from grp * C, C = c_out / groups the products
     # per tap; the dot form's w rows are p.w_cs apart, its taps p.w_ts.
-    cdef ptrdiff_t r, j, j_a, j_b, n_j, n_kh = 0, n_kw, nt, cb, t0, t1, grp
+    cdef ptrdiff_t r, j, j_a, j_b, n_kw, nt, cb, t0, t1, grp
     cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
     cdef ptrdiff_t n_taps = p.f_h * p.f_w
     cdef ptrdiff_t c_grp = _group_out(p), n_cb = (p.K + nb - 1) // nb
     cdef ptrdiff_t w_blk = nb * p.w_cs if dot else p.f_h * p.f_w * c_grp * nb
-    cdef ptrdiff_t w_tap = p.w_ts if dot else c_grp * nb
     cdef ptrdiff_t g = (ih + p.p_t) % p.s_h, q0 = (ih + p.p_t - g) // p.s_h, gi = ih % p.s_h
     cdef ptrdiff_t n_g = p.s_h if p.s_h < p.n_h else p.n_h
     cdef const ptrdiff_t *delta = hp + 1 + n_g + gi * p.f_h
@@ -702,12 +695,8 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
         t0 += 1
     while t1 > t0 and delta[t1 - 1] > q0:
         t1 -= 1
-    if hp[0] and not edges_done:   # some columns are edge columns: the row's height list
-        n_kh = _axis_gather(ih, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs, p.f_w * w_tap,
-                            sc.h_in, sc.h_w)
     for grp in range(p.groups):
         for r in range(n_r):
-            n_j = (p.n_w - r + p.s_w - 1) // p.s_w
             n_kw, j_a, j_b = sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2]
             prod_in = hp + 1 + n_g + n_g * p.f_h + (gi * n_r + r) * n_taps + t0 * n_kw
             prod_w = prod_in + n_g * n_r * n_taps
@@ -721,14 +710,6 @@ cdef void _dx_row(const cyc_conv_params *p, const floating *dz, const floating *
                              wpack + cb * w_blk, nb, prod_in, prod_w, nt, c_grp, p.w_cs,
                              dx + (r + j * p.s_w) * p.x_ps + cb * nb, p.s_w * p.x_ps, nch)
                     j += P
-                if edges_done:
-                    continue
-                for j in range(j_a):
-                    _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
-                             r + j * p.s_w, nv, nb, nch, dot, w_tap)
-                for j in range(j_b, n_j):
-                    _dx_edge(p, dz, wpack + cb * w_blk, dx + cb * nb, sc, n_r, n_kh,
-                             r + j * p.s_w, nv, nb, nch, dot, w_tap)
         dz += c_grp
         dx += p.K
         wpack += c_grp if dot else n_cb * w_blk
@@ -746,12 +727,14 @@ cdef inline bint _dx_full(const cyc_conv_params *p, const ptrdiff_t *hp,
 cdef void _dx_block(const cyc_conv_params *p, const floating *dz, const floating *wpack,
                     floating *dx, Scratch sc, const ptrdiff_t *hp, ptrdiff_t ih0, ptrdiff_t ih1,
                     int nv, ptrdiff_t nb, bint dot) noexcept nogil:
-    # Input rows ih0 .. ih1 - 1 of one image (dz, dx: the image's). As in
+    # Input rows ih0 .. ih1 - 1 of one image (dz, dx: the image's): each row's
+    # interior tiles (_dx_row), then the edge columns (some taps outside dz),
+    # each with its own list: the row's height taps times the column's. As in
     # _forward_block, an edge column's pixel alone is a one-pixel tile; in
     # rows of one stride phase whose kernel rows all read dz rows inside dz,
     # an edge column's list is the same up to a shift of one dz row per
     # s_h input rows, so the column runs down those rows as a tile's pixels
-    # (the same taps in the same order as alone).
+    # (the same taps in the same order as alone); other rows run alone.
     # (With groups, as _dx_row: each group at its channel offsets.)
     cdef ptrdiff_t ih, k, n_run, row, r, j, j_a, j_b, n_j, n_kh, n_kw, ne, iw, cb, grp
     cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
@@ -762,19 +745,16 @@ cdef void _dx_block(const cyc_conv_params *p, const floating *dz, const floating
     cdef ptrdiff_t *ev_w = sc.v_w + n_r * p.f_w
     cdef int mr = DOT_MP if dot else cyc_max_pixels(nv), P, nch
     for ih in range(ih0, ih1):
-        _dx_row(p, dz, wpack, dx + ih * p.x_rs, sc, hp, ih, nv, nb, dot,
-                hp[0] != 0 and _dx_full(p, hp, ih))
+        _dx_row(p, dz, wpack, dx + ih * p.x_rs, sc, hp, ih, nv, nb, dot)
     if not hp[0]:
         return
     for ih in range(ih0, ih0 + p.s_h if ih0 + p.s_h < ih1 else ih1):   # each phase's first row
         k = ih
         while k < ih1:
-            if not _dx_full(p, hp, k):
-                k += p.s_h
-                continue
-            n_run = 1           # the full rows k, k + s_h, ... of this phase
-            while k + n_run * p.s_h < ih1 and _dx_full(p, hp, k + n_run * p.s_h):
-                n_run += 1
+            n_run = 1           # row k alone, or the full rows k, k + s_h, ... of its phase
+            if _dx_full(p, hp, k):
+                while k + n_run * p.s_h < ih1 and _dx_full(p, hp, k + n_run * p.s_h):
+                    n_run += 1
             n_kh = _axis_gather(k, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs, p.f_w * w_tap,
                                 sc.h_in, sc.h_w)
             for r in range(n_r):
@@ -862,21 +842,6 @@ cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t *hp,
         for r in range(n_r):
             _taps(sc.h_in, sc.h_w, n_k, sc.v_in + r * p.f_w, sc.v_w + r * p.f_w, sc.q[3 * r],
                   prod_in + (gi * n_r + r) * n_taps, prod_w + (gi * n_r + r) * n_taps)
-
-
-cdef inline void _dx_edge(const cyc_conv_params *p, const floating *dz, const floating *wblk,
-                          floating *dx, Scratch sc, ptrdiff_t n_r, ptrdiff_t n_kh, ptrdiff_t iw,
-                          int nv, ptrdiff_t nb, int nch, bint dot, ptrdiff_t w_tap) noexcept nogil:
-    # One dx column some of whose taps fall outside dz: its own tap list, the
-    # row's height taps times the column's (built after the n_r phases' width
-    # lists). dx: the row's block of channels.
-    cdef ptrdiff_t n_kw, ne
-    cdef ptrdiff_t *ev_in = sc.v_in + n_r * p.f_w
-    cdef ptrdiff_t *ev_w = sc.v_w + n_r * p.f_w
-    n_kw = _axis_gather(iw, p.s_w, p.p_l, p.d_w, p.o_w, p.f_w, p.z_ps, w_tap, ev_in, ev_w)
-    ne = _taps(sc.h_in, sc.h_w, n_kh, ev_in, ev_w, n_kw, sc.e_in, sc.e_w)
-    _dx_tile(dot, 1, nv, dz, 0, 0, wblk, nb, sc.e_in, sc.e_w, ne, _group_out(p), p.w_cs,
-             dx + iw * p.x_ps, p.x_ps, nch)
 
 
 def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_out)
