@@ -76,19 +76,10 @@ class Conv2D(_KernelLayer):
                  dilation: IntPair = 1, groups: Int = 1,
                  num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
         super().__init__(backend, num_threads)
-        f_h, f_w = parse_pair(kernel_size, "kernel_size")
-        in_channels, out_channels = _count(in_channels, "in_channels"), _count(
-            out_channels, "out_channels")
-        g = _groups(groups, in_channels, out_channels)
-        dtype = _float_dtype(dtype)
-        shape = (f_h, f_w, in_channels // g, out_channels)
+        g = _make_params(self, kernel_size, in_channels, out_channels, groups, bias, dtype,
+                         seed, init, transposed=False)
         self.stride, self.padding = stride, padding
         self.dilation, self.groups = parse_pair(dilation, "dilation"), g
-        self.params["w"] = _init_weight(init, shape, f_h * f_w * in_channels // g,
-                                        f_h * f_w * out_channels // g, seed, dtype)
-        if bias:
-            self.params["b"] = np.zeros(out_channels, dtype=dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C_in) -> (m, n_H_out, n_W_out, C_out)``."""
@@ -153,6 +144,27 @@ class Conv2D(_KernelLayer):
                 f"padding={self.padding!r}, bias={'b' in self.params}{extra}")
 
 
+def _make_params(layer: _KernelLayer, kernel_size: IntPair, in_channels: int, out_channels: int,
+                 groups: object, bias: bool, dtype: npt.DTypeLike, seed: Seed, init: str, *,
+                 transposed: bool) -> int:
+    # The filters (f_h, f_w, C_in / groups, C_out), or (f_h, f_w, C_out / groups,
+    # C_in) for a transposed layer, with fan-in f_h f_w C_in / groups; the bias
+    # at zero; zero grads. Returns the checked groups.
+    f_h, f_w = parse_pair(kernel_size, "kernel_size")
+    in_channels = _count(in_channels, "in_channels")
+    out_channels = _count(out_channels, "out_channels")
+    g = _groups(groups, in_channels, out_channels)
+    dt = _float_dtype(dtype)
+    shape = ((f_h, f_w, out_channels // g, in_channels) if transposed
+             else (f_h, f_w, in_channels // g, out_channels))
+    layer.params["w"] = _init_weight(init, shape, f_h * f_w * in_channels // g,
+                                     f_h * f_w * out_channels // g, seed, dt)
+    if bias:
+        layer.params["b"] = np.zeros(out_channels, dtype=dt)
+    layer.grads = {k: np.zeros_like(v) for k, v in layer.params.items()}
+    return g
+
+
 def _groups(groups: object, in_channels: int, out_channels: int) -> int:
     g = _count(groups, "groups")
     if in_channels % g or out_channels % g:
@@ -215,20 +227,11 @@ class ConvTranspose2D(_KernelLayer):
                  init: str = "he", dilation: IntPair = 1, groups: Int = 1,
                  num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
         super().__init__(backend, num_threads)
-        f_h, f_w = parse_pair(kernel_size, "kernel_size")
-        in_channels, out_channels = _count(in_channels, "in_channels"), _count(
-            out_channels, "out_channels")
-        g = _groups(groups, in_channels, out_channels)
-        dtype = _float_dtype(dtype)
-        shape = (f_h, f_w, out_channels // g, in_channels)
+        g = _make_params(self, kernel_size, in_channels, out_channels, groups, bias, dtype,
+                         seed, init, transposed=True)
         self.kw: dict[str, Any] = dict(stride=stride, padding=padding,
                                        output_padding=output_padding,
                                        dilation=dilation, groups=g)
-        self.params["w"] = _init_weight(init, shape, f_h * f_w * in_channels // g,
-                                        f_h * f_w * out_channels // g, seed, dtype)
-        if bias:
-            self.params["b"] = np.zeros(out_channels, dtype=dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C_in) -> (m, o_H, o_W, C_out)``."""
