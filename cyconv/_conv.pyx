@@ -789,6 +789,25 @@ cdef inline Py_ssize_t _dx_phases_size(const cyc_conv_params *p) noexcept nogil:
     return 1 + n_g + n_g * p.f_h + 2 * n_g * n_r * p.f_h * p.f_w
 
 
+cdef inline void _phase_interior(const cyc_conv_params *p, ptrdiff_t r, const ptrdiff_t *q,
+                                 ptrdiff_t n_kw, ptrdiff_t *j_a, ptrdiff_t *j_b) noexcept nogil:
+    # Of the input columns r + j * s_w (j < n_j) of width phase r, whose n_kw
+    # taps read dz columns j + q[t] (q from _axis_phase): [j_a, j_b), those
+    # all of whose taps lie inside dz (j_a == j_b when none do).
+    cdef ptrdiff_t t, n_j = (p.n_w - r + p.s_w - 1) // p.s_w
+    j_a[0] = 0
+    j_b[0] = n_j
+    for t in range(n_kw):
+        if -q[t] > j_a[0]:
+            j_a[0] = -q[t]
+        if p.o_w - q[t] < j_b[0]:
+            j_b[0] = p.o_w - q[t]
+    if j_a[0] > n_j:
+        j_a[0] = n_j
+    if j_b[0] < j_a[0]:
+        j_b[0] = j_a[0]
+
+
 cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t *hp,
                      ptrdiff_t w_tap) noexcept nogil:
     # The tap lists of a call, the same for every row. Per stride phase r of
@@ -801,7 +820,7 @@ cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t *hp,
     # width list. hp: [any edge column?, count per gi, delta per gi (f_h
     # apart), products' input offsets ((gi * n_r + r) * f_h * f_w apart),
     # their weight offsets].
-    cdef ptrdiff_t r, t, j_a, j_b, n_j, n_kw, g, gi, kh, n_k
+    cdef ptrdiff_t r, j_a, j_b, n_j, n_kw, g, gi, kh, n_k
     cdef ptrdiff_t n_r = p.s_w if p.s_w < p.n_w else p.n_w
     cdef ptrdiff_t n_g = p.s_h if p.s_h < p.n_h else p.n_h
     cdef ptrdiff_t n_taps = p.f_h * p.f_w
@@ -814,17 +833,7 @@ cdef void _dx_phases(const cyc_conv_params *p, Scratch sc, ptrdiff_t *hp,
         n_j = (p.n_w - r + p.s_w - 1) // p.s_w
         n_kw = _axis_phase(r, p.s_w, p.p_l, p.d_w, p.f_w, p.z_ps, w_tap, q,
                            sc.v_in + r * p.f_w, sc.v_w + r * p.f_w)
-        j_a = 0
-        j_b = n_j
-        for t in range(n_kw):
-            if -q[t] > j_a:
-                j_a = -q[t]
-            if p.o_w - q[t] < j_b:
-                j_b = p.o_w - q[t]
-        if j_a > n_j:
-            j_a = n_j
-        if j_b < j_a:
-            j_b = j_a
+        _phase_interior(p, r, q, n_kw, &j_a, &j_b)
         sc.q[3 * r], sc.q[3 * r + 1], sc.q[3 * r + 2] = n_kw, j_a, j_b
         if j_a > 0 or j_b < n_j:
             hp[0] = 1
@@ -1410,7 +1419,7 @@ def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w,
         As for :func:`conv2d_forward`.
     """
     cdef cyc_conv_params p = _params(dx, dz, w, s_h, s_w, p_t, p_l, d_h, d_w, dx.shape[3])
-    cdef Py_ssize_t M = p.c_out // p.c_in, row, i, ih, iw, nh, nt, r, j, t
+    cdef Py_ssize_t M = p.c_out // p.c_in, row, i, ih, iw, nh, nt, r, j
     cdef int n_threads = _threads_for(num_threads, <double> dz.size * p.f_h * p.f_w)
     # Gather form. The columns iw = r + j * s_w of one stride phase r share
     # their kw taps (dz column q[t] + j, _axis_phase), so the columns j_a .. j_b
@@ -1442,14 +1451,8 @@ def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w,
             for r in range(n_r):
                 ph[3 * r] = _axis_phase(r, p.s_w, p.p_l, p.d_w, p.f_w, p.z_ps, p.w_ts, q,
                                         ph_in + 2 * r * p.f_w, ph_in + (2 * r + 1) * p.f_w)
-                ph[3 * r + 1] = 0
-                ph[3 * r + 2] = (p.n_w - r + p.s_w - 1) // p.s_w
-                for t in range(ph[3 * r]):
-                    if -q[t] > ph[3 * r + 1]:
-                        ph[3 * r + 1] = -q[t]
-                    if p.o_w - q[t] < ph[3 * r + 2]:
-                        ph[3 * r + 2] = p.o_w - q[t]
-                if M > 1 or ph[3 * r + 2] < ph[3 * r + 1]:
+                _phase_interior(&p, r, q, ph[3 * r], &ph[3 * r + 1], &ph[3 * r + 2])
+                if M > 1:   # the multiplier's scalar form: every column an edge column
                     ph[3 * r + 2] = ph[3 * r + 1]
             with parallel(num_threads=n_threads):
                 h_in = lists + n_lists + threadid() * per_thread
