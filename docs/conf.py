@@ -1,0 +1,63 @@
+"""Sphinx configuration of the cyconv documentation site.
+
+Build: ``pip install -e ".[docs]" && python -m sphinx -W -b html docs docs/_build/html``
+(warnings are errors; tests/test_docs_build.py runs the same build in CI).
+"""
+import os
+
+import cyconv
+
+project = "cyconv"
+author = "the cyconv developers"
+copyright = "2026, the cyconv developers"
+version = release = cyconv.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "myst_parser",
+    "sphinx_gallery.gen_gallery",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+# bench.json, train.json and bench-levels.md are the benchmark's outputs, not pages.
+exclude_patterns = ["_build", "bench-levels.md", "gallery/README.rst", "**.ipynb_checkpoints"]
+
+# --- API reference: autosummary pages from the numpydoc docstrings ----------
+autosummary_generate = True
+autodoc_typehints = "none"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+
+# --- Markdown pages ----------------------------------------------------------
+myst_enable_extensions = ["colon_fence", "dollarmath"]
+myst_heading_anchors = 3
+
+# --- Gallery: scripts in docs/gallery, executed at every build ---------------
+sphinx_gallery_conf = {
+    "examples_dirs": "gallery",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+}
+
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", None),
+    "numpy": ("https://numpy.org/doc/stable", None),
+}
+# No network here or in CI: intersphinx inventories are fetched only on request.
+if not os.environ.get("CYCONV_DOCS_INTERSPHINX"):
+    intersphinx_mapping = {}
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"cyconv {release}"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+}
