@@ -22,6 +22,11 @@ How chunks are handled:
   (``x`` is rechunked to one channel chunk; the output's ``C_out`` is one
   chunk); pooling works per channel and keeps the channel chunks.
 
+``layout="NCHW"`` (every function) takes and returns PyTorch's layouts
+(activations ``(m, C, H, W)``, filters ``(C_out, C_in / groups, f_h, f_w)``):
+the NHWC graph runs between lazy transposes of the chunks, so the chunking
+advice below applies to the same axes by name.
+
 Needs the optional dependencies: ``pip install "cyconv[dask]"``.
 """
 from __future__ import annotations
@@ -35,6 +40,7 @@ import numpy.typing as npt
 
 from cyconv import conv, pool
 from cyconv._args import Int, IntPair, Padding, Pads, as_array, resolve_num_threads, result_dtype
+from cyconv._layout import oihw_to_hwio, parse_layout
 
 try:
     import dask.array
@@ -203,9 +209,11 @@ def _map_tiles(func: Callable[..., Any], x_t: Array, chunks: tuple[tuple[int, ..
 def _conv2d_tile(x: npt.NDArray[Any], w: npt.NDArray[Any], b: npt.NDArray[Any] | None,
                  stride: tuple[int, int], pads_h: list[tuple[int, int]],
                  pads_w: list[tuple[int, int]], num_threads: Int | None,
-                 block_id: tuple[int, ...]) -> npt.NDArray[Any]:
+                 block_id: tuple[int, ...], dilation: tuple[int, int] = (1, 1),
+                 groups: int = 1) -> npt.NDArray[Any]:
     padding = (pads_h[block_id[1]], pads_w[block_id[2]])
-    return conv.conv2d(x, w, b, stride=stride, padding=padding, num_threads=num_threads)
+    return conv.conv2d(x, w, b, stride=stride, padding=padding, num_threads=num_threads,
+                       dilation=dilation, groups=groups)
 
 
 def _pool2d_tile(x: npt.NDArray[Any], kind: str, pool_size: tuple[int, int],
@@ -228,7 +236,8 @@ def _pool2d_tile(x: npt.NDArray[Any], kind: str, pool_size: tuple[int, int],
 # --------------------------------------------------------------------------
 
 def conv2d(x: Any, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *, stride: IntPair = 1,
-           padding: Padding = 0, num_threads: Int | None = None) -> Array:
+           padding: Padding = 0, num_threads: Int | None = None, dilation: IntPair = 1,
+           groups: Int = 1, layout: str = "NHWC") -> Array:
     """Lazy :func:`cyconv.conv2d` of a Dask array, tile by tile, exact at the seams.
 
     Parameters
@@ -248,6 +257,25 @@ def conv2d(x: Any, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *, stride: 
         OpenMP threads of each task; default every usable core of the worker.
         On a cluster whose workers run several tasks at once (several threads
         per worker), ``num_threads=1`` keeps tasks from competing for cores.
+    dilation : int or (int, int), default 1
+        Spacing of the filter taps, as for :func:`cyconv.conv2d`; tiles are
+        cut on the window's extent ``d * (f - 1) + 1``.
+    groups : int, default 1
+        Channel groups, as for :func:`cyconv.conv2d`: ``w`` is then
+        ``(f_h, f_w, C_in / groups, C_out)``.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        ``"NCHW"``: ``x`` is ``(m, C_in, n_H, n_W)`` (chunked along any
+        axes), ``w`` is PyTorch's ``(C_out, C_in / groups, f_h, f_w)``, ``b``
+        may also be ``(1, C_out, 1, 1)``, and ``z`` is ``(m, C_out, n_H_out,
+        n_W_out)`` with the chunks of the NHWC result transposed. The graph
+        is the NHWC one between two lazy transposes, so the values are those
+        of the in-memory ``cyconv.conv2d(..., layout="NCHW")``, bit for bit.
+
+        >>> import numpy as np, dask.array as da, cyconv.dask
+        >>> x4 = da.ones((4, 3, 10, 10), chunks=(2, 3, 5, 5))
+        >>> z4 = cyconv.dask.conv2d(x4, np.ones((2, 3, 3, 3)), padding=1, layout="NCHW")
+        >>> z4.shape, z4.chunks[2]
+        ((4, 2, 10, 10), (5, 5))
 
     Returns
     -------
@@ -284,23 +312,60 @@ def conv2d(x: Any, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *, stride: 
     >>> bool((z.compute() == cyconv.conv2d(x.compute(), w, padding="same")).all())
     True
     """
+    layout = parse_layout(layout)
     x = _as_dask(x, "x")
     w_arr = _small(w, "w", 4)
     b_arr = None if b is None else _small(b, "b")
+    if layout == "NCHW":
+        conv._check_nchw("conv2d", x, w_arr, groups)
+        if b_arr is not None and b_arr.shape == (1, w_arr.shape[0], 1, 1):
+            b_arr = b_arr.reshape(w_arr.shape[0])
+        try:
+            z = conv2d(_to_nhwc(x), oihw_to_hwio(w_arr, "w"), b_arr, stride=stride,
+                       padding=padding, num_threads=num_threads, dilation=dilation,
+                       groups=groups)
+        except ValueError as e:
+            raise conv._nchw_error(e) from None
+        return _to_nchw(z)
     dtype = (result_dtype(x=_empty(x), w=w_arr) if b_arr is None
              else result_dtype(x=_empty(x), w=w_arr, b=b_arr))
-    s, pads, o_hw = conv._geometry("conv2d", x.shape, w_arr.shape, stride, padding)
+    s, pads, o_hw, d, g = conv._geometry_dg("conv2d", x.shape, w_arr.shape, stride, padding,
+                                            dilation, groups)
     bias = conv._bias(b_arr, w_arr.shape[3], dtype)
     _check_threads(num_threads)
-    x_t, tiles_h, tiles_w = _spatial_tiles(x.rechunk({3: -1}), w_arr.shape[:2], s, pads, o_hw)
+    x_t, tiles_h, tiles_w = _spatial_tiles(x.rechunk({3: -1}), _extent(w_arr.shape[:2], d),
+                                           s, pads, o_hw)
     chunks = (x.chunks[0], _out_chunks(tiles_h), _out_chunks(tiles_w), (w_arr.shape[3],))
     return _map_tiles(_conv2d_tile, x_t, chunks, dtype, w=w_arr, b=bias, stride=s,
-                      pads_h=_pads(tiles_h), pads_w=_pads(tiles_w), num_threads=num_threads)
+                      pads_h=_pads(tiles_h), pads_w=_pads(tiles_w), num_threads=num_threads,
+                      dilation=d, groups=g)
+
+
+def _extent(f: tuple[int, ...], d: tuple[int, int]) -> tuple[int, int]:
+    """The extent ``d * (f - 1) + 1`` of a dilated window, per axis: what tiles are cut on."""
+    return d[0] * (f[0] - 1) + 1, d[1] * (f[1] - 1) + 1
+
+
+def _to_nhwc(a: Array) -> Array:
+    """A lazy NCHW -> NHWC transpose (each chunk's axes move; no rechunk)."""
+    return a.transpose(0, 2, 3, 1)
+
+
+def _to_nchw(a: Array) -> Array:
+    """A lazy NHWC -> NCHW transpose."""
+    return a.transpose(0, 3, 1, 2)
 
 
 def _pool2d(op: str, x: Any, pool_size: IntPair, stride: IntPair | None, padding: Padding,
             count_include_pad: bool, num_threads: Int | None, dilation: IntPair = 1,
-            ceil_mode: bool = False) -> Array:
+            ceil_mode: bool = False, layout: str = "NHWC") -> Array:
+    if parse_layout(layout) == "NCHW":
+        try:
+            p = _pool2d(op, _to_nhwc(_as_dask(x, "x")), pool_size, stride, padding,
+                        count_include_pad, num_threads, dilation, ceil_mode)
+        except ValueError as e:
+            raise pool._nchw_error(e) from None
+        return _to_nchw(p)
     x = _as_dask(x, "x")
     dtype = result_dtype(x=_empty(x))
     f, s, pads, shape, d = pool._geometry_d(op, x.shape, pool_size, stride, padding, dilation,
@@ -326,7 +391,7 @@ def _pool2d(op: str, x: Any, pool_size: IntPair, stride: IntPair | None, padding
 
 def max_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
                padding: Padding = 0, num_threads: Int | None = None, dilation: IntPair = 1,
-               ceil_mode: bool = False) -> Array:
+               ceil_mode: bool = False, layout: str = "NHWC") -> Array:
     """Lazy :func:`cyconv.max_pool2d` of a Dask array, tile by tile, exact at the seams.
 
     Parameters
@@ -339,6 +404,17 @@ def max_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
         image; padded positions count as -inf).
     num_threads : int, optional
         OpenMP threads of each task; see :func:`cyconv.dask.conv2d`.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        ``"NCHW"``: ``x`` is ``(m, C, n_H, n_W)`` and so is ``p``
+        (``(m, C, n_H_out, n_W_out)``); the NHWC graph between two lazy
+        transposes, equal bit for bit to the in-memory
+        ``cyconv.max_pool2d(..., layout="NCHW")``.
+
+        >>> import numpy as np, dask.array as da, cyconv.dask
+        >>> x4 = da.arange(32.0, chunks=8).reshape(1, 1, 4, 8)
+        >>> cyconv.dask.max_pool2d(x4, 2, layout="NCHW").compute()[0, 0]
+        array([[ 9., 11., 13., 15.],
+               [25., 27., 29., 31.]])
 
     Returns
     -------
@@ -366,12 +442,13 @@ def max_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
            [25., 27., 29., 31.]])
     """
     return _pool2d("max_pool2d", x, pool_size, stride, padding, True, num_threads, dilation,
-                   ceil_mode)
+                   ceil_mode, layout)
 
 
 def avg_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
                padding: Padding = 0, count_include_pad: bool = True,
-               num_threads: Int | None = None, ceil_mode: bool = False) -> Array:
+               num_threads: Int | None = None, ceil_mode: bool = False,
+               layout: str = "NHWC") -> Array:
     """Lazy :func:`cyconv.avg_pool2d` of a Dask array, tile by tile, exact at the seams.
 
     Parameters
@@ -384,6 +461,14 @@ def avg_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
         image; the divisor of each window is the in-memory one).
     num_threads : int, optional
         OpenMP threads of each task; see :func:`cyconv.dask.conv2d`.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        ``"NCHW"``: ``x`` and ``p`` are ``(m, C, H, W)``, as for
+        :func:`cyconv.dask.max_pool2d`.
+
+        >>> import numpy as np, dask.array as da, cyconv.dask
+        >>> x4 = da.ones((2, 4, 6, 6), chunks=(1, 2, 3, 3))
+        >>> cyconv.dask.avg_pool2d(x4, 2, layout="NCHW").shape
+        (2, 4, 3, 3)
 
     Returns
     -------
@@ -412,7 +497,7 @@ def avg_pool2d(x: Any, pool_size: IntPair, *, stride: IntPair | None = None,
     72.0
     """
     return _pool2d("avg_pool2d", x, pool_size, stride, padding, count_include_pad, num_threads,
-                   1, ceil_mode)
+                   1, ceil_mode, layout)
 
 
 def _global_tile(x: npt.NDArray[Any], kind: str, layout: str,
@@ -501,7 +586,8 @@ _DxTile = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 def _dx_tile(dz: npt.NDArray[Any], w: npt.NDArray[Any], stride: tuple[int, int],
              geo_h: list[_DxTile], geo_w: list[_DxTile], c_in: int, dx_dtype: np.dtype[Any],
-             num_threads: Int | None, block_id: tuple[int, ...]) -> npt.NDArray[Any]:
+             num_threads: Int | None, block_id: tuple[int, ...],
+             dilation: tuple[int, int] = (1, 1), groups: int = 1) -> npt.NDArray[Any]:
     (a0, a1), (c0, c1), pad_h = geo_h[block_id[1]]
     (e0, e1), (d0, d1), pad_w = geo_w[block_id[2]]
     dx = np.zeros((dz.shape[0], a1 - a0, e1 - e0, c_in), dtype=dx_dtype)
@@ -513,7 +599,8 @@ def _dx_tile(dz: npt.NDArray[Any], w: npt.NDArray[Any], stride: tuple[int, int],
     x_shape = (dz.shape[0], c1 - c0, d1 - d0, c_in)
     x_stand_in = np.broadcast_to(np.zeros((), dtype=dx_dtype), x_shape)
     dx_cover = conv.conv2d_backward(dz, x_stand_in, w, stride=stride, padding=(pad_h, pad_w),
-                                    num_threads=num_threads, grads=("dx",))[0]
+                                    num_threads=num_threads, grads=("dx",), dilation=dilation,
+                                    groups=groups)[0]
     assert dx_cover is not None
     # Rows of the tile outside [c0, c1) are covered by no window: dx = 0.
     r0, r1, q0, q1 = max(a0, c0), min(a1, c1), max(e0, d0), min(e1, d1)
@@ -543,12 +630,14 @@ def _dx_tiles(chunks: Sequence[int], n: int, f: int, s: int, pad: tuple[int, int
 def _dw_db_partial(x: npt.NDArray[Any], dz: npt.NDArray[Any], w_shape: tuple[int, ...],
                    stride: tuple[int, int], padding: Pads, grads: tuple[str, ...],
                    dtype: np.dtype[Any], num_threads: Int | None,
+                   dilation: tuple[int, int] = (1, 1), groups: int = 1,
                    ) -> tuple[npt.NDArray[Any] | None, npt.NDArray[Any] | None]:
     # The partial sums of dw and db over one tile of outputs. w is not read
     # for them: a stand-in of the result dtype gives its shape.
     w_stand_in = np.broadcast_to(np.zeros((), dtype=dtype), w_shape)
     _, dw, db = conv.conv2d_backward(dz, x, w_stand_in, stride=stride, padding=padding,
-                                     num_threads=num_threads, grads=grads)
+                                     num_threads=num_threads, grads=grads, dilation=dilation,
+                                     groups=groups)
     return dw, db
 
 
@@ -567,7 +656,8 @@ def _tree_sum(parts: list[Any]) -> Any:
 
 def conv2d_backward(dz: Any, x: Any, w: npt.ArrayLike, *, stride: IntPair = 1,
                     padding: Padding = 0, num_threads: Int | None = None,
-                    grads: Iterable[str] | str = ("dx", "dw", "db")) -> _Gradients:
+                    grads: Iterable[str] | str = ("dx", "dw", "db"), dilation: IntPair = 1,
+                    groups: Int = 1, layout: str = "NHWC") -> _Gradients:
     """Lazy :func:`cyconv.conv2d_backward` of Dask arrays.
 
     Parameters
@@ -583,6 +673,25 @@ def conv2d_backward(dz: Any, x: Any, w: npt.ArrayLike, *, stride: IntPair = 1,
         As given to :func:`cyconv.dask.conv2d`.
     grads : collection of {"dx", "dw", "db"}, default all three
         The gradients to compute; the others are returned as None.
+    dilation, groups
+        As given to :func:`cyconv.dask.conv2d`. For a depthwise convolution
+        (``groups == C_in``) ``dx`` equals the in-memory one to rounding
+        only: its kernel adds a pixel's taps in an order that depends on
+        where the pixel lies in the array, and tiles move the edges.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        ``"NCHW"``: ``dz`` is ``(m, C_out, n_H_out, n_W_out)``, ``x`` and
+        ``dx`` are ``(m, C_in, n_H, n_W)``, ``w`` and ``dw`` are
+        ``(C_out, C_in / groups, f_h, f_w)``; ``db`` is ``(C_out,)``. The
+        NHWC graph between lazy transposes: ``dx`` equal bit for bit to the
+        NHWC ``dx`` transposed, ``dw`` and ``db`` to the NHWC sums.
+
+        >>> import numpy as np, dask.array as da, cyconv.dask
+        >>> x4 = da.ones((4, 2, 6, 6), chunks=(2, 2, 3, 3))
+        >>> dz4 = da.ones((4, 5, 6, 6), chunks=(1, 5, 6, 6))
+        >>> g = cyconv.dask.conv2d_backward(dz4, x4, np.ones((5, 2, 3, 3)), padding=1,
+        ...                                 layout="NCHW")
+        >>> g[0].shape, g[1].shape, g[2].compute().tolist()
+        ((4, 2, 6, 6), (5, 2, 3, 3), [144.0, 144.0, 144.0, 144.0, 144.0])
 
     Returns
     -------
@@ -619,11 +728,28 @@ def conv2d_backward(dz: Any, x: Any, w: npt.ArrayLike, *, stride: IntPair = 1,
     >>> dx.chunks == x.chunks, dw.shape, db.compute().tolist()
     (True, (3, 3, 2, 5), [144.0, 144.0, 144.0, 144.0, 144.0])
     """
+    layout = parse_layout(layout)
     dz = _as_dask(dz, "dz")
     x = _as_dask(x, "x")
     w_arr = _small(w, "w", 4)
+    if layout == "NCHW":
+        conv._check_nchw("conv2d_backward", x, w_arr, groups)
+        if dz.shape[:2] != (x.shape[0], w_arr.shape[0]):
+            raise ValueError(f"dz must have the forward output's shape (m, C_out, n_H_out, "
+                             f"n_W_out) = ({x.shape[0]}, {w_arr.shape[0]}, ...) with "
+                             f"layout='NCHW', got {dz.shape}")
+        try:
+            dx_t, dw_t, db = conv2d_backward(_to_nhwc(dz), _to_nhwc(x), oihw_to_hwio(w_arr, "w"),
+                                             stride=stride, padding=padding,
+                                             num_threads=num_threads, grads=grads,
+                                             dilation=dilation, groups=groups)
+        except ValueError as e:
+            raise conv._nchw_error(e) from None
+        return (None if dx_t is None else _to_nchw(dx_t),
+                None if dw_t is None else dw_t.transpose(3, 2, 0, 1), db)
     dtype = result_dtype(dz=_empty(dz), x=_empty(x), w=w_arr)
-    s, pads, o_hw = conv._geometry("conv2d_backward", x.shape, w_arr.shape, stride, padding)
+    s, pads, o_hw, d, g = conv._geometry_dg("conv2d_backward", x.shape, w_arr.shape, stride,
+                                            padding, dilation, groups)
     m, c_out = x.shape[0], w_arr.shape[3]
     if dz.shape != (m, *o_hw, c_out):
         raise ValueError(f"dz must have the forward output's shape {(m, *o_hw, c_out)}, "
@@ -631,7 +757,7 @@ def conv2d_backward(dz: Any, x: Any, w: npt.ArrayLike, *, stride: IntPair = 1,
     wanted = conv._parse_grads(grads)
     _check_threads(num_threads)
     dz = dz.rechunk({0: x.chunks[0], 3: -1})
-    f = w_arr.shape[:2]
+    f = _extent(w_arr.shape[:2], d)
 
     dx = None
     if "dx" in wanted:
@@ -641,7 +767,7 @@ def conv2d_backward(dz: Any, x: Any, w: npt.ArrayLike, *, stride: IntPair = 1,
         dz_t = _gather(_gather(dz, 1, dz_h), 2, dz_w)
         dx = _map_tiles(_dx_tile, dz_t, x.chunks[:3] + ((x.shape[3],),), dtype, w=w_arr,
                         stride=s, geo_h=geo_h, geo_w=geo_w, c_in=x.shape[3], dx_dtype=dtype,
-                        num_threads=num_threads)
+                        num_threads=num_threads, dilation=d, groups=g)
         if len(x.chunks[3]) > 1:
             dx = dx.rechunk({3: x.chunks[3]})
 
@@ -657,7 +783,7 @@ def conv2d_backward(dz: Any, x: Any, w: npt.ArrayLike, *, stride: IntPair = 1,
         for k, (xb, dzb) in enumerate(zip(x_blocks, dz_blocks)):
             pads_k = block_pads[k % len(block_pads)]  # blocks run batch-major
             parts.append(delayed(_dw_db_partial, pure=True, nout=2)(
-                xb, dzb, w_arr.shape, s, pads_k, partial_grads, dtype, num_threads))
+                xb, dzb, w_arr.shape, s, pads_k, partial_grads, dtype, num_threads, d, g))
         total = _tree_sum(parts)
         if "dw" in wanted:
             dw = da.from_delayed(total[0], w_arr.shape, dtype=dtype)
