@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 import cyconv
 from cyconv._args import FloatArray, Int
+from cyconv._layout import parse_layout
 
 
 Seed = Union[int, np.random.Generator, None]
@@ -209,6 +210,21 @@ class _KernelLayer(_ThreadedLayer):
     def __init__(self, backend: ModuleType | None = None, num_threads: Int | None = None) -> None:
         super().__init__(num_threads)
         self.backend = cyconv if backend is None else backend
+
+    def _set_layout(self, layout: object, *kernels: str) -> None:
+        # The checked layout; NCHW needs a backend whose kernels take layout=.
+        self.layout = parse_layout(layout)
+        if self.layout == "NCHW":
+            for name in kernels:
+                if not _accepts(getattr(self.backend, name), "layout"):
+                    raise ValueError(
+                        f"layout='NCHW' needs a backend whose {name} takes a layout keyword; "
+                        f"{getattr(self.backend, '__name__', self.backend)!s}.{name} does not "
+                        f"(use layout='NHWC' with this backend, or the default backend cyconv)")
+
+    def _layout_kw(self) -> dict[str, str]:
+        # layout= only when not the default, so backends without it run NHWC layers.
+        return {"layout": "NCHW"} if getattr(self, "layout", "NHWC") == "NCHW" else {}
 
     @overload
     def _kernel(self, name: Literal["conv2d_backward"], *args: Any,

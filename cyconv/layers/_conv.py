@@ -35,6 +35,22 @@ class Conv2D(_KernelLayer):
     groups : int, default 1
         Channel groups (keyword-only; dividing both channel counts);
         ``groups == in_channels`` is a depthwise layer.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        Keyword-only, like Keras's ``data_format``: the layout of the
+        activations ``forward`` takes and returns, and of the filters in
+        ``params``, in the convention of :func:`cyconv.conv2d`'s ``layout``.
+        ``"NCHW"`` is PyTorch's ``nn.Conv2d``: input ``(m, C_in, n_H, n_W)``,
+        output ``(m, C_out, n_H_out, n_W_out)``, ``params["w"]`` of shape
+        ``(C_out, C_in / groups, f_h, f_w)`` (a PyTorch ``weight`` loads as
+        it is). The same seed gives the same filters in either layout,
+        transposed. Needs a backend whose kernels take ``layout``.
+
+        >>> import numpy as np
+        >>> from cyconv.layers import Conv2D
+        >>> conv = Conv2D(3, 8, 3, padding=1, layout="NCHW", seed=0)
+        >>> conv.params["w"].shape, conv.forward(np.ones((2, 3, 5, 5), np.float32)).shape
+        ((8, 3, 3, 3), (2, 8, 5, 5))
+
     bias : bool, default True
         Whether to learn a bias ``b`` of shape ``(C_out,)``.
     dtype : float32 or float64, default float32
@@ -52,7 +68,8 @@ class Conv2D(_KernelLayer):
     Attributes
     ----------
     params : dict
-        ``"w"``: ``(f_h, f_w, C_in / groups, C_out)``, ``"b"``: ``(C_out,)`` if ``bias``.
+        ``"w"``: ``(f_h, f_w, C_in / groups, C_out)`` (``(C_out, C_in / groups,
+        f_h, f_w)`` under ``layout="NCHW"``), ``"b"``: ``(C_out,)`` if ``bias``.
 
     Notes
     -----
@@ -74,8 +91,10 @@ class Conv2D(_KernelLayer):
                  stride: IntPair = 1, padding: Padding = 0, bias: bool = True,
                  dtype: npt.DTypeLike = np.float32, seed: Seed = None, *, init: str = "he",
                  dilation: IntPair = 1, groups: Int = 1,
-                 num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
+                 num_threads: Int | None = None, backend: ModuleType | None = None,
+                 layout: str = "NHWC") -> None:
         super().__init__(backend, num_threads)
+        self._set_layout(layout, "conv2d", "conv2d_backward")
         g = _make_params(self, kernel_size, in_channels, out_channels, groups, bias, dtype,
                          seed, init, transposed=False)
         self.stride, self.padding = stride, padding
@@ -135,10 +154,12 @@ class Conv2D(_KernelLayer):
             kw["dilation"] = self.dilation
         if self.groups != 1:
             kw["groups"] = self.groups
+        kw.update(self._layout_kw())
         return kw
 
     def _describe(self) -> str:
-        f_h, f_w, c_in, c_out = self.params["w"].shape
+        w = self.params["w"]
+        f_h, f_w, c_in, c_out = w.shape if self.layout == "NHWC" else w.transpose(2, 3, 1, 0).shape
         extra = "".join(f", {k}={v!r}" for k, v in self._geometry().items())
         return (f"{c_in * self.groups}, {c_out}, ({f_h}, {f_w}), stride={self.stride!r}, "
                 f"padding={self.padding!r}, bias={'b' in self.params}{extra}")
@@ -157,8 +178,11 @@ def _make_params(layer: _KernelLayer, kernel_size: IntPair, in_channels: int, ou
     dt = _float_dtype(dtype)
     shape = ((f_h, f_w, out_channels // g, in_channels) if transposed
              else (f_h, f_w, in_channels // g, out_channels))
-    layer.params["w"] = _init_weight(init, shape, f_h * f_w * in_channels // g,
-                                     f_h * f_w * out_channels // g, seed, dt)
+    w = _init_weight(init, shape, f_h * f_w * in_channels // g, f_h * f_w * out_channels // g,
+                     seed, dt)
+    # NCHW layers keep PyTorch's filter order: the same draws, transposed
+    layer.params["w"] = (w if layer.layout == "NHWC"
+                         else np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
     if bias:
         layer.params["b"] = np.zeros(out_channels, dtype=dt)
     layer.grads = {k: np.zeros_like(v) for k, v in layer.params.items()}
@@ -194,6 +218,18 @@ class ConvTranspose2D(_KernelLayer):
         Weight initialisation, with fan-in ``f_h * f_w * C_in / groups``.
     dilation, groups
         As for :func:`cyconv.conv_transpose2d`.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        Keyword-only, as for :class:`Conv2D`: ``"NCHW"`` is PyTorch's
+        ``nn.ConvTranspose2d``, input ``(m, C_in, n_H, n_W)``, output
+        ``(m, C_out, o_H, o_W)``, ``params["w"]`` of shape
+        ``(C_in, C_out / groups, f_h, f_w)``.
+
+        >>> import numpy as np
+        >>> from cyconv.layers import ConvTranspose2D
+        >>> up = ConvTranspose2D(16, 8, 4, stride=2, padding=1, layout="NCHW", seed=0)
+        >>> up.params["w"].shape, up.forward(np.ones((2, 16, 7, 7), np.float32)).shape
+        ((16, 8, 4, 4), (2, 8, 14, 14))
+
     num_threads : int, optional
         Threads for the kernels; default every usable core.
     backend : module, optional
@@ -202,7 +238,8 @@ class ConvTranspose2D(_KernelLayer):
     Attributes
     ----------
     params : dict
-        ``"w"``: ``(f_h, f_w, C_out / groups, C_in)``, ``"b"``: ``(C_out,)`` if ``bias``.
+        ``"w"``: ``(f_h, f_w, C_out / groups, C_in)`` (``(C_in, C_out / groups,
+        f_h, f_w)`` under ``layout="NCHW"``), ``"b"``: ``(C_out,)`` if ``bias``.
 
     Notes
     -----
@@ -225,13 +262,15 @@ class ConvTranspose2D(_KernelLayer):
                  stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
                  bias: bool = True, dtype: npt.DTypeLike = np.float32, seed: Seed = None, *,
                  init: str = "he", dilation: IntPair = 1, groups: Int = 1,
-                 num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
+                 num_threads: Int | None = None, backend: ModuleType | None = None,
+                 layout: str = "NHWC") -> None:
         super().__init__(backend, num_threads)
+        self._set_layout(layout, "conv_transpose2d", "conv_transpose2d_backward")
         g = _make_params(self, kernel_size, in_channels, out_channels, groups, bias, dtype,
                          seed, init, transposed=True)
         self.kw: dict[str, Any] = dict(stride=stride, padding=padding,
                                        output_padding=output_padding,
-                                       dilation=dilation, groups=g)
+                                       dilation=dilation, groups=g, **self._layout_kw())
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C_in) -> (m, o_H, o_W, C_out)``."""
@@ -251,6 +290,7 @@ class ConvTranspose2D(_KernelLayer):
         return dx
 
     def _describe(self) -> str:
-        f_h, f_w, c_out, c_in = self.params["w"].shape
+        w = self.params["w"]
+        f_h, f_w, c_out, c_in = w.shape if self.layout == "NHWC" else w.transpose(2, 3, 1, 0).shape
         kw = ", ".join(f"{k}={v!r}" for k, v in self.kw.items())
         return f"{c_in}, {c_out * self.kw['groups']}, ({f_h}, {f_w}), {kw}, bias={'b' in self.params}"

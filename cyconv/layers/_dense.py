@@ -11,7 +11,12 @@ from cyconv.layers._base import Layer, Seed, _count, _float_dtype, _init_weight
 
 
 class Flatten(Layer):
-    """``(m, ...) -> (m, prod(...))`` (NHWC order); keeps the input's shape in training mode."""
+    """``(m, ...) -> (m, prod(...))``; keeps the input's shape in training mode.
+
+    A reshape in the array's own order: ``(n_H, n_W, C)`` order for NHWC
+    activations, ``(C, n_H, n_W)`` (PyTorch's ``nn.Flatten``) for layers built
+    with ``layout="NCHW"``, so it needs no ``layout`` of its own.
+    """
 
     def forward(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
         """``(m, n_H, n_W, C) -> (m, n_H * n_W * C)``."""

@@ -19,6 +19,16 @@ class MaxPool2D(_KernelLayer):
     ----------
     pool_size, stride, padding, dilation, ceil_mode
         As for :func:`cyconv.max_pool2d` (``stride`` defaults to ``pool_size``).
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        Keyword-only: the layout of the activations, as for
+        :func:`cyconv.max_pool2d` (``"NCHW"``: ``(m, C, n_H, n_W)`` in and out,
+        as PyTorch's ``nn.MaxPool2d``).
+
+        >>> import numpy as np
+        >>> from cyconv.layers import MaxPool2D
+        >>> MaxPool2D(2, layout="NCHW").forward(np.ones((2, 3, 4, 4))).shape
+        (2, 3, 2, 2)
+
     num_threads, backend
         As for :class:`Conv2D`.
 
@@ -32,8 +42,10 @@ class MaxPool2D(_KernelLayer):
 
     def __init__(self, pool_size: IntPair, stride: IntPair | None = None, padding: Padding = 0,
                  *, dilation: IntPair = 1, ceil_mode: bool = False,
-                 num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
+                 num_threads: Int | None = None, backend: ModuleType | None = None,
+                 layout: str = "NHWC") -> None:
         super().__init__(backend, num_threads)
+        self._set_layout(layout, "max_pool2d", "max_pool2d_backward")
         self.pool_size, self.stride, self.padding = pool_size, stride, padding
         self.dilation, self.ceil_mode = dilation, ceil_mode
 
@@ -45,6 +57,7 @@ class MaxPool2D(_KernelLayer):
             geo["dilation"] = self.dilation
         if self.ceil_mode:
             geo["ceil_mode"] = True
+        geo.update(self._layout_kw())
         return geo
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
@@ -78,6 +91,16 @@ class AvgPool2D(_KernelLayer):
     ----------
     pool_size, stride, padding, count_include_pad, ceil_mode
         As for :func:`cyconv.avg_pool2d` (``stride`` defaults to ``pool_size``).
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        Keyword-only: the layout of the activations, as for
+        :func:`cyconv.avg_pool2d` (``"NCHW"``: ``(m, C, n_H, n_W)`` in and out,
+        as PyTorch's ``nn.AvgPool2d``).
+
+        >>> import numpy as np
+        >>> from cyconv.layers import AvgPool2D
+        >>> AvgPool2D(2, layout="NCHW").forward(np.ones((2, 3, 4, 4))).shape
+        (2, 3, 2, 2)
+
     num_threads, backend
         As for :class:`Conv2D`.
 
@@ -89,14 +112,18 @@ class AvgPool2D(_KernelLayer):
 
     def __init__(self, pool_size: IntPair, stride: IntPair | None = None, padding: Padding = 0,
                  count_include_pad: bool = True, *, ceil_mode: bool = False,
-                 num_threads: Int | None = None, backend: ModuleType | None = None) -> None:
+                 num_threads: Int | None = None, backend: ModuleType | None = None,
+                 layout: str = "NHWC") -> None:
         super().__init__(backend, num_threads)
+        self._set_layout(layout, "avg_pool2d", "avg_pool2d_backward")
         self.pool_size, self.stride, self.padding = pool_size, stride, padding
         self.count_include_pad = count_include_pad
         self.ceil_mode = ceil_mode
 
     def _geo(self) -> dict[str, Any]:
-        return {"ceil_mode": True} if self.ceil_mode else {}
+        geo: dict[str, Any] = {"ceil_mode": True} if self.ceil_mode else {}
+        geo.update(self._layout_kw())
+        return geo
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C) -> (m, n_H_out, n_W_out, C)``."""
@@ -114,7 +141,7 @@ class AvgPool2D(_KernelLayer):
                             count_include_pad=self.count_include_pad, **self._geo())
 
     def _describe(self) -> str:
-        extra = ", ceil_mode=True" if self.ceil_mode else ""
+        extra = "".join(f", {k}={v!r}" for k, v in self._geo().items())
         return (f"{self.pool_size!r}, stride={self.stride!r}, padding={self.padding!r}, "
                 f"count_include_pad={self.count_include_pad}{extra}")
 
@@ -127,6 +154,16 @@ class GlobalAvgPool2D(_KernelLayer):
     keepdims : bool, default False
         Output ``(m, 1, 1, C)`` instead of ``(m, C)`` (no :class:`Flatten`
         needed before a :class:`Dense` layer without it).
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        Keyword-only: ``"NCHW"`` takes ``(m, C, n_H, n_W)`` (the output is
+        ``(m, C)`` either way; ``(m, C, 1, 1)`` with ``keepdims``), as
+        PyTorch's ``nn.AdaptiveAvgPool2d(1)`` followed by a flatten.
+
+        >>> import numpy as np
+        >>> from cyconv.layers import GlobalAvgPool2D
+        >>> GlobalAvgPool2D(layout="NCHW").forward(np.ones((2, 3, 4, 4))).shape
+        (2, 3)
+
     num_threads, backend
         As for :class:`Conv2D`.
 
@@ -144,23 +181,26 @@ class GlobalAvgPool2D(_KernelLayer):
     """
 
     def __init__(self, *, keepdims: bool = False, num_threads: Int | None = None,
-                 backend: ModuleType | None = None) -> None:
+                 backend: ModuleType | None = None, layout: str = "NHWC") -> None:
         super().__init__(backend, num_threads)
+        self._set_layout(layout, "global_avg_pool2d", "global_avg_pool2d_backward")
         self.keepdims = keepdims
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C) -> (m, C)`` (or ``(m, 1, 1, C)`` with keepdims)."""
-        p = self._kernel("global_avg_pool2d", x, keepdims=self.keepdims)
+        p = self._kernel("global_avg_pool2d", x, keepdims=self.keepdims, **self._layout_kw())
         self._keep(np.shape(x))
         return p
 
     def backward(self, dout: npt.ArrayLike) -> FloatArray:
         """``dout`` shaped like the output -> ``dx`` shaped like the input."""
         x_shape = self._take()
-        return self._kernel("global_avg_pool2d_backward", dout, x_shape)
+        return self._kernel("global_avg_pool2d_backward", dout, x_shape, **self._layout_kw())
 
     def _describe(self) -> str:
-        return f"keepdims={self.keepdims}" if self.keepdims else ""
+        parts = [f"keepdims={self.keepdims}"] if self.keepdims else []
+        parts += [f"{k}={v!r}" for k, v in self._layout_kw().items()]
+        return ", ".join(parts)
 
 
 class GlobalMaxPool2D(_KernelLayer):
@@ -170,6 +210,14 @@ class GlobalMaxPool2D(_KernelLayer):
     ----------
     keepdims : bool, default False
         Output ``(m, 1, 1, C)`` instead of ``(m, C)``.
+    layout : {"NHWC", "NCHW"}, default "NHWC"
+        Keyword-only, as for :class:`GlobalAvgPool2D`.
+
+        >>> import numpy as np
+        >>> from cyconv.layers import GlobalMaxPool2D
+        >>> GlobalMaxPool2D(keepdims=True, layout="NCHW").forward(np.ones((2, 3, 4, 4))).shape
+        (2, 3, 1, 1)
+
     num_threads, backend
         As for :class:`Conv2D`.
 
@@ -187,20 +235,23 @@ class GlobalMaxPool2D(_KernelLayer):
     """
 
     def __init__(self, *, keepdims: bool = False, num_threads: Int | None = None,
-                 backend: ModuleType | None = None) -> None:
+                 backend: ModuleType | None = None, layout: str = "NHWC") -> None:
         super().__init__(backend, num_threads)
+        self._set_layout(layout, "global_max_pool2d", "global_max_pool2d_backward")
         self.keepdims = keepdims
 
     def forward(self, x: npt.ArrayLike) -> FloatArray:
         """``(m, n_H, n_W, C) -> (m, C)`` (or ``(m, 1, 1, C)`` with keepdims)."""
-        p = self._kernel("global_max_pool2d", x, keepdims=self.keepdims)
+        p = self._kernel("global_max_pool2d", x, keepdims=self.keepdims, **self._layout_kw())
         self._keep(x)
         return p
 
     def backward(self, dout: npt.ArrayLike) -> FloatArray:
         """``dout`` shaped like the output -> ``dx`` shaped like the input."""
         x = self._take()
-        return self._kernel("global_max_pool2d_backward", dout, x)
+        return self._kernel("global_max_pool2d_backward", dout, x, **self._layout_kw())
 
     def _describe(self) -> str:
-        return f"keepdims={self.keepdims}" if self.keepdims else ""
+        parts = [f"keepdims={self.keepdims}"] if self.keepdims else []
+        parts += [f"{k}={v!r}" for k, v in self._layout_kw().items()]
+        return ", ".join(parts)

@@ -23,7 +23,9 @@ class Sequential:
     Parameters
     ----------
     *layers : Layer
-        Or a single list of layers.
+        Or a single list of layers. The layers with a ``layout``
+        (convolution and pooling layers) must all have the same one:
+        activations pass between them untransposed.
 
     Examples
     --------
@@ -48,6 +50,7 @@ class Sequential:
                 raise TypeError(f"layer {i} must be a cyconv.layers.Layer, "
                                 f"got {type(layer).__name__}")
         self.layers: list[Layer] = list(layers)
+        _check_layouts(self.layers)
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -214,3 +217,16 @@ class Sequential:
         for k, p in params.items():
             np.copyto(p, arrays[k], casting="same_kind")
         return self
+
+
+def _check_layouts(layers: list[Layer]) -> None:
+    # A model mixing layouts would hand (m, C, H, W) arrays to (m, H, W, C)
+    # layers: refuse it here rather than with a shape error deep in a pass.
+    layouts = [(i, layer.layout) for i, layer in enumerate(layers)
+               if isinstance(getattr(layer, "layout", None), str)]
+    for i, layout in layouts[1:]:
+        if layout != layouts[0][1]:
+            j, first = layouts[0]
+            raise ValueError(f"layer {i} ({type(layers[i]).__name__}) has layout={layout!r} but "
+                             f"layer {j} ({type(layers[j]).__name__}) has layout={first!r}; the "
+                             f"layers of a Sequential must share one layout")
