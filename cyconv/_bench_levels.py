@@ -94,6 +94,8 @@ def child_argv(args):
     for opt in ("shapes", "ops", "dtype", "threads", "target", "peers"):
         if getattr(args, opt) is not None:
             out += [f"--{opt}", str(getattr(args, opt))]
+    if args.shapes is None:   # the standard table only (see cyconv.bench's --shapes)
+        out += ["--shapes", "standard"]
     out += [f"--{flag.replace('_', '-')}" for flag in ("quick", "no_torch", "no_reference")
             if getattr(args, flag)]
     return out

@@ -53,6 +53,7 @@ def markdown(report, title="# cyconv benchmark"):
     has_ort = "onnxruntime" in report.get("peers", ())
     has_ref = any(r["reference_ms"] is not None for r in results)
     has_pool = any("gbps" in r for r in results)
+    has_base = any(r.get("base_ms") is not None for r in results)
     head = ["shape", "op", "dtype", "threads", "cyconv ms"]
     if has_torch:
         head += ["torch ms", "speed-up"]
@@ -60,6 +61,8 @@ def markdown(report, title="# cyconv benchmark"):
         head += ["ORT ms", "vs ORT"]
     if has_ref:
         head += ["reference ms", "vs reference"]
+    if has_base:
+        head += ["base", "base ms", "vs base"]
     head += ["GFLOP/s", "% GEMM"] + (["GB/s", "% copy"] if has_pool else []) + ["others' CPU"]
     lines += ["", "| " + " | ".join(head) + " |",
               "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|"]
@@ -73,6 +76,9 @@ def markdown(report, title="# cyconv benchmark"):
             row += [_ms(r.get("onnxruntime_ms")), _ratio_text(r.get("speedup_vs_onnxruntime"))]
         if has_ref:
             row += [_ms(r["reference_ms"]), _ratio_text(r["speedup_vs_reference"])]
+        if has_base:
+            row += [r.get("base") or "—", _ms(r.get("base_ms")),
+                    _ratio_text(r.get("ratio_vs_base"))]
         gf = r.get("gflops")
         rate = rates.get((r["dtype"], r["threads"]))
         row += [_num(gf, ".1f"), _num(gf / rate * 100 if gf and rate else None, ".0f")]
@@ -87,11 +93,27 @@ def markdown(report, title="# cyconv benchmark"):
         if c["kind"] == "conv":
             lines.append(f"- {name}: x{c['x']} w{c['w']} stride {c['stride']} "
                          f"padding {c['padding']}, {conv_flops(name) / 1e9:.3g} GFLOP per op")
+        elif c["kind"] != "pool":
+            extra = "".join(f", {k} {c[k]}" for k in ("dilation", "groups") if c[k] != 1)
+            what = {"dilated": "conv2d", "depthwise": "conv2d, depthwise",
+                    "transposed": "conv_transpose2d, w (f_h, f_w, C_out/groups, C_in)",
+                    "nchw": "conv2d(layout='NCHW'), arrays passed as NCHW / OIHW"}[c["kind"]]
+            lines.append(f"- {name} ({what}): x{c['x']} w{c['w']} stride {c['stride']} "
+                         f"padding {c['padding']}{extra}, {conv_flops(name) / 1e9:.3g} GFLOP "
+                         f"per fwd" + (f"; base {c['base']}" if c.get("base") else ""))
         else:
             lines.append(f"- {name}: x{c['x']} pool {c['pool_size']}x{c['pool_size']} "
                          f"stride {c['stride']} padding {c['padding']}")
     lines.append("- ops: fwd = conv2d with bias; dx, dw (= dw and db) = the halves of "
                  "conv2d_backward; *_fb = pool forward then backward")
+    if any(SHAPES[r["shape"]]["kind"] == "depthwise" for r in results):
+        lines.append("- fb (depthwise rows) = conv2d then conv2d_backward (dx, dw, db); torch: "
+                     "autograd of F.conv2d(groups=C); its GFLOP/s count fwd + dx + dw; GB/s of "
+                     "a depthwise fwd = bytes it must move (read x, w, b; write z) / cyconv time")
+    if has_base:
+        lines.append("- vs base = cyconv ms / base ms, the base row (undilated S4, or the NHWC "
+                     "call of the same shape) timed interleaved with it: above 1 is what the "
+                     "feature costs; the N rows' torch peer gets contiguous NCHW tensors")
     if has_ort:
         lines.append("- ORT = ONNX Runtime CPU provider (one Conv node, NCHW input transposed "
                      "outside the timing); vs ORT = ORT ms / cyconv ms; float32 fwd only")

@@ -84,7 +84,9 @@ def test_make_inputs_gives_forward_output_shaped_gradients():
 def test_select_cases_filters_and_keeps_table_order():
     assert bench.select_cases(["P1", "S1"], ["dx", "max_fwd", "max_fb"]) == [
         ("S1", "dx"), ("P1", "max_fwd"), ("P1", "max_fb")]
-    assert len(bench.select_cases()) == 7 * 3 + 3 * 4
+    assert len(bench.select_cases(bench.SHAPE_GROUPS["standard"])) == 7 * 3 + 3 * 4
+    # the feature rows: D4, T1, N4, N6 with fwd, dx, dw; G1-G3 with fwd, fb
+    assert len(bench.select_cases()) == 7 * 3 + 3 * 4 + 4 * 3 + 3 * 2
 
 
 def test_interleave_alternates_batches_and_caps_the_slow_peer():
@@ -507,3 +509,127 @@ def test_plot_has_a_panel_per_level(tmp_path):
     path = tmp_path / "levels.png"
     bench.plot({"results": results}, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------
+# The feature rows (issue 16): dilated, depthwise, transposed, NCHW
+# --------------------------------------------------------------------------
+
+def test_feature_rows_are_the_issue_16_shapes():
+    s = bench.SHAPES
+    assert bench.SHAPE_GROUPS["features"] == ("D4", "G1", "G2", "G3", "T1", "N4", "N6")
+    assert bench.SHAPE_GROUPS["standard"] == ("S1", "S2", "S3", "S4", "S5", "S6", "S7",
+                                              "P1", "P2", "P3")
+    assert (s["D4"]["x"], s["D4"]["w"], s["D4"]["padding"], s["D4"]["dilation"],
+            s["D4"]["base"]) == (s["S4"]["x"], s["S4"]["w"], 2, 2, "S4")
+    assert bench.conv_output_hw("D4") == bench.conv_output_hw("S4") == (56, 56)
+    assert bench.conv_flops("D4") == bench.conv_flops("S4")
+    for name, stride, x, c in [("G1", 1, (8, 112, 112, 32), 32), ("G2", 2, (8, 112, 112, 32), 32),
+                               ("G3", 1, (8, 14, 14, 512), 512)]:
+        assert (s[name]["x"], s[name]["w"], s[name]["stride"], s[name]["groups"]) == (
+            x, (3, 3, 1, c), stride, c)
+    assert bench.conv_output_hw("G2") == (56, 56)
+    assert bench.conv_flops("G1") == 2 * 8 * 112 * 112 * 32 * 9
+    # T1: 8x28x28x128 -> 8x56x56x64, 4x4 stride 2 padding 1
+    assert bench.conv_output_hw("T1") == (56, 56)
+    data = bench.make_inputs("T1", "float32")
+    assert data["dz"].shape == (8, 56, 56, 64)
+    assert bench.conv_flops("T1") == 2 * 8 * 28 * 28 * 128 * 4 * 4 * 64
+    for n, base in (("N4", "S4"), ("N6", "S6")):
+        assert (s[n]["x"], s[n]["w"], s[n]["layout"], s[n]["base"]) == (
+            s[base]["x"], s[base]["w"], "NCHW", base)
+    data = bench.make_inputs("N6", "float64")
+    assert data["x"].shape == (8, 256, 14, 14) and data["w"].shape == (256, 256, 3, 3)
+    assert data["x"].flags.c_contiguous
+
+
+def _tiny_features(monkeypatch):
+    # Small stand-ins for the feature rows (and their bases): every op in a quick run.
+    tiny = {
+        "S4": bench._conv((2, 9, 9, 8), (3, 3, 8, 8), 1, 1),
+        "D4": bench._feature("dilated", (2, 9, 9, 8), (3, 3, 8, 8), 1, 2, dilation=2, base="S4"),
+        "G1": bench._feature("depthwise", (2, 12, 12, 16), (3, 3, 1, 16), 2, 1, groups=16),
+        "T1": bench._feature("transposed", (2, 5, 5, 8), (4, 4, 4, 8), 2, 1),
+        "N4": bench._feature("nchw", (2, 9, 9, 8), (3, 3, 8, 8), 1, 1, layout="NCHW", base="S4"),
+    }
+    for k, v in tiny.items():
+        monkeypatch.setitem(bench.SHAPES, k, v)
+
+
+def test_quick_run_of_the_feature_rows_reports_ratios_bandwidth_and_json(monkeypatch, tmp_path,
+                                                                          capsys):
+    _tiny_features(monkeypatch)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--shapes", "D4,G1,T1,N4", "--dtype", "float64",
+                       "--threads", "1", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    head, rows = _results_table(text)
+    expected = [("D4", "fwd"), ("D4", "dx"), ("D4", "dw"), ("G1", "fwd"), ("G1", "fb"),
+                ("T1", "fwd"), ("T1", "dx"), ("T1", "dw"), ("N4", "fwd"), ("N4", "dx"),
+                ("N4", "dw")]
+    assert [(r["shape"], r["op"]) for r in rows] == expected
+    assert {"base", "base ms", "vs base", "GB/s", "% copy"} <= set(head)
+    assert ("torch ms" in head) == HAS_TORCH
+    results = json.loads(out.read_text())["results"]
+    assert [(r["shape"], r["op"]) for r in results] == expected
+    for r, row in zip(results, rows):
+        assert r["agree"], (r["shape"], r["op"], r["max_rel_diff"])
+        assert r["cyconv_ms"] > 0
+        if r["shape"] in ("D4", "N4"):
+            assert r["base"] == "S4" and r["base_ms"] > 0
+            assert r["ratio_vs_base"] == pytest.approx(r["cyconv_ms"] / r["base_ms"])
+            assert row["vs base"] == bench._ratio_text(r["ratio_vs_base"])
+        else:
+            assert "base_ms" not in r and row["vs base"] == "—"
+        if (r["shape"], r["op"]) == ("G1", "fwd"):
+            moved = 8 * (2 * 12 * 12 * 16 + 9 * 16 + 16 + 2 * 6 * 6 * 16)
+            assert r["bytes_moved"] == moved
+            assert r["gbps"] == pytest.approx(moved / r["cyconv_ms"] / 1e6)
+            assert r["copy_fraction"] == pytest.approx(r["gbps"] / r["copy_gbps"])
+        else:
+            assert "gbps" not in r
+        assert r["gflops"] > 0
+        if HAS_TORCH:
+            assert r["torch_ms"] > 0 and "torch" in r["max_rel_diff"]
+    assert "- D4 (conv2d): x(2, 9, 9, 8)" in text and "vs base = cyconv ms / base ms" in text
+    assert "fb (depthwise rows)" in text
+
+
+def test_feature_rows_run_without_torch(monkeypatch, capsys):
+    _tiny_features(monkeypatch)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert bench.main(["--quick", "--shapes", "features", "--ops", "fwd,fb", "--dtype",
+                       "float32", "--threads", "1"]) == 0
+    head, rows = _results_table(capsys.readouterr().out)
+    assert "torch ms" not in head
+    assert [(r["shape"], r["op"]) for r in rows][:3] == [("D4", "fwd"), ("G1", "fwd"),
+                                                         ("G1", "fb")]
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
+@pytest.mark.parametrize("name", ["D4", "G1", "T1", "N4"])
+def test_feature_rows_torch_peers_compute_what_cyconv_computes(monkeypatch, name):
+    # every op of each feature kind agrees with its torch peer (the bench's own check)
+    _tiny_features(monkeypatch)
+    torch = bench.import_torch()
+    for op in bench.OPS[bench.SHAPES[name]["kind"]]:
+        data = bench.make_inputs(name, "float64")
+        mine = bench.cyconv_op(name, op, data, 1)()
+        fn, convert = bench.torch_op(torch, name, op, data)
+        assert bench._rel_diff(mine, convert(fn())) < 1e-12, (name, op)
+
+
+def test_shape_groups_select_the_rows_and_level_runs_default_to_standard():
+    args, cases, *_ = bench._parse(["--shapes", "features", "--ops", "fwd"])
+    assert [n for n, _ in cases] == list(bench.SHAPE_GROUPS["features"])
+    args, cases, *_ = bench._parse(["--shapes", "depthwise,transposed"])
+    assert cases == [("G1", "fwd"), ("G1", "fb"), ("G2", "fwd"), ("G2", "fb"), ("G3", "fwd"),
+                     ("G3", "fb"), ("T1", "fwd"), ("T1", "dx"), ("T1", "dw")]
+    _, cases, *_ = bench._parse([])
+    assert {n for n, _ in cases} == set(bench.SHAPES)       # the default run has both groups
+    _, cases, *_ = bench._parse(["--ops", "fb"])
+    assert cases == [("G1", "fb"), ("G2", "fb"), ("G3", "fb")]
+    args = bench._parser().parse_args(["--level", "all", "--dtype", "float32"])
+    assert _bench_levels.child_argv(args)[-2:] == ["--shapes", "standard"]
+    args, cases, *_ = bench._parse(["--level", "all"])
+    assert {n for n, _ in cases} == set(bench.SHAPE_GROUPS["standard"])
