@@ -9,6 +9,10 @@ process (so that a busy machine slows all variants alike) and taking medians:
 - ``NCHW-numpy``: the same, with the transposes done by NumPy's
   ``np.ascontiguousarray(x.transpose(...))`` instead of cyconv's compiled one.
 
+The benchmark measures the first two as its N4 and N6 rows
+(``python -m cyconv.bench --shapes nchw``: NCHW ms / NHWC ms in the ``vs base``
+column); this script adds the NumPy-transpose variant, an A/B of the transpose.
+
 Usage::
 
     python examples/nchw_overhead.py [--shapes S4,S6] [--dtypes float32,float64]
