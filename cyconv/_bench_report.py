@@ -117,7 +117,7 @@ def markdown(report, title="# cyconv benchmark"):
     if has_ort:
         lines.append("- ORT = ONNX Runtime CPU provider (one Conv node, NCHW input transposed "
                      "outside the timing); vs ORT = ORT ms / cyconv ms; float32 fwd only")
-    if has_pool:
+    if any(SHAPES[r["shape"]]["kind"] == "pool" for r in results):
         lines.append("- GB/s = bytes a pool op must move / cyconv time (fwd: read x, write p; "
                      "max_fb also writes and reads the int32 argmax; *_fb: read dp, write dx); "
                      "% copy = that over np.copyto's rate at x's size and the row's threads")

@@ -814,7 +814,7 @@ def main(argv=None):
 
     gemm = [gemm_rate(d, t, settings["gemm_n"], settings["gemm_repeats"])
             for d in dtypes for t in threads
-            if any(SHAPES[n]["kind"] == "conv" for n, _ in cases)]
+            if any(SHAPES[n]["kind"] != "pool" for n, _ in cases)]
     load_before = _load()
     if load_before is not None and load_before > 0.5:
         print(f"warning: load average {load_before} before starting: other processes are "

@@ -570,8 +570,10 @@ def test_quick_run_of_the_feature_rows_reports_ratios_bandwidth_and_json(monkeyp
     assert [(r["shape"], r["op"]) for r in rows] == expected
     assert {"base", "base ms", "vs base", "GB/s", "% copy"} <= set(head)
     assert ("torch ms" in head) == HAS_TORCH
-    results = json.loads(out.read_text())["results"]
+    report = json.loads(out.read_text())
+    results = report["results"]
     assert [(r["shape"], r["op"]) for r in results] == expected
+    assert [(g["dtype"], g["threads"]) for g in report["gemm"]] == [("float64", 1)]
     for r, row in zip(results, rows):
         assert r["agree"], (r["shape"], r["op"], r["max_rel_diff"])
         assert r["cyconv_ms"] > 0
@@ -588,11 +590,12 @@ def test_quick_run_of_the_feature_rows_reports_ratios_bandwidth_and_json(monkeyp
             assert r["copy_fraction"] == pytest.approx(r["gbps"] / r["copy_gbps"])
         else:
             assert "gbps" not in r
-        assert r["gflops"] > 0
+        assert r["gflops"] > 0 and 0 < r["gemm_fraction"] == pytest.approx(
+            r["gflops"] / report["gemm"][0]["gflops"])
         if HAS_TORCH:
             assert r["torch_ms"] > 0 and "torch" in r["max_rel_diff"]
     assert "- D4 (conv2d): x(2, 9, 9, 8)" in text and "vs base = cyconv ms / base ms" in text
-    assert "fb (depthwise rows)" in text
+    assert "fb (depthwise rows)" in text and "bytes a pool op" not in text
 
 
 def test_feature_rows_run_without_torch(monkeypatch, capsys):

@@ -82,14 +82,16 @@ def test_conv2d_and_backward_match_reference_in_both_layouts_at_every_level(case
         _close(got, want, dtype)
 
 
-TRANSPOSE_CASES = [  # x (NHWC), (f_h, f_w), C_out, stride, padding, output_padding, dilation, groups
+# x (NHWC), (f_h, f_w), C_out, stride, padding, output_padding, dilation, groups
+TRANSPOSE_CASES = [
     ((2, 4, 5, 40), (4, 4), 24, 2, 1, 0, 1, 1),      # many channels
     ((1, 5, 5, 16), (3, 3), 16, 2, 1, 1, 1, 16),     # depthwise transposed
     ((1, 4, 5, 4), (3, 2), 4, (3, 2), (2, 0), (2, 1), (1, 2), 4),
     ((2, 3, 4, 33), (2, 2), 7, 2, 0, 0, 2, 1),       # odd channels, dilated
 ]
-TRANSPOSE_IDS = [f"x{c[0]}-f{c[1]}-co{c[2]}-s{c[3]}-p{c[4]}-op{c[5]}-d{c[6]}-g{c[7]}".replace(" ", "")
-                 for c in TRANSPOSE_CASES]
+TRANSPOSE_IDS = [
+    f"x{c[0]}-f{c[1]}-co{c[2]}-s{c[3]}-p{c[4]}-op{c[5]}-d{c[6]}-g{c[7]}".replace(" ", "")
+    for c in TRANSPOSE_CASES]
 
 
 def _t_data(case, dtype, seed=0):

@@ -172,7 +172,8 @@ def test_conv2d_dilation_groups_depthwise_match_torch_in_both_layouts(case, layo
     np.testing.assert_allclose(db, bt.grad.numpy(), **TOL[dtype])
 
 
-TRANSPOSE_CASES = [  # x (NCHW), (f_h, f_w), C_out, stride, padding, output_padding, dilation, groups
+# x (NCHW), (f_h, f_w), C_out, stride, padding, output_padding, dilation, groups
+TRANSPOSE_CASES = [
     ((2, 6, 5, 6), (4, 4), 4, 2, 1, 0, 1, 1),
     ((2, 4, 4, 5), (3, 3), 6, 2, 1, 1, 1, 2),
     ((1, 4, 5, 4), (3, 2), 4, (3, 2), (2, 0), (2, 1), (1, 2), 4),
@@ -187,7 +188,8 @@ def test_conv_transpose2d_matches_torch_in_both_layouts(case, layout, dtype, lev
     x_shape, (f_h, f_w), c_out, stride, padding, output_padding, dilation, groups = case
     rng = np.random.default_rng(4)
     x = rng.standard_normal(x_shape).astype(dtype)
-    w = (rng.standard_normal((x_shape[1], c_out // groups, f_h, f_w))   # torch's (C_in, C_out/g, ...)
+    # torch's filters (C_in, C_out / groups, f_h, f_w)
+    w = (rng.standard_normal((x_shape[1], c_out // groups, f_h, f_w))
          / np.sqrt(f_h * f_w * c_out / groups)).astype(dtype)
     b = rng.standard_normal(c_out).astype(dtype)
     kw = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,

@@ -159,7 +159,7 @@ class Conv2D(_KernelLayer):
 
     def _describe(self) -> str:
         w = self.params["w"]
-        f_h, f_w, c_in, c_out = w.shape if self.layout == "NHWC" else w.transpose(2, 3, 1, 0).shape
+        f_h, f_w, c_in, c_out = (w if self.layout == "NHWC" else w.transpose(2, 3, 1, 0)).shape
         extra = "".join(f", {k}={v!r}" for k, v in self._geometry().items())
         return (f"{c_in * self.groups}, {c_out}, ({f_h}, {f_w}), stride={self.stride!r}, "
                 f"padding={self.padding!r}, bias={'b' in self.params}{extra}")
@@ -291,6 +291,6 @@ class ConvTranspose2D(_KernelLayer):
 
     def _describe(self) -> str:
         w = self.params["w"]
-        f_h, f_w, c_out, c_in = w.shape if self.layout == "NHWC" else w.transpose(2, 3, 1, 0).shape
+        f_h, f_w, c_out, c_in = (w if self.layout == "NHWC" else w.transpose(2, 3, 1, 0)).shape
         kw = ", ".join(f"{k}={v!r}" for k, v in self.kw.items())
         return f"{c_in}, {c_out * self.kw['groups']}, ({f_h}, {f_w}), {kw}, bias={'b' in self.params}"
