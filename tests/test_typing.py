@@ -29,7 +29,7 @@ PUBLIC = {"cyconv": "cyconv", "cyconv.compat": "compat", "cyconv.layers": "layer
 NOT_TYPED = {"cyconv.bench", "cyconv.bench_train", "cyconv.demo",
              # the parts of cyconv.bench (python -m cyconv.bench)
              "cyconv._bench_levels", "cyconv._bench_peers", "cyconv._bench_report",
-             "cyconv._bench_roofline"}
+             "cyconv._bench_roofline", "cyconv._bench_features"}
 
 
 def _public_names():

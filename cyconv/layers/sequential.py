@@ -222,7 +222,7 @@ class Sequential:
 def _check_layouts(layers: list[Layer]) -> None:
     # A model mixing layouts would hand (m, C, H, W) arrays to (m, H, W, C)
     # layers: refuse it here rather than with a shape error deep in a pass.
-    layouts = [(i, layer.layout) for i, layer in enumerate(layers)
+    layouts = [(i, getattr(layer, "layout")) for i, layer in enumerate(layers)
                if isinstance(getattr(layer, "layout", None), str)]
     for i, layout in layouts[1:]:
         if layout != layouts[0][1]:
