@@ -263,6 +263,15 @@ def conv2d(x: Any, w: npt.ArrayLike, b: npt.ArrayLike | None = None, *, stride: 
     groups : int, default 1
         Channel groups, as for :func:`cyconv.conv2d`: ``w`` is then
         ``(f_h, f_w, C_in / groups, C_out)``.
+
+        >>> import numpy as np, dask.array as da, cyconv, cyconv.dask
+        >>> x3 = da.ones((2, 12, 12, 4), chunks=(1, 6, 6, 4))
+        >>> w_dw = np.ones((3, 3, 1, 4))                   # depthwise, dilation 2
+        >>> z3 = cyconv.dask.conv2d(x3, w_dw, padding=2, dilation=2, groups=4)
+        >>> bool((z3.compute() == cyconv.conv2d(x3.compute(), w_dw, padding=2, dilation=2,
+        ...                                     groups=4)).all())
+        True
+
     layout : {"NHWC", "NCHW"}, default "NHWC"
         ``"NCHW"``: ``x`` is ``(m, C_in, n_H, n_W)`` (chunked along any
         axes), ``w`` is PyTorch's ``(C_out, C_in / groups, f_h, f_w)``, ``b``
