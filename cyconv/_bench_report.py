@@ -81,7 +81,8 @@ def markdown(report, title="# cyconv benchmark"):
                     _ratio_text(r.get("ratio_vs_base"))]
         gf = r.get("gflops")
         rate = rates.get((r["dtype"], r["threads"]))
-        row += [_num(gf, ".1f"), _num(gf / rate * 100 if gf and rate else None, ".0f")]
+        frac = r.get("gemm_fraction", gf / rate if gf and rate else None)
+        row += [_num(gf, ".1f"), _num(frac * 100 if frac else None, ".0f")]
         if has_pool:
             frac = r.get("copy_fraction")
             row += [_num(r.get("gbps"), ".1f"), _num(frac * 100 if frac else None, ".0f")]

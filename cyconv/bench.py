@@ -836,6 +836,8 @@ def main(argv=None):
         rate = next((g["gflops"] for g in gemm
                      if (g["dtype"], g["threads"]) == (r["dtype"], r["threads"])), None)
         r["gemm_fraction"] = r["gflops"] / rate if r.get("gflops") and rate else None
+        if SHAPES[r["shape"]]["kind"] == "depthwise":
+            r["gemm_fraction"] = None   # memory-bound: judged by GB/s and % copy instead
     sys.stdout.write(markdown(report))
     if args.json:
         with open(args.json, "w") as f:
