@@ -12,7 +12,10 @@ Conventions
 -----------
 * Activations are NHWC, ``(m, n_H, n_W, n_C)``, until :class:`Flatten` turns
   them into ``(m, n_features)``; conv filters are ``(f_h, f_w, C_in, C_out)``
-  and dense weights ``(in_features, out_features)``.
+  and dense weights ``(in_features, out_features)``. The spatial layers take
+  ``layout="NCHW"`` for PyTorch's layouts instead (activations
+  ``(m, n_C, n_H, n_W)``, conv filters ``(C_out, C_in, f_h, f_w)``, a PyTorch
+  ``state_dict``'s weights as they are); a :class:`Sequential` keeps to one layout.
 * Every layer has ``params`` and ``grads``: dicts of arrays with the same
   names and shapes. ``backward`` overwrites ``grads`` in place (it does not
   accumulate), so the arrays an optimiser holds stay valid.
