@@ -260,3 +260,27 @@ def test_the_micro_kernel_table_of_the_internals_page_is_levels_py():
         page = [c.strip() for c in cells.split("|")]
         real = [shown(getattr(level, field)) for level in _levels.LEVELS]
         assert page == real, f"internals.md, row {field}: {page}, but cyconv/_levels.py has {real}"
+
+
+def _signature_text(func):
+    """``(x, w, b=None, *, stride=1, ...)``: the signature without annotations, as the tour shows it."""
+    import inspect
+    parts, star = [], False
+    for param in inspect.signature(func).parameters.values():
+        if param.kind is param.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        default = "" if param.default is param.empty else "=" + repr(param.default).replace("'", '"')
+        parts.append(param.name + default)
+    return "(" + ", ".join(parts) + ")"
+
+
+@needs_source_tree("docs/guide/tour.md")
+def test_the_signatures_of_the_tour_are_the_functions_signatures():
+    import cyconv
+    shown = re.findall(r"\{func\}`(\w+)(\([^`]*\)) <cyconv\.(\w+)>`", (GUIDE / "tour.md").read_text())
+    assert len(shown) >= 15
+    for name, text, target in shown:
+        assert name == target
+        real = _signature_text(getattr(cyconv, name))
+        assert text == real, f"tour.md shows cyconv.{name}{text}; its signature is {real}"
