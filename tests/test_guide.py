@@ -27,7 +27,6 @@ BENCH_LEVELS = ROOT / "docs" / "bench-levels.md"       # a page of the guide's t
 DOCS = [p for p in [README] + PAGES + [BENCH_LEVELS] if p.exists()]
 
 FENCE = re.compile(r"^```([^\s`]*)[^\n]*\n(.*?)^```", re.M | re.S)
-INLINE = re.compile(r"(?<!`)`([^`\n]+(?:\n[^`\n]+)?)`(?!`)")
 ROLE = re.compile(r"\{(func|mod|class|meth|attr|data)\}`([^`<]+?)(?:\s*<([^>]+)>)?`")
 
 
@@ -38,6 +37,11 @@ def _blocks(path, *langs):
 def _prose(path):
     """The page without its fenced blocks (for inline code spans)."""
     return FENCE.sub("", path.read_text())
+
+
+def _inline(path):
+    """The inline code spans of the page (the text between pairs of backticks outside blocks)."""
+    return [span.replace("\n", " ") for span in _prose(path).split("`")[1::2]]
 
 
 def _id(path):
@@ -147,8 +151,7 @@ def _check_command(line, where):
 def _doc_commands(page):
     for block in _blocks(page, "sh", "bash", "console", "shell"):
         yield from _command_lines(block)
-    for span in INLINE.findall(_prose(page)):
-        span = span.replace("\n", " ")
+    for span in _inline(page):
         for start in ("python -m cyconv", "python examples/", 'pip install -e "'):
             i = span.find(start)
             if i >= 0:
@@ -178,7 +181,7 @@ PAGE_COMMANDS = {
 def test_options_named_in_prose_are_real(name):
     page = GUIDE / name
     known = set().union(*(_options(c) for c in PAGE_COMMANDS[name]))
-    named = {m.split()[0] for m in INLINE.findall(_prose(page)) if m.startswith("--")}
+    named = {m.split()[0] for m in _inline(page) if m.startswith("--")}
     assert named, f"{name} names no option"
     assert named <= known, f"{name}: not options of its commands: {sorted(named - known)}"
 
