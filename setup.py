@@ -7,8 +7,8 @@ build machine's own CPU. On x86-64 the kernels are also compiled for every
 CPU level listed in cyconv/_levels.py (x86-64-v3, x86-64-v4) and chosen at
 import (CYCONV_CPU_LEVEL forces one; CYCONV_NO_CPU_DISPATCH=1 at build time
 builds the baseline only). CYCONV_SANITIZE=address builds every extension with
-AddressSanitizer and UndefinedBehaviorSanitizer, for debugging only (see README,
-"Sanitizers").
+AddressSanitizer and UndefinedBehaviorSanitizer, for debugging only (see
+docs/guide/building.md, "Sanitizers").
 """
 import os
 import platform
@@ -136,7 +136,7 @@ def _build_info_macros(compile_args):
     ]
 
 
-# CYCONV_SANITIZE=address: ASan + UBSan, for debugging only (README,
+# CYCONV_SANITIZE=address: ASan + UBSan, for debugging only (docs/guide/building.md,
 # "Sanitizers"). Added to both compile and link arguments, after -O3 so -O1
 # wins; OpenMP stays on.
 _SANITIZE_FLAGS = {

@@ -6,7 +6,7 @@ no input array changed. Sizes stay tiny so nothing can hang. The few calls
 that could crash the interpreter or allocate absurd memory run in a child
 process with a 2 GiB address-space limit and a timeout.
 
-Empty inputs (the behaviour today, tested below; see the README's "Empty arrays"):
+Empty inputs (the behaviour today, tested below; see docs/guide/conventions.md, "Empty arrays"):
 
 =========================  ===========================================================
 input                      result
@@ -614,7 +614,7 @@ def test_conv2d_propagates_nan_and_inf_of_w_b_dz_like_the_reference(dtype, paddi
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_conv2d_padding_never_multiplies_non_finite_values():
-    # The contract (README, Conventions): taps in the padding are left out of
+    # The contract (docs/guide/conventions.md): taps in the padding are left out of
     # the sums, so an inf/NaN weight over the padding never meets a padding
     # zero. cyconv.reference, which pads with zeros, gives NaN there instead.
     x = np.ones((1, 3, 3, 1))
@@ -772,7 +772,7 @@ def test_bool_int_and_float16_inputs_are_promoted(op, in_dtype, out_dtype):
 
 @pytest.mark.parametrize("op", ["conv2d", "conv2d_backward", "max_pool2d_backward"])
 def test_int_mixed_with_float32_computes_in_float64(op):
-    # README: integer inputs compute in float64, so int8 with float32 gives float64
+    # docs/guide/conventions.md: integer inputs compute in float64, so int8 with float32 gives float64
     # (NumPy's own promotion, and the reference, would give float32 here).
     a = good_args(op, np.float32)
     a["x"] = (a["x"] * 3).astype(np.int8)
