@@ -191,23 +191,67 @@ cdef inline void _sum_window(const floating *xw, floating *out,
         cy_sum_f64(xw, out, n_kh, n_kw, row_step, col_step, scale, c_n)
 
 
+cdef inline void _inner_cols(Py_ssize_t o_w, Py_ssize_t n_w, Geom g,
+                             Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+    # [lo, hi): the output columns whose every tap lies inside the input
+    # (kw0 = 0, n_kw = f_w, the full divisor of its row), so the row loops
+    # step through them with no per-window tap arithmetic; lo == hi: none.
+    cdef Py_ssize_t a = (g.p_l + g.s_w - 1) // g.s_w
+    cdef Py_ssize_t last = n_w - 1 + g.p_l - (g.f_w - 1) * g.d_w  # ow * s_w <= last
+    cdef Py_ssize_t b = last // g.s_w + 1 if last >= 0 else 0
+    if b > o_w:
+        b = o_w
+    if a > b:
+        a = b
+    lo[0] = a
+    hi[0] = b
+
+
 cdef void _pool_row(const floating *x, floating *p, bint is_max,
                     bint count_include_pad, Py_ssize_t oh,
                     Py_ssize_t n_h, Py_ssize_t n_w, Py_ssize_t c_n,
-                    Py_ssize_t o_w, Geom g) noexcept nogil:
-    # One output row (o_w, c_n) of one image x (n_h, n_w, c_n).
+                    Py_ssize_t o_w, Py_ssize_t ow_lo, Py_ssize_t ow_hi,
+                    Geom g) noexcept nogil:
+    # One output row (o_w, c_n) of one image x (n_h, n_w, c_n); columns
+    # [ow_lo, ow_hi) from _inner_cols.
     cdef Py_ssize_t kh0 = _tap_begin(oh, g.s_h, g.p_t, g.d_h)
     cdef Py_ssize_t kh1 = _tap_end(oh, g.s_h, g.p_t, n_h, g.f_h, g.d_h)
     cdef Py_ssize_t pad_h = _padded_taps(oh, g.s_h, g.f_h, n_h + g.p_t + g.p_b)
-    cdef Py_ssize_t ow, kw0, kw1, n_kh, n_kw, count
+    cdef Py_ssize_t ow, j, kw0, kw1, n_kh, n_kw, count
     cdef Py_ssize_t row_step = g.d_h * n_w * c_n, col_step = g.d_w * c_n
+    cdef Py_ssize_t x_step = g.s_w * c_n
     cdef const floating *xw
-    cdef floating scale = 1, full_scale = 1
+    cdef floating scale = 1, full_scale = 1, inner_scale = 1
     # The divisor of a window inside the padded input, once per row: a
     # division per window costs as much as a small window's sum.
     full_scale = full_scale / (g.f_h * g.f_w)
     n_kh = kh1 - kh0 if kh1 > kh0 else 0
-    for ow in range(o_w):
+    if n_kh == 0:  # the row's windows lie in the padding: the edge path
+        ow_lo = ow_hi = o_w
+    # the inner columns' divisor, as the edge path computes it for them
+    if count_include_pad:
+        count = pad_h * g.f_w  # inner windows lie inside the padded input
+        if count == g.f_h * g.f_w:
+            inner_scale = full_scale
+        else:
+            inner_scale = inner_scale / count
+    else:
+        inner_scale = inner_scale / (n_kh * g.f_w if n_kh > 0 else 1)
+    ow = 0
+    while ow < o_w:
+        if ow == ow_lo and ow_lo < ow_hi:  # the inner columns, then on with the edge
+            xw = x + ((oh * g.s_h - g.p_t + kh0 * g.d_h) * n_w + ow_lo * g.s_w - g.p_l) * c_n
+            if is_max:
+                for j in range(ow_lo, ow_hi):
+                    _max_window(xw, p + j * c_n, n_kh, g.f_w, row_step, col_step, c_n)
+                    xw += x_step
+            else:
+                for j in range(ow_lo, ow_hi):
+                    _sum_window(xw, p + j * c_n, n_kh, g.f_w, row_step, col_step,
+                                inner_scale, c_n)
+                    xw += x_step
+            ow = ow_hi
+            continue
         kw0 = _tap_begin(ow, g.s_w, g.p_l, g.d_w)
         kw1 = _tap_end(ow, g.s_w, g.p_l, n_w, g.f_w, g.d_w)
         n_kw = kw1 - kw0 if kw1 > kw0 else 0
@@ -235,6 +279,7 @@ cdef void _pool_row(const floating *x, floating *p, bint is_max,
             _max_window(xw, p + ow * c_n, n_kh, n_kw, row_step, col_step, c_n)
         else:
             _sum_window(xw, p + ow * c_n, n_kh, n_kw, row_step, col_step, scale, c_n)
+        ow += 1
 
 
 def pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
@@ -266,13 +311,14 @@ def pool2d_forward(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
     cdef Geom g = _geom(geometry)
     cdef Py_ssize_t m = p.shape[0], o_h = p.shape[1], o_w = p.shape[2]
     cdef Py_ssize_t c_n = p.shape[3], n_h = x.shape[1], n_w = x.shape[2]
-    cdef Py_ssize_t row, i, oh
+    cdef Py_ssize_t row, i, oh, ow_lo, ow_hi
+    _inner_cols(o_w, n_w, g, &ow_lo, &ow_hi)
     with nogil:
         for row in prange(m * o_h, num_threads=num_threads, schedule="static"):
             i = row // o_h
             oh = row % o_h
             _pool_row(&x[i, 0, 0, 0], &p[i, oh, 0, 0], is_max, count_include_pad,
-                      oh, n_h, n_w, c_n, o_w, g)
+                      oh, n_h, n_w, c_n, o_w, ow_lo, ow_hi, g)
 
 
 # Argmax keys: the tap index kh * f_w + kw of a window's first maximum in the
@@ -319,18 +365,26 @@ def max_pool2d_argmax(const floating[:, :, :, ::1] x,   # IN  (m, n_h, n_w, c)
     cdef Geom g = _geom(geometry)
     cdef Py_ssize_t m = p.shape[0], o_h = p.shape[1], o_w = p.shape[2]
     cdef Py_ssize_t c_n = p.shape[3], n_h = x.shape[1], n_w = x.shape[2]
-    cdef Py_ssize_t row, i, oh, ow, c, kh0, kh1, kw0, kw1
+    cdef Py_ssize_t row, i, oh, ow, c, kh0, kh1, kw0, kw1, ow_lo, ow_hi
     cdef Py_ssize_t row_step = g.d_h * n_w * c_n, col_step = g.d_w * c_n
     cdef const floating *xw
     cdef floating *pp
     cdef int *kp
+    _inner_cols(o_w, n_w, g, &ow_lo, &ow_hi)
     with nogil:
         for row in prange(m * o_h, num_threads=num_threads, schedule="static"):
             i = row // o_h
             oh = row % o_h
             kh0 = _tap_begin(oh, g.s_h, g.p_t, g.d_h)
             kh1 = _tap_end(oh, g.s_h, g.p_t, n_h, g.f_h, g.d_h)
+            if kh0 < kh1:  # the inner columns: kw0 = 0, every tap real
+                for ow in range(ow_lo, ow_hi):
+                    _argmax_window(&x[i, oh * g.s_h - g.p_t + kh0 * g.d_h, ow * g.s_w - g.p_l, 0],
+                                   kh1 - kh0, g.f_w, row_step, col_step, kh0 * g.f_w, g.f_w,
+                                   &p[i, oh, ow, 0], &key[i, oh, ow, 0], c_n)
             for ow in range(o_w):
+                if ow_lo <= ow < ow_hi and kh0 < kh1:
+                    continue  # done above
                 kw0 = _tap_begin(ow, g.s_w, g.p_l, g.d_w)
                 kw1 = _tap_end(ow, g.s_w, g.p_l, n_w, g.f_w, g.d_w)
                 pp = &p[i, oh, ow, 0]
@@ -553,9 +607,10 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
     cdef Py_ssize_t m = dp.shape[0], o_h = dp.shape[1], o_w = dp.shape[2]
     cdef Py_ssize_t c_n = dp.shape[3], n_h = dx.shape[1], n_w = dx.shape[2]
     cdef Py_ssize_t row_step = g.d_h * n_w * c_n, col_step = g.d_w * c_n
-    cdef Py_ssize_t row, i, oh, ow, kh0, kh1, kw0, kw1, at, count, pad_h
-    cdef floating scale = 1, full_scale = 1
+    cdef Py_ssize_t row, i, oh, ow, kh0, kh1, kw0, kw1, at, count, pad_h, ow_lo, ow_hi
+    cdef floating scale = 1, full_scale = 1, inner_scale = 1
     full_scale = full_scale / (g.f_h * g.f_w)  # a window inside the padded input
+    _inner_cols(o_w, n_w, g, &ow_lo, &ow_hi)
     with nogil:
         for row in prange(m * o_h, num_threads=num_threads, schedule="static"):
             i = row // o_h
@@ -565,7 +620,28 @@ def pool2d_backward_disjoint(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n
             if kh0 >= kh1:
                 continue  # window rows wholly in the padding
             pad_h = _padded_taps(oh, g.s_h, g.f_h, n_h + g.p_t + g.p_b)
+            # the inner columns (kw0 = 0, every tap real), with their divisor
+            # computed as the edge loop below computes it for them
+            inner_scale = 1
+            if is_max:
+                inner_scale = 0  # not read
+            elif count_include_pad:
+                count = pad_h * g.f_w
+                if count == g.f_h * g.f_w:
+                    inner_scale = full_scale
+                else:
+                    inner_scale = inner_scale / count
+            else:
+                inner_scale = inner_scale / ((kh1 - kh0) * g.f_w)
+            for ow in range(ow_lo, ow_hi):
+                at = ((oh * g.s_h - g.p_t + kh0 * g.d_h) * n_w + ow * g.s_w - g.p_l) * c_n
+                _disjoint_window(&x[i, 0, 0, 0] + at, &dx[i, 0, 0, 0] + at, &dp[i, oh, ow, 0],
+                                 &key[i, oh, ow, 0] if by_key else NULL,
+                                 is_max, all_ties, by_key, inner_scale, kh1 - kh0, g.f_w,
+                                 row_step, col_step, kh0 * g.f_w, g.f_w, c_n)
             for ow in range(o_w):
+                if ow_lo <= ow < ow_hi:
+                    continue  # done above
                 kw0 = _tap_begin(ow, g.s_w, g.p_l, g.d_w)
                 kw1 = _tap_end(ow, g.s_w, g.p_l, n_w, g.f_w, g.d_w)
                 if kw0 >= kw1:

@@ -43,6 +43,10 @@
 #include "_levels.h"
 #define CYCONV_VBYTES CYC_VBYTES
 #define CYCONV_CB CYC_POOL_BLOCK
+/* Dependency chains of a one-vector max over a long window (see cy_max_split). */
+#define CY_CHAINS 4
+/* Vectors per call of the gather kernels (see CYCONV_OVER_CHANNELS_WIDE). */
+#define CYCONV_WIDE 8
 
 /* The primitives on vectors of VB bytes of T (IT: the integer type of T's */
 /* width, in which argmax keys are selected), named by SUF.                 */
@@ -148,6 +152,89 @@ static inline T cy_muladd_##SUF(T acc, T a, T s) { return CYCONV_LANE_MULADD(acc
 #define CYCONV_DEFINE_POOL_BLOCKS(T, SUF, IT, NV)                                        \
 /* at most NV vectors in one call */                                                     \
 enum { CY_NV_##SUF = NV };                                                               \
+/* the gather kernels (route, spread) take up to CYCONV_WIDE vectors     */                \
+enum { CY_NVW_##SUF = NV > CYCONV_WIDE ? NV : CYCONV_WIDE };                             \
+                                                                                         \
+/* One vector over a long window (P3's 8 x 8 of one vector of channels):   */            \
+/* one running max per tap is a dependency chain as long as the window,    */            \
+/* and the window is longer than the core's reorder window, so windows do  */            \
+/* not overlap either. The rows are split into CY_CHAINS consecutive        */           \
+/* ranges, each its own chain, merged in order by the rule of a tap: a      */           \
+/* later range takes over only if strictly greater (or the first NaN), so   */           \
+/* the first maximum (and the first NaN) stays first: the same bits.        */           \
+static inline __attribute__((always_inline)) int cy_chain_rows_##SUF(                    \
+    ptrdiff_t n_kh, ptrdiff_t n_kw, ptrdiff_t *r0, ptrdiff_t *len) {                     \
+    if (n_kh < CY_CHAINS || n_kh * n_kw < 16)                                            \
+        return 0;                                                                        \
+    for (int q = 0; q < CY_CHAINS; q++) {                                                \
+        r0[q] = q * n_kh / CY_CHAINS;                                                    \
+        len[q] = (q + 1) * n_kh / CY_CHAINS - r0[q];                                     \
+    }                                                                                    \
+    return 1;                                                                            \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_max_split_##SUF(                    \
+    const T *xw, T *out, ptrdiff_t n_kw, ptrdiff_t row_step, ptrdiff_t col_step,         \
+    const ptrdiff_t *r0, const ptrdiff_t *len) {                                         \
+    cy_v##SUF acc[CY_CHAINS];                                                            \
+    cy_b##SUF nan[CY_CHAINS];                                                            \
+    for (int q = 0; q < CY_CHAINS; q++) {                                                \
+        acc[q] = (cy_v##SUF){0} - (T)INFINITY;                                           \
+        nan[q] = (cy_b##SUF){0};                                                         \
+    }                                                                                    \
+    /* the last range is the longest */                                                  \
+    for (ptrdiff_t r = 0; r < len[CY_CHAINS - 1]; r++)                                   \
+        for (ptrdiff_t kw = 0; kw < n_kw; kw++)                                          \
+            for (int q = 0; q < CY_CHAINS; q++) {                                        \
+                if (r >= len[q])                                                         \
+                    continue;                                                            \
+                cy_v##SUF v = cy_load_##SUF(xw + (r0[q] + r) * row_step + kw * col_step);\
+                if (CY_NL_##SUF == 1) {                                                  \
+                    acc[q] = cy_blend_##SUF(cy_takes_over_##SUF(v, acc[q]), v, acc[q]);  \
+                } else {                                                                 \
+                    acc[q] = cy_blend_##SUF(cy_gt_##SUF(v, acc[q]), v, acc[q]);          \
+                    nan[q] |= cy_isnan_##SUF(v);                                         \
+                }                                                                        \
+            }                                                                            \
+    for (int q = 1; q < CY_CHAINS; q++) {                                                \
+        if (CY_NL_##SUF == 1) {                                                          \
+            acc[0] = cy_blend_##SUF(cy_takes_over_##SUF(acc[q], acc[0]), acc[q], acc[0]);\
+        } else {                                                                         \
+            acc[0] = cy_blend_##SUF(cy_gt_##SUF(acc[q], acc[0]), acc[q], acc[0]);        \
+            nan[0] |= nan[q];                                                            \
+        }                                                                                \
+    }                                                                                    \
+    cy_v##SUF one_or_nan = (cy_v##SUF){0} + (T)1                                         \
+        + cy_and_##SUF(nan[0], (cy_v##SUF){0} + (T)NAN);                                 \
+    cy_store_##SUF(out, CY_NL_##SUF == 1 ? acc[0] : acc[0] * one_or_nan);                \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_argmax_split_##SUF(                 \
+    const T *xw, ptrdiff_t n_kw, ptrdiff_t row_step, ptrdiff_t col_step, IT k_first,     \
+    IT f_w, T *best, int *key, const ptrdiff_t *r0, const ptrdiff_t *len) {              \
+    cy_v##SUF b[CY_CHAINS];                                                              \
+    cy_m##SUF k[CY_CHAINS];                                                              \
+    for (int q = 0; q < CY_CHAINS; q++) {                                                \
+        b[q] = cy_load_##SUF(xw + r0[q] * row_step);                                     \
+        k[q] = (cy_m##SUF){0} + (IT)(k_first + (IT)r0[q] * f_w);                         \
+    }                                                                                    \
+    for (ptrdiff_t r = 0; r < len[CY_CHAINS - 1]; r++)                                   \
+        for (ptrdiff_t kw = 0; kw < n_kw; kw++)                                          \
+            for (int q = 0; q < CY_CHAINS; q++) {                                        \
+                if (r >= len[q])                                                         \
+                    continue;                                                            \
+                cy_m##SUF kv = (cy_m##SUF){0} + (IT)(k_first + (IT)(r0[q] + r) * f_w + (IT)kw);\
+                cy_v##SUF v = cy_load_##SUF(xw + (r0[q] + r) * row_step + kw * col_step);\
+                cy_b##SUF take = cy_takes_over_##SUF(v, b[q]);                           \
+                b[q] = cy_blend_##SUF(take, v, b[q]);                                    \
+                k[q] = cy_kblend_##SUF(take, kv, k[q]);                                  \
+            }                                                                            \
+    for (int q = 1; q < CY_CHAINS; q++) {                                                \
+        cy_b##SUF take = cy_takes_over_##SUF(b[q], b[0]);                                \
+        b[0] = cy_blend_##SUF(take, b[q], b[0]);                                         \
+        k[0] = cy_kblend_##SUF(take, k[q], k[0]);                                        \
+    }                                                                                    \
+    cy_store_##SUF(best, b[0]);                                                          \
+    cy_kstore_##SUF(key, k[0]);                                                          \
+}                                                                                        \
                                                                                          \
 /* out[c] = max over the n_kh x n_kw taps starting at xw. The running max */             \
 /* of whole vectors is a plain compare-and-blend; NaNs are collected in a   */           \
@@ -163,6 +250,13 @@ static inline __attribute__((always_inline)) void cy_max_block_##SUF(           
     cy_b##SUF nan[CY_NV_##SUF];                                                          \
     xw += c0;                                                                            \
     out += c0;                                                                           \
+    if (nv == 1) {                                                                       \
+        ptrdiff_t r0[CY_CHAINS], len[CY_CHAINS];                                         \
+        if (cy_chain_rows_##SUF(n_kh, n_kw, r0, len)) {                                  \
+            cy_max_split_##SUF(xw, out, n_kw, row_step, col_step, r0, len);              \
+            return;                                                                      \
+        }                                                                                \
+    }                                                                                    \
     for (int j = 0; j < nv; j++) {                                                       \
         acc[j] = (cy_v##SUF){0} - (T)INFINITY;                                           \
         nan[j] = (cy_b##SUF){0};                                                         \
@@ -220,6 +314,14 @@ static inline __attribute__((always_inline)) void cy_argmax_block_##SUF(        
     xw += c0;                                                                            \
     best += c0;                                                                          \
     key += c0;                                                                           \
+    if (nv == 1) {                                                                       \
+        ptrdiff_t r0[CY_CHAINS], len[CY_CHAINS];                                         \
+        if (cy_chain_rows_##SUF(n_kh, n_kw, r0, len)) {                                  \
+            cy_argmax_split_##SUF(xw, n_kw, row_step, col_step, k_first, f_w, best, key, \
+                                  r0, len);                                              \
+            return;                                                                      \
+        }                                                                                \
+    }                                                                                    \
     for (int j = 0; j < nv; j++) {                                                       \
         b[j] = cy_load_##SUF(xw + j * CY_NL_##SUF);                                      \
         k[j] = (cy_m##SUF){0} + k_first;                                                 \
@@ -253,7 +355,7 @@ static inline __attribute__((always_inline)) void cy_route_first_block_##SUF(   
     ptrdiff_t ow0, ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n, ptrdiff_t ph,            \
     ptrdiff_t pw, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w, ptrdiff_t d_h,            \
     ptrdiff_t d_w, ptrdiff_t c0, int nv) {                                               \
-    cy_v##SUF acc[CY_NV_##SUF];                                                          \
+    cy_v##SUF acc[CY_NVW_##SUF];                                                          \
     dpi += c0;                                                                           \
     keyi += c0;                                                                          \
     out += c0;                                                                           \
@@ -300,7 +402,7 @@ static inline __attribute__((always_inline)) void cy_route_ties_block_##SUF(    
     const T *dpi, const T *besti, const T *xv, T *out, ptrdiff_t oh0,                    \
     ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n,           \
     ptrdiff_t c0, int nv) {                                                              \
-    cy_v##SUF acc[CY_NV_##SUF], x[CY_NV_##SUF];                                          \
+    cy_v##SUF acc[CY_NVW_##SUF], x[CY_NVW_##SUF];                                          \
     dpi += c0;                                                                           \
     besti += c0;                                                                         \
     xv += c0;                                                                            \
@@ -415,7 +517,7 @@ static inline __attribute__((always_inline)) void cy_spread_block_##SUF(        
     const T *dpi, T *out, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0,                   \
     ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n, const T *inv_h,                         \
     const T *inv_w, ptrdiff_t c0, int nv) {                                              \
-    cy_v##SUF acc[CY_NV_##SUF];                                                          \
+    cy_v##SUF acc[CY_NVW_##SUF];                                                          \
     dpi += c0;                                                                           \
     out += c0;                                                                           \
     for (int j = 0; j < nv; j++)                                                         \
@@ -474,6 +576,28 @@ static inline __attribute__((always_inline)) void cy_gargmax_block_##SUF(       
     }                                                                                    \
 }
 
+/* The last channels (fewer than one vector), one lane at a time, from c0. */
+#define CYCONV_LANE_TAIL(KERNEL, SUF, c_n, c0, ...)                                      \
+    /* a constant lane count: the tail's accumulators stay in registers */               \
+    switch ((int)((c_n) - (c0))) {                                                       \
+        case 1: if (1 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 1); break;    \
+        case 2: if (2 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 2); break;    \
+        case 3: if (3 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 3); break;    \
+        case 4: if (4 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 4); break;    \
+        case 5: if (5 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 5); break;    \
+        case 6: if (6 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 6); break;    \
+        case 7: if (7 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 7); break;    \
+        case 8: if (8 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 8); break;    \
+        case 9: if (9 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 9); break;    \
+        case 10: if (10 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 10); break; \
+        case 11: if (11 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 11); break; \
+        case 12: if (12 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 12); break; \
+        case 13: if (13 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 13); break; \
+        case 14: if (14 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 14); break; \
+        case 15: if (15 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, (c0), 15); break; \
+        default: break;                                                                  \
+    }
+
 /* One tail pattern: channels [0, c_n) of one window through the block      */
 /* kernel KERNEL: whole blocks of CYCONV_CB channels with a constant vector */
 /* count (once inlined, the loops unroll and the block's accumulators stay  */
@@ -499,25 +623,34 @@ static inline __attribute__((always_inline)) void cy_gargmax_block_##SUF(       
         default: break;                                                                  \
         }                                                                                \
         c0_ += (ptrdiff_t)nv_ * CY_NL_##SUF;                                             \
-        /* a constant lane count: the tail's accumulators stay in registers */           \
-        switch ((int)((c_n) - c0_)) {                                                    \
-        case 1: if (1 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 1); break;     \
-        case 2: if (2 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 2); break;     \
-        case 3: if (3 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 3); break;     \
-        case 4: if (4 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 4); break;     \
-        case 5: if (5 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 5); break;     \
-        case 6: if (6 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 6); break;     \
-        case 7: if (7 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 7); break;     \
-        case 8: if (8 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 8); break;     \
-        case 9: if (9 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 9); break;     \
-        case 10: if (10 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 10); break;  \
-        case 11: if (11 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 11); break;  \
-        case 12: if (12 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 12); break;  \
-        case 13: if (13 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 13); break;  \
-        case 14: if (14 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 14); break;  \
-        case 15: if (15 < CY_NL_##SUF) KERNEL##_##SUF##_1(__VA_ARGS__, c0_, 15); break;  \
+        CYCONV_LANE_TAIL(KERNEL, SUF, c_n, c0_, __VA_ARGS__);                            \
+    } while (0)
+
+/* The gather kernels' pattern: up to CYCONV_WIDE vectors per call instead  */
+/* of a block, so a pixel walks its covering windows once for (nearly) all  */
+/* its channels: the window loop, its index arithmetic and the key compare */
+/* constant are paid once per 8 vectors, not once per block (P2: 4 times   */
+/* per pixel of float64 at AVX-512). Each channel's sum still runs over the */
+/* windows in the same order, so the results are the same bits.            */
+#define CYCONV_OVER_CHANNELS_WIDE(KERNEL, SUF, c_n, ...)                                 \
+    do {                                                                                 \
+        ptrdiff_t c0_ = 0;                                                               \
+        int nv_;                                                                         \
+        for (; c0_ + CYCONV_WIDE * CY_NL_##SUF <= (c_n); c0_ += CYCONV_WIDE * CY_NL_##SUF)\
+            KERNEL##_##SUF(__VA_ARGS__, c0_, CYCONV_WIDE);                               \
+        nv_ = (int)(((c_n) - c0_) / CY_NL_##SUF);                                        \
+        switch (nv_) {                                                                   \
+        case 1: KERNEL##_##SUF(__VA_ARGS__, c0_, 1); break;                              \
+        case 2: KERNEL##_##SUF(__VA_ARGS__, c0_, 2); break;                              \
+        case 3: KERNEL##_##SUF(__VA_ARGS__, c0_, 3); break;                              \
+        case 4: KERNEL##_##SUF(__VA_ARGS__, c0_, 4); break;                              \
+        case 5: KERNEL##_##SUF(__VA_ARGS__, c0_, 5); break;                              \
+        case 6: KERNEL##_##SUF(__VA_ARGS__, c0_, 6); break;                              \
+        case 7: KERNEL##_##SUF(__VA_ARGS__, c0_, 7); break;                              \
         default: break;                                                                  \
         }                                                                                \
+        c0_ += (ptrdiff_t)nv_ * CY_NL_##SUF;                                             \
+        CYCONV_LANE_TAIL(KERNEL, SUF, c_n, c0_, __VA_ARGS__);                            \
     } while (0)
 
 /* The channel loops Cython calls: cy_<kernel>_<SUF>(<block arguments>, c_n). */
@@ -545,13 +678,13 @@ static inline __attribute__((always_inline)) void cy_route_first_##SUF(         
     ptrdiff_t ow0, ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n, ptrdiff_t ph,            \
     ptrdiff_t pw, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w, ptrdiff_t d_h,            \
     ptrdiff_t d_w) {                                                                     \
-    CYCONV_OVER_CHANNELS(cy_route_first_block, SUF, c_n, dpi, keyi, out, oh0, oh1, ow0,  \
+    CYCONV_OVER_CHANNELS_WIDE(cy_route_first_block, SUF, c_n, dpi, keyi, out, oh0, oh1, ow0,  \
                          ow1, o_w, c_n, ph, pw, s_h, s_w, f_w, d_h, d_w);                \
 }                                                                                        \
 static inline __attribute__((always_inline)) void cy_route_ties_##SUF(                   \
     const T *dpi, const T *besti, const T *xv, T *out, ptrdiff_t oh0,                    \
     ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n) {         \
-    CYCONV_OVER_CHANNELS(cy_route_ties_block, SUF, c_n, dpi, besti, xv, out, oh0, oh1,   \
+    CYCONV_OVER_CHANNELS_WIDE(cy_route_ties_block, SUF, c_n, dpi, besti, xv, out, oh0, oh1,   \
                          ow0, ow1, o_w, c_n);                                            \
 }                                                                                        \
 static inline __attribute__((always_inline)) void cy_max_disjoint_##SUF(                 \
@@ -588,7 +721,7 @@ static inline __attribute__((always_inline)) void cy_spread_##SUF(              
     const T *dpi, T *out, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0,                   \
     ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n, const T *inv_h,                         \
     const T *inv_w) {                                                                    \
-    CYCONV_OVER_CHANNELS(cy_spread_block, SUF, c_n, dpi, out, oh0, oh1, ow0, ow1, o_w,   \
+    CYCONV_OVER_CHANNELS_WIDE(cy_spread_block, SUF, c_n, dpi, out, oh0, oh1, ow0, ow1, o_w,   \
                          c_n, inv_h, inv_w);                                             \
 }
 
