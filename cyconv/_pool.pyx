@@ -113,12 +113,23 @@ cdef extern from "_pool_simd.h":
                         Py_ssize_t c_n) noexcept nogil
     void cy_gargmax_f64(const double *x, double *best, int *key, long long k,
                         Py_ssize_t c_n) noexcept nogil
-    void cy_spread_f32(const float *dpi, float *out, Py_ssize_t oh0, Py_ssize_t oh1,
-                       Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
-                       const float *inv_h, const float *inv_w) noexcept nogil
-    void cy_spread_f64(const double *dpi, double *out, Py_ssize_t oh0, Py_ssize_t oh1,
-                       Py_ssize_t ow0, Py_ssize_t ow1, Py_ssize_t o_w, Py_ssize_t c_n,
-                       const double *inv_h, const double *inv_w) noexcept nogil
+    void cy_route_row_f32(const float *dpi, const int *keyi, float *out,
+                          Py_ssize_t oh0, Py_ssize_t oh1, const Py_ssize_t *cover_w,
+                          Py_ssize_t n_w, Py_ssize_t o_w, Py_ssize_t c_n, Py_ssize_t ph,
+                          Py_ssize_t p_l, Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t f_w,
+                          Py_ssize_t d_h, Py_ssize_t d_w) noexcept nogil
+    void cy_route_row_f64(const double *dpi, const int *keyi, double *out,
+                          Py_ssize_t oh0, Py_ssize_t oh1, const Py_ssize_t *cover_w,
+                          Py_ssize_t n_w, Py_ssize_t o_w, Py_ssize_t c_n, Py_ssize_t ph,
+                          Py_ssize_t p_l, Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t f_w,
+                          Py_ssize_t d_h, Py_ssize_t d_w) noexcept nogil
+    void cy_spread_row_f32(const float *dpi, float *out, Py_ssize_t oh0, Py_ssize_t oh1,
+                           const Py_ssize_t *cover_w, Py_ssize_t n_w, Py_ssize_t o_w,
+                           Py_ssize_t c_n, const float *inv_h, const float *inv_w) noexcept nogil
+    void cy_spread_row_f64(const double *dpi, double *out, Py_ssize_t oh0, Py_ssize_t oh1,
+                           const Py_ssize_t *cover_w, Py_ssize_t n_w, Py_ssize_t o_w,
+                           Py_ssize_t c_n, const double *inv_h,
+                           const double *inv_w) noexcept nogil
 
 
 # The geometry of a call, one block: the drivers take it as one tuple
@@ -477,24 +488,22 @@ def max_pool2d_backward(const floating[:, :, :, ::1] x,    # IN  (m, n_h, n_w, c
             dpi = &dp[i, 0, 0, 0]
             ki = &key[i, 0, 0, 0]
             bi = &best[i, 0, 0, 0]
+            if not all_ties:  # the whole row in one kernel call
+                if floating is float:
+                    cy_route_row_f32(dpi, ki, &dx[i, ih, 0, 0], cover_h[ih, 0], cover_h[ih, 1],
+                                     &cover_w[0, 0], n_w, o_w, c_n, ih + g.p_t, g.p_l,
+                                     g.s_h, g.s_w, g.f_w, g.d_h, g.d_w)
+                else:
+                    cy_route_row_f64(dpi, ki, &dx[i, ih, 0, 0], cover_h[ih, 0], cover_h[ih, 1],
+                                     &cover_w[0, 0], n_w, o_w, c_n, ih + g.p_t, g.p_l,
+                                     g.s_h, g.s_w, g.f_w, g.d_h, g.d_w)
+                continue
             for iw in range(n_w):
                 dxp = &dx[i, ih, iw, 0]
                 xv = &x[i, ih, iw, 0]
                 _route_pixel(dpi, ki, bi, xv, dxp, all_ties,
                              cover_h[ih, 0], cover_h[ih, 1], cover_w[iw, 0], cover_w[iw, 1],
                              o_w, c_n, ih + g.p_t, iw + g.p_l, g)
-
-
-cdef inline void _spread_pixel(const floating *dpi, floating *out,
-                               Py_ssize_t oh0, Py_ssize_t oh1,
-                               Py_ssize_t ow0, Py_ssize_t ow1,
-                               Py_ssize_t o_w, Py_ssize_t c_n,
-                               const floating *inv_h, const floating *inv_w) noexcept nogil:
-    # out[c] = sum over covering windows (oh, ow) of dp[oh, ow, c] / count.
-    if floating is float:
-        cy_spread_f32(dpi, out, oh0, oh1, ow0, ow1, o_w, c_n, inv_h, inv_w)
-    else:
-        cy_spread_f64(dpi, out, oh0, oh1, ow0, ow1, o_w, c_n, inv_h, inv_w)
 
 
 def avg_pool2d_backward(const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c)
@@ -527,19 +536,19 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dp,   # IN  (m, o_h, o_w, c
     """
     cdef Py_ssize_t m = dx.shape[0], n_h = dx.shape[1], n_w = dx.shape[2]
     cdef Py_ssize_t c_n = dx.shape[3], o_w = dp.shape[2]
-    cdef Py_ssize_t row, i, ih, iw
+    cdef Py_ssize_t row, i, ih
     cdef const floating *dpi
-    cdef floating *dxp
     with nogil:
         for row in prange(m * n_h, num_threads=num_threads, schedule="static"):
             i = row // n_h
             ih = row % n_h
             dpi = &dp[i, 0, 0, 0]
-            for iw in range(n_w):
-                dxp = &dx[i, ih, iw, 0]
-                _spread_pixel(dpi, dxp, cover_h[ih, 0], cover_h[ih, 1],
-                              cover_w[iw, 0], cover_w[iw, 1], o_w, c_n,
-                              &inv_h[0], &inv_w[0])
+            if floating is float:
+                cy_spread_row_f32(dpi, &dx[i, ih, 0, 0], cover_h[ih, 0], cover_h[ih, 1],
+                                  &cover_w[0, 0], n_w, o_w, c_n, &inv_h[0], &inv_w[0])
+            else:
+                cy_spread_row_f64(dpi, &dx[i, ih, 0, 0], cover_h[ih, 0], cover_h[ih, 1],
+                                  &cover_w[0, 0], n_w, o_w, c_n, &inv_h[0], &inv_w[0])
 
 
 cdef inline void _disjoint_window(const floating *xw, floating *dxw, const floating *g,

@@ -534,6 +534,30 @@ static inline __attribute__((always_inline)) void cy_spread_block_##SUF(        
         cy_store_##SUF(out + j * CY_NL_##SUF, acc[j]);                                   \
 }                                                                                        \
                                                                                          \
+/* One input row of the gather kernels: every pixel iw < n_w of the row,   */            \
+/* its covering columns [cover_w[2 iw], cover_w[2 iw + 1]) from the table. */            \
+/* The pixel loop sits inside the constant vector count, so a pixel costs  */            \
+/* its windows and one store per vector (no call, no channel dispatch, no  */            \
+/* accumulators through the stack); the sums are those of the pixel kernel. */           \
+static inline __attribute__((always_inline)) void cy_route_row_block_##SUF(              \
+    const T *dpi, const int *keyi, T *out, ptrdiff_t oh0, ptrdiff_t oh1,                 \
+    const ptrdiff_t *cover_w, ptrdiff_t n_w, ptrdiff_t o_w, ptrdiff_t c_n, ptrdiff_t ph, \
+    ptrdiff_t p_l, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w, ptrdiff_t d_h,           \
+    ptrdiff_t d_w, ptrdiff_t c0, int nv) {                                               \
+    for (ptrdiff_t iw = 0; iw < n_w; iw++)                                               \
+        cy_route_first_block_##SUF(dpi, keyi, out + iw * c_n, oh0, oh1, cover_w[2 * iw], \
+                                   cover_w[2 * iw + 1], o_w, c_n, ph, iw + p_l, s_h, s_w,\
+                                   f_w, d_h, d_w, c0, nv);                               \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_spread_row_block_##SUF(             \
+    const T *dpi, T *out, ptrdiff_t oh0, ptrdiff_t oh1, const ptrdiff_t *cover_w,        \
+    ptrdiff_t n_w, ptrdiff_t o_w, ptrdiff_t c_n, const T *inv_h, const T *inv_w,         \
+    ptrdiff_t c0, int nv) {                                                              \
+    for (ptrdiff_t iw = 0; iw < n_w; iw++)                                               \
+        cy_spread_block_##SUF(dpi, out + iw * c_n, oh0, oh1, cover_w[2 * iw],            \
+                              cover_w[2 * iw + 1], o_w, c_n, inv_h, inv_w, c0, nv);      \
+}                                                                                        \
+                                                                                         \
 /* Global pools, one pixel row x at a time, the running results in memory    */          \
 /* (a task's chunk of channels stays in L1): each row is read whole and      */          \
 /* once, where the window kernels above would read a plane a block of        */          \
@@ -717,12 +741,19 @@ static inline __attribute__((always_inline)) void cy_gargmax_##SUF(             
     const T *x, T *best, int *key, IT k, ptrdiff_t c_n) {                                \
     CYCONV_OVER_CHANNELS(cy_gargmax_block, SUF, c_n, x, best, key, k);                   \
 }                                                                                        \
-static inline __attribute__((always_inline)) void cy_spread_##SUF(                       \
-    const T *dpi, T *out, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0,                   \
-    ptrdiff_t ow1, ptrdiff_t o_w, ptrdiff_t c_n, const T *inv_h,                         \
-    const T *inv_w) {                                                                    \
-    CYCONV_OVER_CHANNELS_WIDE(cy_spread_block, SUF, c_n, dpi, out, oh0, oh1, ow0, ow1, o_w,   \
-                         c_n, inv_h, inv_w);                                             \
+static inline __attribute__((always_inline)) void cy_route_row_##SUF(                    \
+    const T *dpi, const int *keyi, T *out, ptrdiff_t oh0, ptrdiff_t oh1,                 \
+    const ptrdiff_t *cover_w, ptrdiff_t n_w, ptrdiff_t o_w, ptrdiff_t c_n, ptrdiff_t ph, \
+    ptrdiff_t p_l, ptrdiff_t s_h, ptrdiff_t s_w, ptrdiff_t f_w, ptrdiff_t d_h,           \
+    ptrdiff_t d_w) {                                                                     \
+    CYCONV_OVER_CHANNELS_WIDE(cy_route_row_block, SUF, c_n, dpi, keyi, out, oh0, oh1,    \
+                              cover_w, n_w, o_w, c_n, ph, p_l, s_h, s_w, f_w, d_h, d_w); \
+}                                                                                        \
+static inline __attribute__((always_inline)) void cy_spread_row_##SUF(                   \
+    const T *dpi, T *out, ptrdiff_t oh0, ptrdiff_t oh1, const ptrdiff_t *cover_w,        \
+    ptrdiff_t n_w, ptrdiff_t o_w, ptrdiff_t c_n, const T *inv_h, const T *inv_w) {       \
+    CYCONV_OVER_CHANNELS_WIDE(cy_spread_row_block, SUF, c_n, dpi, out, oh0, oh1, cover_w,\
+                              n_w, o_w, c_n, inv_h, inv_w);                              \
 }
 
 /* Whole vectors, a block at most; one lane, fewer than a whole vector (NV */
