@@ -147,6 +147,16 @@ static inline T cy_and_##SUF(cy_b##SUF take, T a) {                             
 }                                                                                        \
 static inline T cy_muladd_##SUF(T acc, T a, T s) { return CYCONV_LANE_MULADD(acc, a, s); }
 
+/* One tap of chain q (the rows of a chain in order, kv its key).          */
+#define CY_ARGMAX_TAP(SUF, q)                                                            \
+    do {                                                                                 \
+        cy_v##SUF v_ = cy_load_##SUF(xr[q] + kw * col_step);                             \
+        cy_b##SUF take_ = cy_takes_over_##SUF(v_, b[q]);                                 \
+        b[q] = cy_blend_##SUF(take_, v_, b[q]);                                          \
+        k[q] = cy_kblend_##SUF(take_, kv[q], k[q]);                                      \
+        kv[q] += 1;                                                                      \
+    } while (0)
+
 /* The block kernels on the primitives of SUF: nv <= NV vectors of channels */
 /* from channel c0.                                                         */
 #define CYCONV_DEFINE_POOL_BLOCKS(T, SUF, IT, NV)                                        \
@@ -211,22 +221,30 @@ static inline __attribute__((always_inline)) void cy_argmax_split_##SUF(        
     const T *xw, ptrdiff_t n_kw, ptrdiff_t row_step, ptrdiff_t col_step, IT k_first,     \
     IT f_w, T *best, int *key, const ptrdiff_t *r0, const ptrdiff_t *len) {              \
     cy_v##SUF b[CY_CHAINS];                                                              \
-    cy_m##SUF k[CY_CHAINS];                                                              \
+    cy_m##SUF k[CY_CHAINS], kv[CY_CHAINS];                                               \
+    const T *xr[CY_CHAINS];                                                              \
     for (int q = 0; q < CY_CHAINS; q++) {                                                \
         b[q] = cy_load_##SUF(xw + r0[q] * row_step);                                     \
         k[q] = (cy_m##SUF){0} + (IT)(k_first + (IT)r0[q] * f_w);                         \
     }                                                                                    \
-    for (ptrdiff_t r = 0; r < len[CY_CHAINS - 1]; r++)                                   \
-        for (ptrdiff_t kw = 0; kw < n_kw; kw++)                                          \
-            for (int q = 0; q < CY_CHAINS; q++) {                                        \
-                if (r >= len[q])                                                         \
-                    continue;                                                            \
-                cy_m##SUF kv = (cy_m##SUF){0} + (IT)(k_first + (IT)(r0[q] + r) * f_w + (IT)kw);\
-                cy_v##SUF v = cy_load_##SUF(xw + (r0[q] + r) * row_step + kw * col_step);\
-                cy_b##SUF take = cy_takes_over_##SUF(v, b[q]);                           \
-                b[q] = cy_blend_##SUF(take, v, b[q]);                                    \
-                k[q] = cy_kblend_##SUF(take, kv, k[q]);                                  \
-            }                                                                            \
+    /* rows every chain has (len[0] is the shortest), in lock step; then    */           \
+    /* the last row of the longer ranges; keys counted up, not multiplied   */           \
+    for (ptrdiff_t r = 0; r < len[CY_CHAINS - 1]; r++) {                                 \
+        for (int q = 0; q < CY_CHAINS; q++) {                                            \
+            xr[q] = xw + (r0[q] + r) * row_step;                                         \
+            kv[q] = (cy_m##SUF){0} + (IT)(k_first + (IT)(r0[q] + r) * f_w);              \
+        }                                                                                \
+        if (r < len[0]) {                                                                \
+            for (ptrdiff_t kw = 0; kw < n_kw; kw++)                                      \
+                for (int q = 0; q < CY_CHAINS; q++)                                      \
+                    CY_ARGMAX_TAP(SUF, q);                                               \
+        } else {                                                                         \
+            for (ptrdiff_t kw = 0; kw < n_kw; kw++)                                      \
+                for (int q = 0; q < CY_CHAINS; q++)                                      \
+                    if (r < len[q])                                                      \
+                        CY_ARGMAX_TAP(SUF, q);                                           \
+        }                                                                                \
+    }                                                                                    \
     for (int q = 1; q < CY_CHAINS; q++) {                                                \
         cy_b##SUF take = cy_takes_over_##SUF(b[q], b[0]);                                \
         b[0] = cy_blend_##SUF(take, b[q], b[0]);                                         \
