@@ -30,6 +30,10 @@ exclude_patterns = ["_build", "gallery/README.rst", "**.ipynb_checkpoints"]
 
 # --- API reference: autosummary pages from the numpydoc docstrings ----------
 autosummary_generate = True
+templates_path = ["_templates"]
+# Pages only for the names listed in docs/api/index.rst (tests/test_docs_build.py
+# checks that every name of each module's __all__ is there).
+autosummary_imported_members = False
 autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
