@@ -14,6 +14,7 @@ def pytest_configure(config):
         "markers", "packaging: builds the sdist, a wheel from it and a fresh venv (~2 min)")
     config.addinivalue_line(
         "markers", "slow: > 2**31-element inputs (tests/test_large.py); run with CYCONV_RUN_SLOW=1")
+    config.addinivalue_line("markers", "docs: builds the Sphinx site with -W (tests/test_docs_build.py, ~1 min)")
 
 
 def needs_source_tree(*paths):
