@@ -50,6 +50,11 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
+    # Unchanged examples are not rerun (sphinx-gallery keeps their output in
+    # docs/auto_examples); tests/test_docs_build.py sets this to rerun them all.
+    "run_stale_examples": bool(os.environ.get("CYCONV_DOCS_RERUN")),
+    # The pages show the examples' speed on this machine, not their memory.
+    "show_memory": False,
 }
 
 intersphinx_mapping = {

@@ -44,6 +44,7 @@ def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("html")
     env = dict(os.environ, MPLBACKEND="Agg")
     env.pop("CYCONV_DOCS_INTERSPHINX", None)  # never the network in a test
+    env["CYCONV_DOCS_RERUN"] = "1"  # run every gallery example, even those run before
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "-b", "html", "-q",
                            str(ROOT / "docs"), str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
