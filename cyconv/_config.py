@@ -288,19 +288,14 @@ def show_config() -> None:
     Examples
     --------
     >>> import cyconv
-    >>> cyconv.show_config()  # doctest: +SKIP
-    cyconv 0.1.0
-      python               3.11.7 (CPython), NumPy 2.4.6
-      platform             Linux-6.18.44-x86_64-with-glibc2.36
+    >>> cyconv.show_config()  # doctest: +ELLIPSIS
+    cyconv ...
+      python ...
     CPU level
-      in use               x86-64-v4
-      available            baseline, x86-64-v3, x86-64-v4
-      known                baseline, x86-64-v3, x86-64-v4
-      CYCONV_CPU_LEVEL     not set
-      per-level build      yes
+      in use ...
     OpenMP
-      compiled for         _OPENMP 201511 (OpenMP 4.5)
-      runtime              /usr/lib/x86_64-linux-gnu/libgomp.so.1.0.0
-      ...
+      compiled for ...
+    Threads
+      default ...
     """
     print(_format(config_info()))

@@ -552,6 +552,12 @@ def global_avg_pool2d(x: Any, *, keepdims: bool = False, layout: str = "NHWC",
     -------
     p : dask.array.Array, shape (m, C), or the keepdims shape
 
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D, a plane without pixels, or an unknown ``layout``
+        (when the graph is built).
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, cyconv, cyconv.dask
@@ -574,6 +580,12 @@ def global_max_pool2d(x: Any, *, keepdims: bool = False, layout: str = "NHWC",
     Returns
     -------
     p : dask.array.Array, shape (m, C), or the keepdims shape
+
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D, a plane without pixels, or an unknown ``layout``
+        (when the graph is built).
 
     Examples
     --------

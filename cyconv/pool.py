@@ -189,6 +189,16 @@ def max_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
         plane instead; here ``ih = h * s_h - pad_top + d_h * (indices // f_w)``
         and ``iw = w * s_w - pad_left + d_w * (indices % f_w)``.
 
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D; ``pool_size``, ``stride`` or ``dilation`` below 1;
+        a negative or malformed ``padding``; a window larger than the padded
+        input; an unknown ``layout``; ``num_threads`` below 1.
+    TypeError
+        ``x`` not of real numbers (complex, object or strings), or a geometry
+        argument that is not an int or a pair of ints.
+
     Notes
     -----
     ``p[i, h, w, c] = max_{kh, kw} xpad[i, h*s_h + d_h*kh, w*s_w + d_w*kw, c]``.
@@ -425,6 +435,16 @@ def avg_pool2d(x: npt.ArrayLike, pool_size: IntPair, *, stride: IntPair | None =
     p : ndarray, shape (m, n_H_out, n_W_out, C)
         ``(m, C, n_H_out, n_W_out)`` under ``layout="NCHW"``.
 
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D; ``pool_size`` or ``stride`` below 1;
+        a negative or malformed ``padding``; a window larger than the padded
+        input; an unknown ``layout``; ``num_threads`` below 1.
+    TypeError
+        ``x`` not of real numbers (complex, object or strings), or a geometry
+        argument that is not an int or a pair of ints.
+
     Notes
     -----
     ``p[i, h, w, c] = sum_{kh, kw} xpad[i, h*s_h + kh, w*s_w + kw, c] / count``.
@@ -505,6 +525,15 @@ def avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], pool_size: In
     -------
     dx : ndarray, shape x_shape
         dtype of ``dp`` (float32 or float64).
+
+    Raises
+    ------
+    ValueError
+        ``x_shape`` not 4 non-negative ints, ``dp`` not shaped like the
+        forward's output for ``x_shape``, or a geometry argument
+        :func:`avg_pool2d` would reject.
+    TypeError
+        ``x_shape`` not a sequence of ints, or ``dp`` not of real numbers.
 
     Notes
     -----
@@ -764,6 +793,14 @@ def global_avg_pool2d(x: npt.ArrayLike, *, keepdims: bool = False, layout: Layou
     p : ndarray, shape (m, C); (m, 1, 1, C) or (m, C, 1, 1) with keepdims
         float32 for float32 (and float16) input, float64 otherwise.
 
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D, a plane without pixels (``n_H`` or ``n_W`` is 0), an
+        unknown ``layout`` or ``num_threads`` below 1.
+    TypeError
+        ``x`` not of real numbers.
+
     Notes
     -----
     ``p[i, c] = (1 / (n_H n_W)) * sum_{h, w} x[i, h, w, c]``, summed in pixel
@@ -802,6 +839,14 @@ def global_max_pool2d(x: npt.ArrayLike, *, keepdims: bool = False, layout: Layou
     -------
     p : ndarray, shape (m, C); (m, 1, 1, C) or (m, C, 1, 1) with keepdims
 
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D, a plane without pixels (``n_H`` or ``n_W`` is 0), an
+        unknown ``layout`` or ``num_threads`` below 1.
+    TypeError
+        ``x`` not of real numbers.
+
     Notes
     -----
     ``p[i, c] = max_{h, w} x[i, h, w, c]``; a plane holding a NaN gives NaN,
@@ -837,6 +882,15 @@ def global_avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[Int], *,
     -------
     dx : ndarray, shape x_shape
         ``dp[i, c] / (n_H n_W)`` at every pixel of plane ``(i, c)``.
+
+    Raises
+    ------
+    ValueError
+        ``x_shape`` not 4 non-negative ints, a plane without pixels, ``dp``
+        not shaped ``(m, C)`` (or the keepdims shape) for ``x_shape``, or an
+        unknown ``layout``.
+    TypeError
+        ``x_shape`` not a sequence of ints, or ``dp`` not of real numbers.
 
     Examples
     --------
@@ -883,6 +937,14 @@ def global_max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, *, layout: L
     Returns
     -------
     dx : ndarray, shape of x
+
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D, a plane without pixels, ``dp`` not shaped ``(m, C)``
+        (or the keepdims shape) for ``x``, or an unknown ``layout``.
+    TypeError
+        ``x`` or ``dp`` not of real numbers.
 
     Notes
     -----

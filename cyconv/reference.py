@@ -436,6 +436,13 @@ def conv_transpose2d(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None
     y : ndarray, shape (m, o_H, o_W, C_out)
         ``o = (n - 1) * s - 2 * p + d * (f - 1) + output_padding + 1`` per axis.
 
+    Raises
+    ------
+    ValueError
+        If shapes disagree (``w``'s last axis must be ``x``'s channels), stride
+        < 1, padding < 0, or ``output_padding`` not smaller than the stride
+        or the dilation.
+
     Notes
     -----
     Every input pixel scatters through its window into the uncropped output,
@@ -504,6 +511,12 @@ def conv_transpose2d_backward(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayL
     Returns
     -------
     dx, dw, db : ndarrays of the shapes of ``x``, ``w`` and ``(C_out,)``
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv_transpose2d`, or if ``dz`` does not have the forward
+        output shape.
 
     Notes
     -----
@@ -1000,6 +1013,13 @@ def global_avg_pool2d(x: npt.ArrayLike, *, keepdims: bool = False,
     -------
     p : ndarray, shape (m, n_C)
 
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D or an unknown ``layout``.
+    ZeroDivisionError
+        A plane without pixels (``n_H`` or ``n_W`` is 0).
+
     Notes
     -----
     .. math::
@@ -1038,6 +1058,12 @@ def global_avg_pool2d_backward(dp: npt.ArrayLike, x_shape: Sequence[int], *,
     Returns
     -------
     dx : ndarray, shape x_shape
+
+    Raises
+    ------
+    ValueError
+        ``dp`` without ``m * C`` elements for the forward input, or an unknown
+        ``layout``.
 
     Examples
     --------
@@ -1078,6 +1104,11 @@ def global_max_pool2d(x: npt.ArrayLike, *, keepdims: bool = False,
     -------
     p : ndarray, shape (m, n_C)
 
+    Raises
+    ------
+    ValueError
+        ``x`` not 4-D, a plane without pixels, or an unknown ``layout``.
+
     Examples
     --------
     >>> global_max_pool2d(np.array([1.0, 7.0, 3.0, 2.0]).reshape(1, 2, 2, 1))
@@ -1107,6 +1138,12 @@ def global_max_pool2d_backward(dp: npt.ArrayLike, x: npt.ArrayLike, *,
     Returns
     -------
     dx : ndarray, shape of x
+
+    Raises
+    ------
+    ValueError
+        ``dp`` without ``m * C`` elements for the forward input, or an unknown
+        ``layout``.
 
     Examples
     --------

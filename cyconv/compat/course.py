@@ -127,6 +127,11 @@ def zero_pad(X: npt.ArrayLike, pad: int) -> npt.NDArray[Any]:
     X_pad : ndarray, shape (m, n_H + 2 * pad, n_W + 2 * pad, n_C)
         Same dtype as ``X``.
 
+    Raises
+    ------
+    ValueError
+        From NumPy, as the course's version: ``X`` not 4-D or ``pad`` negative.
+
     Examples
     --------
     >>> import numpy as np
@@ -404,6 +409,11 @@ def create_mask_from_window(x: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     -------
     mask : ndarray of bool, shape of ``x``
         ``x == np.max(x)``: True at every maximum (all of them when tied).
+
+    Raises
+    ------
+    ValueError
+        ``x`` empty (no maximum), as the course's version.
 
     Examples
     --------
