@@ -32,6 +32,14 @@ class ReLU(_ThreadedLayer):
         Threads of the compiled passes; default every usable core
         (``Sequential.num_threads`` sets it with the kernel layers').
 
+    Raises
+    ------
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it (the
+        cache is released by each ``backward``; evaluation mode keeps none).
+    ValueError
+        ``num_threads`` below 1 (at ``forward``).
+
     Notes
     -----
     One compiled parallel pass each way (``cyconv._train``) for C-contiguous
@@ -40,6 +48,16 @@ class ReLU(_ThreadedLayer):
     ``x > 0``). The output ``y`` is the cache: the next layer usually holds it
     anyway (a convolution keeps its input), so no mask is allocated. Other
     inputs take the NumPy route, with the same values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import ReLU
+    >>> relu = ReLU()
+    >>> relu.forward(np.array([-1.0, 0.5, 2.0]))
+    array([0. , 0.5, 2. ])
+    >>> relu.backward(np.ones(3))
+    array([0., 1., 1.])
     """
 
     def __init__(self, *, num_threads: Int | None = None) -> None:
@@ -72,7 +90,24 @@ class ReLU(_ThreadedLayer):
 
 
 class Tanh(Layer):
-    """``tanh(x)`` elementwise, any shape; keeps its output in training mode."""
+    """``tanh(x)`` elementwise, any shape; keeps its output in training mode.
+
+    Raises
+    ------
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it (the
+        cache is released by each ``backward``; evaluation mode keeps none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import Tanh
+    >>> tanh = Tanh()
+    >>> tanh.forward(np.array([0.0, 1.0]))
+    array([0.        , 0.76159416])
+    >>> tanh.backward(np.ones(2))  # 1 - tanh(x)**2
+    array([1.        , 0.41997434])
+    """
 
     def forward(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
         """Any shape -> the same shape."""

@@ -48,6 +48,20 @@ def he_normal(shape: int | tuple[int, ...], fan_in: int, *, seed: Seed = None,
     -------
     ndarray, shape ``shape``
         Samples of ``N(0, 2 / fan_in)``.
+
+    Raises
+    ------
+    ZeroDivisionError
+        ``fan_in`` is 0.
+    TypeError
+        ``dtype`` not a NumPy dtype.
+
+    Examples
+    --------
+    >>> from cyconv.layers import he_normal
+    >>> w = he_normal((5, 5, 1, 6), fan_in=5 * 5 * 1, seed=0)  # a 5x5 conv, 1 -> 6 channels
+    >>> w.shape, w.dtype
+    ((5, 5, 1, 6), dtype('float32'))
     """
     rng = np.random.default_rng(seed)
     # NumPy's stubs type this as Any.
@@ -73,6 +87,16 @@ def glorot_uniform(shape: int | tuple[int, ...], fan_in: int, fan_out: int, *,
     -------
     ndarray, shape ``shape``
         Samples of ``U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import glorot_uniform
+    >>> w = glorot_uniform((400, 120), 400, 120, seed=0)
+    >>> w.shape, w.dtype
+    ((400, 120), dtype('float32'))
+    >>> bool(np.abs(w).max() <= np.sqrt(6 / (400 + 120)))
+    True
     """
     rng = np.random.default_rng(seed)
     limit: float = np.sqrt(6.0 / (fan_in + fan_out))
@@ -126,6 +150,30 @@ class Layer:
         Whether :meth:`forward` keeps what :meth:`backward` needs.
     cache : object or None
         What the last training-mode :meth:`forward` kept for :meth:`backward`.
+
+    Raises
+    ------
+    RuntimeError
+        ``backward`` without a training-mode ``forward`` before it.
+
+    Examples
+    --------
+    A layer without parameters: ``forward`` keeps what ``backward`` needs with
+    ``_keep`` and ``backward`` takes it back with ``_take``.
+
+    >>> import numpy as np
+    >>> from cyconv.layers import Layer
+    >>> class Square(Layer):
+    ...     def forward(self, x):
+    ...         self._keep(x)
+    ...         return x * x
+    ...     def backward(self, dout):
+    ...         return 2 * self._take() * dout
+    >>> sq = Square()
+    >>> sq(np.array([1.0, 3.0]))
+    array([1., 9.])
+    >>> sq.backward(np.ones(2))
+    array([2., 6.])
     """
 
     def __init__(self) -> None:

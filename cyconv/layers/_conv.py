@@ -71,6 +71,17 @@ class Conv2D(_KernelLayer):
         ``"w"``: ``(f_h, f_w, C_in / groups, C_out)`` (``(C_out, C_in / groups,
         f_h, f_w)`` under ``layout="NCHW"``), ``"b"``: ``(C_out,)`` if ``bias``.
 
+    Raises
+    ------
+    ValueError
+        ``in_channels`` or ``out_channels`` not an int >= 1 (or not divisible
+        by ``groups``); at ``forward``, an ``x`` or geometry the functional
+        kernel rejects (e.g. ``x.shape[3] != in_channels``).
+    TypeError
+        ``dtype`` not float32 or float64.
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it.
+
     Notes
     -----
     ``forward``: ``(m, n_H, n_W, C_in) -> (m, n_H_out, n_W_out, C_out)``;
@@ -240,6 +251,17 @@ class ConvTranspose2D(_KernelLayer):
     params : dict
         ``"w"``: ``(f_h, f_w, C_out / groups, C_in)`` (``(C_in, C_out / groups,
         f_h, f_w)`` under ``layout="NCHW"``), ``"b"``: ``(C_out,)`` if ``bias``.
+
+    Raises
+    ------
+    ValueError
+        ``in_channels`` or ``out_channels`` not an int >= 1 (or not divisible
+        by ``groups``); at ``forward``, an ``x`` or geometry the functional
+        kernel rejects (e.g. ``x.shape[3] != in_channels``).
+    TypeError
+        ``dtype`` not float32 or float64.
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it.
 
     Notes
     -----

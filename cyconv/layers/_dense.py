@@ -16,6 +16,23 @@ class Flatten(Layer):
     A reshape in the array's own order: ``(n_H, n_W, C)`` order for NHWC
     activations, ``(C, n_H, n_W)`` (PyTorch's ``nn.Flatten``) for layers built
     with ``layout="NCHW"``, so it needs no ``layout`` of its own.
+
+    Raises
+    ------
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it (the
+        cache is released by each ``backward``; evaluation mode keeps none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import Flatten
+    >>> flat = Flatten()
+    >>> z = flat.forward(np.zeros((2, 3, 3, 4)))  # (m, n_H, n_W, C)
+    >>> z.shape
+    (2, 36)
+    >>> flat.backward(z).shape
+    (2, 3, 3, 4)
     """
 
     def forward(self, x: npt.ArrayLike) -> npt.NDArray[Any]:
@@ -46,6 +63,17 @@ class Dense(Layer):
         ``"w"``: ``(in_features, out_features)``, ``"b"``: ``(out_features,)``
         if ``bias``.
 
+    Raises
+    ------
+    ValueError
+        ``in_features`` or ``out_features`` not an int >= 1, an unknown
+        ``init``; at ``forward``, ``x`` not ``(m, in_features)``.
+    TypeError
+        ``dtype`` not float32 or float64.
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it (the
+        cache is released by each ``backward``; evaluation mode keeps none).
+
     Notes
     -----
     ``(m, in_features) -> (m, out_features)``; keeps its input in training mode.
@@ -53,6 +81,20 @@ class Dense(Layer):
     (:func:`cyconv.limit_blas_threads`): a dense layer between OpenMP-parallel
     conv layers is small, and BLAS threads would only spin against the
     OpenMP team's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import Dense
+    >>> dense = Dense(3, 2, seed=0)
+    >>> {name: w.shape for name, w in dense.params.items()}
+    {'w': (3, 2), 'b': (2,)}
+    >>> y = dense.forward(np.ones((4, 3), dtype=np.float32))
+    >>> y.shape, y.dtype
+    ((4, 2), dtype('float32'))
+    >>> dx = dense.backward(np.ones_like(y))  # fills dense.grads too
+    >>> dx.shape, dense.grads["b"]
+    ((4, 3), array([4., 4.], dtype=float32))
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,

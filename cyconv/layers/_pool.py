@@ -32,12 +32,37 @@ class MaxPool2D(_KernelLayer):
     num_threads, backend
         As for :class:`Conv2D`.
 
+    Raises
+    ------
+    ValueError
+        At ``forward``: ``x`` not 4-D, or a geometry :func:`cyconv.max_pool2d`
+        rejects (``pool_size`` below 1, a window larger than the padded input...).
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it (the
+        cache is released by each ``backward``; evaluation mode keeps none).
+
     Notes
     -----
     ``(m, n_H, n_W, C) -> (m, n_H_out, n_W_out, C)``; in training mode keeps
     each window's argmax (``max_pool2d(..., return_indices=True)``) and the
     input's shape and dtype, not the input, so backward routes the gradient
     without searching the windows again.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import MaxPool2D
+    >>> pool = MaxPool2D(2)
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> p = pool.forward(x)
+    >>> p[0, :, :, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    >>> pool.backward(np.ones_like(p))[0, :, :, 0]  # to each window's maximum
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]], dtype=float32)
     """
 
     def __init__(self, pool_size: IntPair, stride: IntPair | None = None, padding: Padding = 0,
@@ -104,10 +129,32 @@ class AvgPool2D(_KernelLayer):
     num_threads, backend
         As for :class:`Conv2D`.
 
+    Raises
+    ------
+    ValueError
+        At ``forward``: ``x`` not 4-D, or a geometry :func:`cyconv.avg_pool2d`
+        rejects (``pool_size`` below 1, a window larger than the padded input...).
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it (the
+        cache is released by each ``backward``; evaluation mode keeps none).
+
     Notes
     -----
     ``(m, n_H, n_W, C) -> (m, n_H_out, n_W_out, C)``; keeps only the input's
     shape in training mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import AvgPool2D
+    >>> pool = AvgPool2D(2)
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> p = pool.forward(x)
+    >>> p[0, :, :, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    >>> pool.backward(np.ones_like(p))[0, 0, :, 0]  # spread evenly over each window
+    array([0.25, 0.25, 0.25, 0.25], dtype=float32)
     """
 
     def __init__(self, pool_size: IntPair, stride: IntPair | None = None, padding: Padding = 0,
@@ -167,6 +214,13 @@ class GlobalAvgPool2D(_KernelLayer):
     num_threads, backend
         As for :class:`Conv2D`.
 
+    Raises
+    ------
+    ValueError
+        At ``forward``: ``x`` not 4-D or a plane without pixels.
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it.
+
     Notes
     -----
     ``(m, n_H, n_W, C) -> (m, C)``; keeps only the input's shape in training
@@ -220,6 +274,13 @@ class GlobalMaxPool2D(_KernelLayer):
 
     num_threads, backend
         As for :class:`Conv2D`.
+
+    Raises
+    ------
+    ValueError
+        At ``forward``: ``x`` not 4-D or a plane without pixels.
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it.
 
     Notes
     -----

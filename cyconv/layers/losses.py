@@ -14,7 +14,30 @@ def _log_softmax(logits: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 def softmax(logits: npt.ArrayLike) -> npt.NDArray[Any]:
-    """Row-wise softmax of ``(m, K)`` scores; each row sums to 1."""
+    """Row-wise softmax of ``(m, K)`` scores; each row sums to 1.
+
+    Parameters
+    ----------
+    logits : array_like, shape (m, K)
+        Unnormalised class scores.
+
+    Returns
+    -------
+    ndarray, shape (m, K)
+        Probabilities, the dtype of ``logits`` (float64 for integers).
+
+    Raises
+    ------
+    numpy.exceptions.AxisError
+        ``logits`` with fewer than 2 dimensions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import softmax
+    >>> softmax(np.array([[0.0, np.log(3.0)]]))
+    array([[0.25, 0.75]])
+    """
     # NumPy's stubs type this as Any.
     return np.exp(_log_softmax(np.asarray(logits)))  # type: ignore[no-any-return]
 
@@ -46,6 +69,18 @@ def softmax_cross_entropy(logits: npt.ArrayLike,
     -----
     The log-softmax subtracts each row's maximum first, so large scores
     neither overflow nor lose the loss to ``log(0)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import softmax_cross_entropy
+    >>> logits = np.array([[0.0, np.log(3.0)], [0.0, 0.0]])
+    >>> loss, dlogits = softmax_cross_entropy(logits, np.array([1, 0]))
+    >>> round(loss, 4)  # (-log 0.75 - log 0.5) / 2
+    0.4904
+    >>> dlogits
+    array([[ 0.125, -0.125],
+           [-0.25 ,  0.25 ]])
     """
     logits = np.asarray(logits)
     if logits.ndim != 2:

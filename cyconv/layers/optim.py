@@ -118,6 +118,11 @@ class SGD(_Optimizer):
         Threads of the fused update; default the model's ``num_threads``
         (every usable core when it has none).
 
+    Raises
+    ------
+    ValueError
+        ``lr`` not > 0, or ``momentum`` not in [0, 1).
+
     Notes
     -----
     ``v = momentum * v - lr * grad; param += v``, rounded as
@@ -187,10 +192,27 @@ class Adam(_Optimizer):
         Threads of the fused update; default the model's ``num_threads``
         (every usable core when it has none).
 
+    Raises
+    ------
+    ValueError
+        ``lr`` not > 0.
+
     Notes
     -----
     ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g**2``,
     ``param -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.layers import Adam, Dense
+    >>> dense = Dense(2, 1, seed=0)
+    >>> opt = Adam(dense, lr=0.1)
+    >>> before = dense.params["w"].copy()
+    >>> dense.grads["w"][:] = 1.0   # as dense.backward(...) would fill them
+    >>> opt.step()
+    >>> np.allclose(dense.params["w"] - before, -0.1)  # the first step moves each by lr
+    True
     """
 
     def __init__(self, model: _Model, lr: float = 0.001,

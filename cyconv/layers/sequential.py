@@ -27,6 +27,13 @@ class Sequential:
         (convolution and pooling layers) must all have the same one:
         activations pass between them untransposed.
 
+    Raises
+    ------
+    TypeError
+        A layer that is not a :class:`cyconv.layers.Layer`.
+    RuntimeError
+        ``backward`` without a ``forward`` in training mode before it.
+
     Examples
     --------
     >>> import numpy as np
