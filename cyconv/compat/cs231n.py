@@ -314,6 +314,11 @@ def conv_forward_strides(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike,
     :func:`conv_backward_strides` need not transpose it again.
     ``conv_forward_fast`` and ``conv_forward_im2col`` are this function.
 
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        As :func:`conv_forward_naive`.
+
     Examples
     --------
     >>> import numpy as np
@@ -333,6 +338,11 @@ def conv_backward_strides(dout: npt.ArrayLike,
     As :func:`conv_backward_naive`; takes the cache of
     :func:`conv_forward_fast` (or of :func:`conv_forward_naive`).
     ``conv_backward_fast`` and ``conv_backward_im2col`` are this function.
+
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        As :func:`conv_backward_naive`.
 
     Examples
     --------
@@ -543,6 +553,11 @@ def max_pool_backward_reshape(dout: npt.ArrayLike, cache: ReshapeCache) -> Float
         Each window's ``dout`` divided by the number of its elements equal to
         its maximum, at each of them (the assignment's code).
 
+    Raises
+    ------
+    ValueError
+        For a malformed ``cache`` or a ``dout`` of the wrong shape.
+
     Examples
     --------
     >>> import numpy as np
@@ -591,6 +606,11 @@ def max_pool_forward_im2col(x: npt.ArrayLike,
     and ``argmax`` (int32, shape ``(N, C, H', W')``) is each window's first
     maximum as a row-major position in the window.
 
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        As :func:`max_pool_forward_naive`.
+
     Examples
     --------
     >>> import numpy as np
@@ -609,6 +629,12 @@ def max_pool_forward_im2col(x: npt.ArrayLike,
 
 def max_pool_backward_im2col(dout: npt.ArrayLike, cache: Im2colCache) -> FloatArray:
     """Backward pass of :func:`max_pool_forward_im2col`: the first maximum takes it all.
+
+    Raises
+    ------
+    ValueError
+        As :func:`max_pool_backward_naive`, for a malformed ``cache`` or a
+        ``dout`` whose shape is not the forward output's.
 
     Examples
     --------
@@ -642,6 +668,11 @@ def max_pool_forward_fast(x: npt.ArrayLike,
     out : ndarray, shape (N, C, H', W')
     cache : tuple
         ``("reshape", reshape_cache)`` or ``("im2col", im2col_cache)``.
+
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        As :func:`max_pool_forward_naive`.
 
     Examples
     --------
