@@ -176,6 +176,14 @@ def conv_flops(name):
 
     ``dx`` and ``dw`` each take the same count (``db`` is negligible). Feature
     rows: :func:`cyconv._bench_features.flops` (grouped and transposed counts).
+
+    Examples
+    --------
+    >>> from cyconv.bench import SHAPES, conv_flops
+    >>> SHAPES["S3"]["x"], SHAPES["S3"]["w"]
+    ((64, 14, 14, 6), (5, 5, 6, 16))
+    >>> conv_flops("S3")  # 2 * 64 * 10 * 10 * 16 * 5 * 5 * 6
+    30720000
     """
     case = SHAPES[name]
     if case["kind"] not in ("conv", "pool"):
@@ -192,6 +200,13 @@ def make_inputs(name, dtype, seed=0):
 
     Returns a dict: conv ``x, w, b, dz``; pool ``x, dp`` (``dz``/``dp`` have
     the forward output's shape).
+
+    Examples
+    --------
+    >>> from cyconv.bench import make_inputs
+    >>> data = make_inputs("S1", "float32")
+    >>> {name: a.shape for name, a in data.items()}
+    {'x': (10, 5, 7, 4), 'w': (3, 3, 4, 8), 'b': (8,), 'dz': (10, 3, 4, 8)}
     """
     case = SHAPES[name]
     if case["kind"] not in ("conv", "pool"):
@@ -470,6 +485,18 @@ def run(cases, dtypes=DTYPES, threads=(1,), *, quick=False, target=None, torch=N
     or None; ``ort`` the ``(onnxruntime, onnx)`` modules or None. Pool rows
     carry their roofline: ``bytes_moved``, ``gbps`` and the copy bandwidth
     measured just before the shape's rows (``copy_gbps``, ``copy_fraction``).
+
+    Examples
+    --------
+    A quick in-process run of one case without PyTorch (``torch=None``): cyconv
+    against :mod:`cyconv.reference`.
+
+    >>> from cyconv import bench
+    >>> [row] = bench.run([("S1", "fwd")], dtypes=("float32",), quick=True)
+    >>> row["shape"], row["op"], row["agree"], row["torch_ms"]
+    ('S1', 'fwd', True, None)
+    >>> row["cyconv_ms"] < row["reference_ms"]
+    True
     """
     from cyconv._bench_roofline import copy_rate
 

@@ -62,7 +62,15 @@ _AGREE = {"float32": 1e-3, "float64": 1e-9}
 # --------------------------------------------------------------------------
 
 def cyconv_model(name, dtype="float32", seed=0, num_threads=None):
-    """The model ``name`` as a ``cyconv.layers.Sequential`` (seeded weights)."""
+    """The model ``name`` as a ``cyconv.layers.Sequential`` (seeded weights).
+
+    Examples
+    --------
+    >>> from cyconv.bench_train import cyconv_model
+    >>> model = cyconv_model("lenet5")
+    >>> len(model), type(model).__name__
+    (12, 'Sequential')
+    """
     from cyconv.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
 
     rng = np.random.default_rng(seed)
@@ -93,7 +101,15 @@ def cyconv_model(name, dtype="float32", seed=0, num_threads=None):
 
 
 def make_batch(name, batch, dtype="float32", seed=1):
-    """A random NHWC batch ``x`` and labels ``y`` for model ``name``."""
+    """A random NHWC batch ``x`` and labels ``y`` for model ``name``.
+
+    Examples
+    --------
+    >>> from cyconv.bench_train import make_batch
+    >>> x, y = make_batch("lenet5", 8)
+    >>> x.shape, x.dtype, y.shape
+    ((8, 32, 32, 1), dtype('float32'), (8,))
+    """
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch,) + MODELS[name]["input"]).astype(dtype)
     return x, rng.integers(0, N_CLASSES, size=batch)
@@ -106,6 +122,14 @@ def cyconv_step(model, x, y, lr=LR, momentum=MOMENTUM, optimizer="sgd"):
     (``optimizer="sgd"``) or ``cyconv.layers.Adam`` (``"adam"``, default betas).
     ``model.backward(dlogits, input_grad=False)``: a training loop does not
     need the gradient with respect to the batch.
+
+    Examples
+    --------
+    >>> from cyconv.bench_train import cyconv_model, cyconv_step, make_batch
+    >>> step = cyconv_step(cyconv_model("lenet5"), *make_batch("lenet5", 8))
+    >>> loss = step()  # forward, loss, backward, SGD update
+    >>> loss > 0
+    True
     """
     from cyconv.layers import SGD, Adam, softmax_cross_entropy
 
@@ -232,7 +256,15 @@ def _first_conv_weight(torch_net):
 
 def run(cases, dtypes=("float32", "float64"), threads=(1,), *, quick=False, torch=None,
         progress=None):
-    """Measure one training step per case, dtype and thread count; list of result dicts."""
+    """Measure one training step per case, dtype and thread count; list of result dicts.
+
+    Examples
+    --------
+    >>> from cyconv import bench_train
+    >>> [row] = bench_train.run([("lenet5", 8)], dtypes=("float32",), quick=True)
+    >>> row["model"], row["batch"], row["torch_ms"], row["cyconv_ms"] > 0
+    ('lenet5', 8, None, True)
+    """
     from cyconv.bench import OtherCPU, interleave
 
     settings = _SETTINGS["quick" if quick else "full"]

@@ -71,7 +71,15 @@ def _bilinear_matrix(n_in, n_out):
 
 
 def upscale(images, size=32):
-    """Bilinear resize of ``(m, n, n)`` images to ``(m, size, size)``."""
+    """Bilinear resize of ``(m, n, n)`` images to ``(m, size, size)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.demo import upscale
+    >>> upscale(np.ones((2, 8, 8))).shape
+    (2, 32, 32)
+    """
     a = _bilinear_matrix(images.shape[1], size)
     b = _bilinear_matrix(images.shape[2], size)
     return np.einsum("ij,mjk,lk->mil", a, images, b)
@@ -91,6 +99,13 @@ def load_digits_32(limit=None, test_size=0.2):
     -------
     x_train, y_train, x_test, y_test : ndarray
         Images ``(m, 32, 32, 1)`` float32 and labels ``(m,)`` int64.
+
+    Examples
+    --------
+    >>> from cyconv.demo import load_digits_32
+    >>> x_train, y_train, x_test, y_test = load_digits_32(limit=100)
+    >>> x_train.shape, x_train.dtype, y_train.shape, x_test.shape
+    ((80, 32, 32, 1), dtype('float32'), (80,), (20, 32, 32, 1))
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -110,6 +125,16 @@ def random_shift(x, max_shift, rng):
 
     Shifts are drawn independently per image and axis from
     ``-max_shift .. max_shift``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.demo import random_shift
+    >>> x = np.zeros((1, 5, 5, 1))
+    >>> x[0, 2, 2, 0] = 1.0
+    >>> moved = random_shift(x, 2, np.random.default_rng(0))
+    >>> moved.shape, float(moved.sum())  # the pixel moved, nothing lost
+    ((1, 5, 5, 1), 1.0)
     """
     if max_shift == 0:
         return x
@@ -145,6 +170,14 @@ def lenet5(pool="max", *, seed=None, num_threads=None, backend=None, dtype=np.fl
     -------
     Sequential
         ``(m, 32, 32, 1) -> (m, 10)`` class scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cyconv.demo import lenet5
+    >>> model = lenet5(seed=0)
+    >>> model(np.zeros((2, 32, 32, 1), dtype=np.float32)).shape
+    (2, 10)
     """
     if pool not in ("max", "avg"):
         raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
@@ -270,6 +303,15 @@ def run(epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], pool=DEFAU
         ``total_seconds``, ``step_seconds`` (``{"cyconv": s, "torch": s}`` with
         PyTorch installed, else ``{"cyconv": s, "reference": s}``; None
         without ``compare``), ``model``.
+
+    Examples
+    --------
+    One quick epoch on 200 images, silently:
+
+    >>> from cyconv.demo import run
+    >>> history = run(epochs=1, limit=200, compare=False, progress=False, out=lambda line: None)
+    >>> len(history["loss"]), 0 <= history["final_test_accuracy"] <= 1
+    (1, True)
     """
     t_start = time.perf_counter()
     from tqdm import tqdm
