@@ -52,6 +52,7 @@ fig, ax = plt.subplots(figsize=(7, 3.2))
 bars = ax.bar(labels, speedup, color="tab:blue")
 ax.bar_label(bars, labels=[f"{s:.0f}x" if s >= 10 else f"{s:.2f}x" for s in speedup])
 ax.axhline(1, color="black", lw=0.8)
+ax.margins(y=0.15)
 ax.set(ylabel=f"{peer} time / cyconv time", yscale="log" if max(speedup) > 20 else "linear",
        title=f"cyconv vs {'PyTorch' if peer == 'torch' else 'cyconv.reference'}, "
              "float32, 1 thread (quick run)")

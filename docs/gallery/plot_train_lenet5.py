@@ -7,9 +7,10 @@ digits: the 1,797 real 8x8 scans of :func:`sklearn.datasets.load_digits`
 (bundled with scikit-learn, no download), upscaled to 32x32 NHWC float32 by
 :func:`cyconv.demo.load_digits_32`, with a fixed stratified 80/20 split.
 
-This is the loop of ``python -m cyconv.demo`` written out, for three epochs
-instead of twelve so the page builds quickly: Adam with a cosine-decaying
-learning rate, each training image shifted at random by up to 2 pixels.
+This is the loop of ``python -m cyconv.demo`` written out, for two epochs
+instead of twelve so the page builds quickly (twelve reach about 99% test
+accuracy): Adam with a cosine-decaying learning rate, each training image
+shifted at random by up to 2 pixels.
 """
 import time
 
@@ -36,7 +37,7 @@ print(model)
 # --------
 # ``model.backward(dlogits, input_grad=False)`` skips the gradient with
 # respect to the images, which nothing needs.
-epochs, batch_size, lr = 3, 32, 2e-3
+epochs, batch_size, lr = 2, 32, 2e-3
 rng = np.random.default_rng(0)
 opt = Adam(model, lr=lr)
 m = len(x_train)
@@ -58,7 +59,7 @@ for epoch in range(epochs):
         opt.step()
         losses.append(loss)
         step += 1
-        if step % 23 == 0 or step == n_steps:  # about twice an epoch
+        if step % 15 == 0 or step == n_steps:  # three times an epoch
             test_steps.append(step)
             test_acc.append(float((model.predict(x_test) == y_test).mean()))
     print(f"epoch {epoch + 1}: mean loss {np.mean(losses[-steps_per_epoch:]):.3f}, "
