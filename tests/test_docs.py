@@ -18,6 +18,8 @@ MODULES = ["cyconv.conv", "cyconv.pool", "cyconv.conv_transpose", "cyconv._threa
            "cyconv.layers.losses", "cyconv.layers.optim", "cyconv.layers.sequential",
            "cyconv.compat", "cyconv.compat.course", "cyconv.compat.cs231n", "cyconv.dask",
            "cyconv.bench", "cyconv.bench_train", "cyconv.demo"]
+# Optional packages some modules' examples use (the demo's data and progress bar).
+EXAMPLES_NEED = {"cyconv.demo": ("sklearn", "tqdm")}
 # The modules of the API reference (docs/api/index.rst; tests/test_docs_build.py).
 API_MODULES = ["cyconv", "cyconv.layers", "cyconv.compat", "cyconv.compat.course",
                "cyconv.compat.cs231n", "cyconv.dask", "cyconv.reference", "cyconv.bench",
@@ -26,6 +28,8 @@ API_MODULES = ["cyconv", "cyconv.layers", "cyconv.compat", "cyconv.compat.course
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name):
+    for package in EXAMPLES_NEED.get(name, ()):
+        pytest.importorskip(package)
     try:
         module = importlib.import_module(name)
     except ImportError:  # cyconv.dask without its optional dependencies
