@@ -5,7 +5,15 @@ Build: ``pip install -e ".[docs]" && python -m sphinx -W -b html docs docs/_buil
 """
 import os
 
-import cyconv
+# The gallery runs at every build, on shared CI runners and busy machines. With
+# more runnable threads than cores, OpenMP's default active wait (threads spin
+# between parallel regions) makes the training examples an order of magnitude
+# slower: 90 LeNet-5 steps took 13-20 s instead of 1.1 s on this 2-core machine
+# at a load of 8 (2 threads; 1.1 s with OMP_WAIT_POLICY=passive or 1 thread).
+# Set before cyconv (and its OpenMP runtime) loads; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import cyconv  # noqa: E402
 
 project = "cyconv"
 author = "the cyconv developers"

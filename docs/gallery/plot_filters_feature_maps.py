@@ -4,9 +4,9 @@ Filters and feature maps of the first layer
 
 What does the first convolution of LeNet-5 learn? We train the network of
 :ref:`the training example <sphx_glr_auto_examples_plot_train_lenet5.py>`
-briefly (one epoch, about 90% test accuracy), then look at its six 5x5 filters and at what each of
-them makes of one test digit: the feature maps of ``Conv2D -> ReLU`` and, one
-layer further, of the 2x2 max-pool.
+briefly (two epochs, about 95% test accuracy), then look at its six 5x5
+filters and at what each of them makes of one test digit: the feature maps of
+``Conv2D -> ReLU`` and, one layer further, of the 2x2 max-pool.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,14 +19,14 @@ x_train, y_train, x_test, y_test = load_digits_32()
 model = lenet5("max", seed=0)
 opt = Adam(model, lr=2e-3)
 rng = np.random.default_rng(0)
-for epoch in range(1):
+for epoch in range(2):
     for idx in np.array_split(rng.permutation(len(x_train)), len(x_train) // 32):
         loss, dlogits = softmax_cross_entropy(
             model.forward(random_shift(x_train[idx], 2, rng)), y_train[idx])
         model.backward(dlogits, input_grad=False)
         opt.step()
 model.eval()
-print(f"test accuracy after 1 epoch: {100 * (model.predict(x_test) == y_test).mean():.1f}%")
+print(f"test accuracy after 2 epochs: {100 * (model.predict(x_test) == y_test).mean():.1f}%")
 
 # %%
 # The filters

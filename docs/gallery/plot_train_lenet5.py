@@ -7,7 +7,7 @@ digits: the 1,797 real 8x8 scans of :func:`sklearn.datasets.load_digits`
 (bundled with scikit-learn, no download), upscaled to 32x32 NHWC float32 by
 :func:`cyconv.demo.load_digits_32`, with a fixed stratified 80/20 split.
 
-This is the loop of ``python -m cyconv.demo`` written out, for two epochs
+This is the loop of ``python -m cyconv.demo`` written out, for three epochs
 instead of twelve so the page builds quickly (twelve reach about 99% test
 accuracy): Adam with a cosine-decaying learning rate, each training image
 shifted at random by up to 2 pixels.
@@ -37,7 +37,7 @@ print(model)
 # --------
 # ``model.backward(dlogits, input_grad=False)`` skips the gradient with
 # respect to the images, which nothing needs.
-epochs, batch_size, lr = 2, 32, 2e-3
+epochs, batch_size, lr = 3, 32, 2e-3
 rng = np.random.default_rng(0)
 opt = Adam(model, lr=lr)
 m = len(x_train)
