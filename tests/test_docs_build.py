@@ -78,11 +78,12 @@ def test_site_builds_without_warnings(site):
 
 def test_every_public_name_has_a_page(site):
     inventory = _inventory(site / "objects.inv")
+    pages = site / "api" / "generated"
     missing, no_page = [], []
     for public, documented in _public_names():
         if documented not in inventory:
             missing.append(public)
-        elif public not in NO_PAGE and not (site / "api" / "generated" / f"{documented}.html").exists():
+        elif public not in NO_PAGE and not (pages / f"{documented}.html").exists():
             no_page.append(public)
     assert not missing, f"public names not in the API reference (docs/api/index.rst): {missing}"
     assert not no_page, f"public names without a page of their own: {no_page}"
