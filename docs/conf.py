@@ -68,6 +68,10 @@ sphinx_gallery_conf = {
 intersphinx_mapping = {
     "python": ("https://docs.python.org/3", None),
     "numpy": ("https://numpy.org/doc/stable", None),
+    "scipy": ("https://docs.scipy.org/doc/scipy", None),
+    "sklearn": ("https://scikit-learn.org/stable", None),
+    "skimage": ("https://scikit-image.org/docs/stable", None),
+    "dask": ("https://docs.dask.org/en/stable", None),
 }
 # No network here or in CI: intersphinx inventories are fetched only on request.
 if not os.environ.get("CYCONV_DOCS_INTERSPHINX"):
