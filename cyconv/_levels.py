@@ -40,6 +40,10 @@ class Level(NamedTuple):
         pixels x input channels.
     dw_group_pixels : int
         Output pixels per group of rows in the dw reduction (cache blocking).
+    dw_pack_x_bytes : int
+        dw copies a tile's x values into a unit-stride panel when one
+        output pixel's x values (stride x channels x itemsize) span more
+        than this many bytes.
     min_parallel_fmas : int
         Below this many multiply-adds a convolution runs on one thread.
     narrow_bytes : int
@@ -59,6 +63,7 @@ class Level(NamedTuple):
     conv_pixels: tuple[int, int] = (8, 6)
     dot_tile: tuple[int, int] = (4, 3)
     dw_group_pixels: int = 1024
+    dw_pack_x_bytes: int = 256
     min_parallel_fmas: int = 131072
     narrow_bytes: int = 0
     pool_block: int = 16
@@ -114,6 +119,7 @@ def c_header() -> str:
             f"#define CYC_DOT_MP {lv.dot_tile[0]}",
             f"#define CYC_DOT_MC {lv.dot_tile[1]}",
             f"#define CYC_DW_GROUP_PIXELS {lv.dw_group_pixels}",
+            f"#define CYC_DW_PACK_X_BYTES {lv.dw_pack_x_bytes}",
             f"#define CYC_MIN_PARALLEL_FMAS {lv.min_parallel_fmas}",
             f"#define CYC_POOL_BLOCK {lv.pool_block}",
             "#endif",
