@@ -40,7 +40,9 @@ cdef extern from "_conv_simd.h" nogil:
     enum: DOT_MP "CYC_DOT_MP"
     enum: DOT_MC "CYC_DOT_MC"
     enum: DW_GROUP_PIXELS "CYC_DW_GROUP_PIXELS"
+    enum: DW_GROUP_PIXELS_NO_EDGES "CYC_DW_GROUP_PIXELS_NO_EDGES"
     enum: DW_PACK_X_BYTES "CYC_DW_PACK_X_BYTES"
+    enum: DW_PACK_DZ_BYTES "CYC_DW_PACK_DZ_BYTES"
     enum: MIN_PARALLEL_FMAS "CYC_MIN_PARALLEL_FMAS"
     int cyc_lanes(int itemsize)
     int cyc_max_pixels(int nv)
@@ -98,10 +100,14 @@ def level_table():
     -------
     dict
         ``vbytes``, ``conv_pixels``, ``dot_tile``, ``dw_group_pixels``,
+        ``dw_group_pixels_no_edges``, ``dw_pack_x_bytes``, ``dw_pack_dz_bytes``,
         ``min_parallel_fmas``: the constants the kernels were compiled with.
     """
     return dict(vbytes=VBYTES, conv_pixels=(MR1, MR2), dot_tile=(DOT_MP, DOT_MC),
-                dw_group_pixels=DW_GROUP_PIXELS, min_parallel_fmas=MIN_PARALLEL_FMAS)
+                dw_group_pixels=DW_GROUP_PIXELS,
+                dw_group_pixels_no_edges=DW_GROUP_PIXELS_NO_EDGES,
+                dw_pack_x_bytes=DW_PACK_X_BYTES, dw_pack_dz_bytes=DW_PACK_DZ_BYTES,
+                min_parallel_fmas=MIN_PARALLEL_FMAS)
 
 
 # --------------------------------------------------------------------------
@@ -1182,8 +1188,19 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef int n_threads = _threads_for(num_threads, <double> dz.size * p.f_h * p.f_w * p.K)
     # Rows per group (shapes only): about DW_GROUP_PIXELS output pixels, so a
     # tile's slice of dz stays in cache while the dw traffic of carrying the
-    # sums from group to group stays small next to the arithmetic.
-    cdef Py_ssize_t group = max(1, min(n_rows, DW_GROUP_PIXELS // p.o_w))
+    # sums from group to group stays small next to the arithmetic. A tile
+    # sums a group's interior columns before its edge columns; where there
+    # are no edge columns the sums run in pixel order whatever the groups,
+    # and the smaller DW_GROUP_PIXELS_NO_EDGES keeps the group's panels in L2.
+    cdef ptrdiff_t ow_a, ow_b
+    cdef Py_ssize_t group_pixels = DW_GROUP_PIXELS
+    cdef Py_ssize_t group
+    _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
+    if ow_a == 0 and ow_b == p.o_w:
+        group_pixels = DW_GROUP_PIXELS_NO_EDGES
+    if _DW_GROUP > 0:
+        group_pixels = _DW_GROUP
+    group = max(1, min(n_rows, group_pixels // p.o_w))
     cdef Py_ssize_t per_thread = _scratch_size(group, 0, 0)
     # A slab's x values are copied into a panel when they lie far apart in x
     # (a pixel's values span more than DW_PACK_X_BYTES): per thread, the
@@ -1191,8 +1208,10 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef bint pack = (p.s_w * p.x_ps * <Py_ssize_t> sizeof(floating) > DW_PACK_X_BYTES
                       if _DW_PACK < 0 else _DW_PACK > 0)
     cdef Py_ssize_t xs_size = group * p.o_w * mr if pack else 0
-    # dz is copied per group of rows unless it is one whole block, read in place.
-    cdef bint pack_dz = not (p.groups == 1 and c_grp == nb)
+    # dz is copied per group of rows when its blocks are partial or a pixel's
+    # values span more than DW_PACK_DZ_BYTES, else its blocks are read in place.
+    cdef bint pack_dz = (c_grp % nb != 0
+                         or p.c_out * <Py_ssize_t> sizeof(floating) > DW_PACK_DZ_BYTES)
     cdef Py_ssize_t dzs_size = group * p.o_w * nb * n_cb if pack_dz else 0
     cdef floating *xs = NULL
     cdef floating *dzs = NULL
@@ -1222,12 +1241,14 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
 
 
 cdef int _DW_PACK = -1
+cdef Py_ssize_t _DW_GROUP = 0
 
 
-def _dw_tune(int pack):
+def _dw_tune(int pack, Py_ssize_t grp=0):
     """Experiment only: force dw's x packing (-1 auto, 0 off, 1 on)."""
-    global _DW_PACK
+    global _DW_PACK, _DW_GROUP
     _DW_PACK = pack
+    _DW_GROUP = grp
 
 
 # --------------------------------------------------------------------------
