@@ -1123,6 +1123,7 @@ cdef void _dw_items(const cyc_conv_params *p, const floating *x, const floating 
     cdef ptrdiff_t n_slabs = p.f_h * _dw_tiles_per_row(p, cyc_max_pixels(nv))
     cdef ptrdiff_t i_end = i1 if i1 < n_items else n_items
     cdef DwPanel dzp
+    dzp.dz, dzp.cb_stride, dzp.dz_ps, dzp.z_r0 = dz, nb, p.c_out, 0
     for g in range((n_rows + group - 1) // group):
         r0 = g * group
         r1 = r0 + group if r0 + group < n_rows else n_rows
@@ -1167,7 +1168,11 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     pixel in order. The output rows are taken in groups small enough for
     the cache, every tile carrying its running sum from group to group in
     dw itself, so each element's sum runs in an order fixed by the shapes:
-    the result is bitwise identical for any number of threads.
+    the result is bitwise identical for any number of threads. For each
+    group a thread first copies dz into (block, pixel, NB) panels, and the
+    x values of each slab of tiles (wide layers) into a unit-stride panel,
+    so that the tiles stream both instead of reading one cache line per
+    pixel (the per-level thresholds DW_PACK_DZ_BYTES, DW_PACK_X_BYTES).
 
     Parameters
     ----------
@@ -1198,15 +1203,12 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
     if ow_a == 0 and ow_b == p.o_w:
         group_pixels = DW_GROUP_PIXELS_NO_EDGES
-    if _DW_GROUP > 0:
-        group_pixels = _DW_GROUP
     group = max(1, min(n_rows, group_pixels // p.o_w))
     cdef Py_ssize_t per_thread = _scratch_size(group, 0, 0)
     # A slab's x values are copied into a panel when they lie far apart in x
     # (a pixel's values span more than DW_PACK_X_BYTES): per thread, the
     # interior of a group's rows x P pairs.
-    cdef bint pack = (p.s_w * p.x_ps * <Py_ssize_t> sizeof(floating) > DW_PACK_X_BYTES
-                      if _DW_PACK < 0 else _DW_PACK > 0)
+    cdef bint pack = p.s_w * p.x_ps * <Py_ssize_t> sizeof(floating) > DW_PACK_X_BYTES
     cdef Py_ssize_t xs_size = group * p.o_w * mr if pack else 0
     # dz is copied per group of rows when its blocks are partial or a pixel's
     # values span more than DW_PACK_DZ_BYTES, else its blocks are read in place.
@@ -1238,17 +1240,6 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
         PyMem_Free(taps)
         PyMem_Free(xs)
         PyMem_Free(dzs)
-
-
-cdef int _DW_PACK = -1
-cdef Py_ssize_t _DW_GROUP = 0
-
-
-def _dw_tune(int pack, Py_ssize_t grp=0):
-    """Experiment only: force dw's x packing (-1 auto, 0 off, 1 on)."""
-    global _DW_PACK, _DW_GROUP
-    _DW_PACK = pack
-    _DW_GROUP = grp
 
 
 # --------------------------------------------------------------------------
