@@ -40,6 +40,9 @@ cdef extern from "_conv_simd.h" nogil:
     enum: DOT_MP "CYC_DOT_MP"
     enum: DOT_MC "CYC_DOT_MC"
     enum: DW_GROUP_PIXELS "CYC_DW_GROUP_PIXELS"
+    enum: DW_GROUP_PIXELS_NO_EDGES "CYC_DW_GROUP_PIXELS_NO_EDGES"
+    enum: DW_PACK_X_BYTES "CYC_DW_PACK_X_BYTES"
+    enum: DW_PACK_DZ_BYTES "CYC_DW_PACK_DZ_BYTES"
     enum: MIN_PARALLEL_FMAS "CYC_MIN_PARALLEL_FMAS"
     int cyc_lanes(int itemsize)
     int cyc_max_pixels(int nv)
@@ -67,6 +70,14 @@ cdef extern from "_conv_simd.h" nogil:
                       ptrdiff_t in_ks, const double *w, ptrdiff_t w_ks, const ptrdiff_t *in_off,
                       const ptrdiff_t *w_off, ptrdiff_t ntaps, ptrdiff_t K, double *out,
                       ptrdiff_t out_ps, int nch, cyc_epilogue epi)
+    void cyc_pack_slab_f32(int P, const float *x, const ptrdiff_t *in_off, ptrdiff_t nt,
+                           ptrdiff_t K, ptrdiff_t in_ks, float *dst)
+    void cyc_pack_slab_f64(int P, const double *x, const ptrdiff_t *in_off, ptrdiff_t nt,
+                           ptrdiff_t K, ptrdiff_t in_ks, double *dst)
+    void cyc_pack_dz_f32(const float *dz, ptrdiff_t ld, ptrdiff_t n, ptrdiff_t c, int nb,
+                         ptrdiff_t nblk, float *dst)
+    void cyc_pack_dz_f64(const double *dz, ptrdiff_t ld, ptrdiff_t n, ptrdiff_t c, int nb,
+                         ptrdiff_t nblk, double *dst)
     void cyc_db_rows_f32(const float *dz, float *db, ptrdiff_t p0, ptrdiff_t p1,
                          ptrdiff_t c_out)
     void cyc_db_rows_f64(const double *dz, double *db, ptrdiff_t p0, ptrdiff_t p1,
@@ -89,10 +100,14 @@ def level_table():
     -------
     dict
         ``vbytes``, ``conv_pixels``, ``dot_tile``, ``dw_group_pixels``,
+        ``dw_group_pixels_no_edges``, ``dw_pack_x_bytes``, ``dw_pack_dz_bytes``,
         ``min_parallel_fmas``: the constants the kernels were compiled with.
     """
     return dict(vbytes=VBYTES, conv_pixels=(MR1, MR2), dot_tile=(DOT_MP, DOT_MC),
-                dw_group_pixels=DW_GROUP_PIXELS, min_parallel_fmas=MIN_PARALLEL_FMAS)
+                dw_group_pixels=DW_GROUP_PIXELS,
+                dw_group_pixels_no_edges=DW_GROUP_PIXELS_NO_EDGES,
+                dw_pack_x_bytes=DW_PACK_X_BYTES, dw_pack_dz_bytes=DW_PACK_DZ_BYTES,
+                min_parallel_fmas=MIN_PARALLEL_FMAS)
 
 
 # --------------------------------------------------------------------------
@@ -950,12 +965,13 @@ def conv2d_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w, c_
 # ---- dw and db ----------------------------------------------------------------
 
 cdef ptrdiff_t _dw_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t r0, ptrdiff_t r1,
-                        ptrdiff_t kh, ptrdiff_t col, ptrdiff_t ow,
-                        ptrdiff_t dz_ps) noexcept nogil:
+                        ptrdiff_t kh, ptrdiff_t col, ptrdiff_t ow, ptrdiff_t dz_ps,
+                        ptrdiff_t z_r0) noexcept nogil:
     # Tap list of a dw tile: the output rows r0 .. r1 - 1 whose input row for
     # kernel row kh is inside x (a height list over rows) times one width
-    # entry: x at input column `col`, dz at output column ow. With one width
-    # entry the product is the height list shifted, written directly.
+    # entry: x at input column `col`, dz at output column ow (dz's rows from
+    # z_r0 on, dz_ps values per pixel). With one width entry the product is
+    # the height list shifted, written directly.
     cdef ptrdiff_t row, ih, n = 0
     cdef ptrdiff_t oh = r0 % p.o_h, x_img = r0 // p.o_h * p.x_is + col * p.x_ps
     cdef ptrdiff_t col_w = ow * dz_ps
@@ -963,7 +979,7 @@ cdef ptrdiff_t _dw_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t r0, ptrd
         ih = oh * p.s_h - p.p_t + kh * p.d_h
         if 0 <= ih < p.n_h:
             sc.in_off[n] = x_img + ih * p.x_rs
-            sc.w_off[n] = row * p.o_w * dz_ps + col_w
+            sc.w_off[n] = (row - z_r0) * p.o_w * dz_ps + col_w
             n += 1
         oh += 1
         if oh == p.o_h:
@@ -972,51 +988,88 @@ cdef ptrdiff_t _dw_taps(const cyc_conv_params *p, Scratch sc, ptrdiff_t r0, ptrd
     return n
 
 
-cdef void _dw_item(const cyc_conv_params *p, const floating *x, const floating *dzb,
-                   floating *dw, Scratch sc, ptrdiff_t item, ptrdiff_t r0, ptrdiff_t r1,
-                   bint accumulate, int nv, ptrdiff_t nb, ptrdiff_t dz_ps,
-                   ptrdiff_t dz_cb, ptrdiff_t dz_gs) noexcept nogil:
-    # One tile of dw: kernel row kh x P consecutive (kw, ci) pairs x one block
-    # of NB output channels (of one group: x's channels from grp * K, dz's
-    # and dw's from grp * C, dw's rows p.c_out apart). Within a kernel row,
-    # dw[kh] is (f_w * K, c_out) and, when x's pixels hold just the K
-    # channels and the dilation is 1, the x values of the pairs kw * K + ci
-    # at one output column are consecutive too (NHWC), so a tile may span
-    # several kw (which keeps tiles full when K is small); otherwise a tile
-    # stays inside one kw (_dw_tiles_per_row). Sums over the output rows
-    # r0 .. r1 - 1 (the tap list) and, first, the output columns where every
-    # kw is inside x, then, per kw, the edge columns where only some are.
-    # dzb: dz as rows of dz_ps values per output pixel, block cb at cb * dz_cb,
-    # group grp at grp * dz_gs.
+cdef inline void _pack_slab(int P, const floating *x, const ptrdiff_t *in_off, ptrdiff_t nt,
+                            ptrdiff_t K, ptrdiff_t in_ks, floating *dst) noexcept nogil:
+    if floating is float:
+        cyc_pack_slab_f32(P, x, in_off, nt, K, in_ks, dst)
+    else:
+        cyc_pack_slab_f64(P, x, in_off, nt, K, in_ks, dst)
+
+
+cdef inline void _pack_dz(const floating *dz, ptrdiff_t ld, ptrdiff_t n, ptrdiff_t c, int nb,
+                          ptrdiff_t nblk, floating *dst) noexcept nogil:
+    if floating is float:
+        cyc_pack_dz_f32(dz, ld, n, c, nb, nblk, dst)
+    else:
+        cyc_pack_dz_f64(dz, ld, n, c, nb, nblk, dst)
+
+
+cdef struct DwPanel:
+    # Where the tiles read dz: block cb of the slab's group at
+    # dz + cb * cb_stride, dz_ps values per pixel, pixels from row z_r0 on.
+    const void *dz
+    ptrdiff_t cb_stride, dz_ps, z_r0
+
+
+cdef void _dw_slab(const cyc_conv_params *p, const floating *x, DwPanel dzp, floating *dw,
+                   Scratch sc, floating *xs, ptrdiff_t slab, ptrdiff_t cb0, ptrdiff_t cb1,
+                   ptrdiff_t r0, ptrdiff_t r1, bint accumulate, int nv,
+                   ptrdiff_t nb) noexcept nogil:
+    # The tiles cb0 .. cb1 - 1 of one slab of dw: a slab is kernel row kh x P
+    # consecutive (kw, ci) pairs (of one group: x's channels from grp * K,
+    # dz's and dw's from grp * C, dw's rows p.c_out apart), a tile is the slab
+    # x one block cb of NB output channels. Within a kernel row, dw[kh] is
+    # (f_w * K, c_out) and, when x's pixels hold just the K channels and the
+    # dilation is 1, the x values of the pairs kw * K + ci at one output
+    # column are consecutive too (NHWC), so a slab may span several kw (which
+    # keeps tiles full when K is small); otherwise a slab stays inside one kw
+    # (_dw_tiles_per_row). Each tile sums over the output rows r0 .. r1 - 1
+    # (the tap list) and, first, the output columns where every kw is inside
+    # x, then, per kw, the edge columns where only some are.
+    # xs (or NULL): room for the slab's x values of the interior columns,
+    # packed (row, column, pair), which the tiles of every block then read at
+    # unit stride.
     cdef int mr = cyc_max_pixels(nv), P, nch, pk
     cdef ptrdiff_t c_in = p.K, c_out = _group_out(p), ld = p.c_out
-    cdef ptrdiff_t n_r = p.f_w * c_in, n_cb = (c_out + nb - 1) // nb
+    cdef ptrdiff_t n_r = p.f_w * c_in
     cdef ptrdiff_t n_rt = _dw_tiles_per_row(p, mr), shift = 0
-    cdef ptrdiff_t grp = item // (p.f_h * n_rt * n_cb)
-    cdef ptrdiff_t cb, rt, kh, r, r_end = n_r
-    cdef ptrdiff_t ow_a, ow_b, nt = 0, kw, ci0, ci1, lo, hi, e, K
-    cdef const floating *dzc
+    cdef ptrdiff_t cb, rt, kh, r, r_end = n_r, in_ks = p.s_w * p.x_ps, base
+    cdef ptrdiff_t ow_a, ow_b, nt = 0, kw, ci0, ci1, lo, hi, e, K, t
+    cdef const floating *dzc = <const floating *> dzp.dz
+    cdef const floating *inp
     cdef floating *out
-    item = item % (p.f_h * n_rt * n_cb)
-    cb = item % n_cb
-    rt = (item // n_cb) % n_rt
-    kh = item // (n_cb * n_rt)
+    cdef ptrdiff_t grp = slab // (p.f_h * n_rt)
+    slab = slab % (p.f_h * n_rt)
+    rt = slab % n_rt
+    kh = slab // n_rt
     r = rt * mr
     x = x + grp * c_in
-    dzc = dzb + grp * dz_gs + cb * dz_cb
-    out = dw + grp * c_out + kh * n_r * ld + cb * nb
-    if p.d_w * p.x_ps != c_in:   # tiles stay inside one kw: its channels are consecutive in x
+    out = dw + grp * c_out + kh * n_r * ld
+    if p.d_w * p.x_ps != c_in:   # slabs stay inside one kw: its channels are consecutive in x
         kw = rt // ((c_in + mr - 1) // mr)
         r = kw * c_in + rt % ((c_in + mr - 1) // mr) * mr
         r_end = (kw + 1) * c_in
         shift = kw * (p.d_w * p.x_ps - c_in)
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
     P = <int>(r_end - r if r_end - r < mr else mr)
-    nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
-    if ow_b > ow_a:
-        nt = _dw_taps(p, sc, r0, r1, kh, ow_a * p.s_w - p.p_l, ow_a, dz_ps)
-    _tile(P, nv, x, r + shift, 1, p.s_w * p.x_ps, dzc, dz_ps, sc.in_off, sc.w_off, nt, ow_b - ow_a,
-          out + r * ld, ld, nch, _epilogue(NULL, accumulate, CYC_ACT_NONE))
+    K = ow_b - ow_a
+    if K > 0:
+        nt = _dw_taps(p, sc, r0, r1, kh, ow_a * p.s_w - p.p_l, ow_a, dzp.dz_ps, dzp.z_r0)
+    inp, base = x, r + shift
+    if xs != NULL and nt > 0:
+        _pack_slab(P, x + base, sc.in_off, nt, K, in_ks, xs)
+        for t in range(nt):
+            sc.in_off[t] = t * K * P
+        inp, base, in_ks = xs, 0, P
+        if K == p.o_w and nt == r1 - r0:
+            # Every row, each in full: the rows of dz follow each other too,
+            # so the taps are one run of nt * K columns (same products, same order).
+            K, nt = nt * K, 1
+    for cb in range(cb0, cb1):
+        nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
+        _tile(P, nv, inp, base, 1, in_ks, dzc + cb * dzp.cb_stride, dzp.dz_ps,
+              sc.in_off, sc.w_off, nt, K, out + r * ld + cb * nb, ld, nch,
+              _epilogue(NULL, accumulate, CYC_ACT_NONE))
     if ow_a == 0 and ow_b == p.o_w:
         return
     for kw in range(r // c_in, (r + P - 1) // c_in + 1):
@@ -1036,34 +1089,60 @@ cdef void _dw_item(const cyc_conv_params *p, const floating *x, const floating *
             K = hi - lo
             if K <= 0:
                 continue
-            nt = _dw_taps(p, sc, r0, r1, kh, lo * p.s_w - p.p_l + kw * p.d_w, lo, dz_ps)
-            _tile(pk, nv, x, ci0, 1, p.s_w * p.x_ps, dzc, dz_ps, sc.in_off, sc.w_off, nt, K,
-                  out + (kw * c_in + ci0) * ld, ld, nch, _epilogue(NULL, True, CYC_ACT_NONE))
+            nt = _dw_taps(p, sc, r0, r1, kh, lo * p.s_w - p.p_l + kw * p.d_w, lo, dzp.dz_ps,
+                          dzp.z_r0)
+            for cb in range(cb0, cb1):
+                nch = <int>(c_out - cb * nb if c_out - cb * nb < nb else nb)
+                _tile(pk, nv, x, ci0, 1, p.s_w * p.x_ps,
+                      dzc + cb * dzp.cb_stride, dzp.dz_ps, sc.in_off, sc.w_off,
+                      nt, K, out + (kw * c_in + ci0) * ld + cb * nb, ld, nch,
+                      _epilogue(NULL, True, CYC_ACT_NONE))
 
 
 cdef inline ptrdiff_t _dw_tiles_per_row(const cyc_conv_params *p, ptrdiff_t mr) noexcept nogil:
-    # Tiles of P (kw, ci) pairs per kernel row: across kw where x's values of
-    # consecutive kw are consecutive (see _dw_item), else per kw.
+    # Slabs of P (kw, ci) pairs per kernel row: across kw where x's values of
+    # consecutive kw are consecutive (see _dw_slab), else per kw.
     if p.d_w * p.x_ps != p.K:
         return p.f_w * ((p.K + mr - 1) // mr)
     return (p.f_w * p.K + mr - 1) // mr
 
 
-cdef void _dw_items(const cyc_conv_params *p, const floating *x, const floating *dzb,
-                    const floating *dz, floating *dw, floating *db, Scratch sc,
-                    ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t n_items, ptrdiff_t group,
-                    int nv, ptrdiff_t nb, ptrdiff_t dz_ps, ptrdiff_t dz_cb,
-                    ptrdiff_t dz_gs) noexcept nogil:
-    # Items i0 .. i1 - 1 over every group of output rows, group by group.
-    cdef ptrdiff_t g, r0, r1, item, n_rows = p.m * p.o_h
+cdef void _dw_items(const cyc_conv_params *p, const floating *x, const floating *dz,
+                    floating *dw, floating *db, Scratch sc, floating *xs, floating *dzs,
+                    ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t n_items, ptrdiff_t group, int nv,
+                    ptrdiff_t nb) noexcept nogil:
+    # Items i0 .. i1 - 1 (item = slab * n_cb + cb; item n_items is db) over
+    # every group of output rows, group by group. A group's dz is first
+    # copied into dzs as (block, pixel, NB), per group of channels (or read
+    # in place where it is one whole block: dzs NULL); then each slab's tiles
+    # run one after the other, on its x values packed once into xs (or NULL:
+    # read in place). Each tile's sums run in the same order whatever the
+    # order of the tiles.
+    cdef ptrdiff_t g, r0, r1, n_rows = p.m * p.o_h, c_grp = _group_out(p)
+    cdef ptrdiff_t n_cb = (c_grp + nb - 1) // nb, s, lo, hi, grp, packed
+    cdef ptrdiff_t n_slabs = p.f_h * _dw_tiles_per_row(p, cyc_max_pixels(nv))
+    cdef ptrdiff_t i_end = i1 if i1 < n_items else n_items
+    cdef DwPanel dzp
+    dzp.dz, dzp.cb_stride, dzp.dz_ps, dzp.z_r0 = dz, nb, p.c_out, 0
     for g in range((n_rows + group - 1) // group):
         r0 = g * group
         r1 = r0 + group if r0 + group < n_rows else n_rows
-        for item in range(i0, i1):
-            if item == n_items:
-                _db_rows(dz, db, r0 * p.o_w, r1 * p.o_w, p.c_out)
-            else:
-                _dw_item(p, x, dzb, dw, sc, item, r0, r1, g > 0, nv, nb, dz_ps, dz_cb, dz_gs)
+        packed = -1
+        for s in range(i0 // n_cb, (i_end + n_cb - 1) // n_cb):
+            lo = s * n_cb if s * n_cb > i0 else i0
+            hi = (s + 1) * n_cb if (s + 1) * n_cb < i_end else i_end
+            grp = s // n_slabs
+            if dzs == NULL:
+                dzp.dz, dzp.cb_stride, dzp.dz_ps, dzp.z_r0 = dz + grp * c_grp, nb, p.c_out, 0
+            elif grp != packed:
+                _pack_dz(dz + r0 * p.o_w * p.c_out + grp * c_grp, p.c_out, (r1 - r0) * p.o_w,
+                         c_grp, <int> nb, n_cb, dzs)
+                dzp.dz, dzp.cb_stride, dzp.dz_ps, dzp.z_r0 = dzs, (r1 - r0) * p.o_w * nb, nb, r0
+                packed = grp
+            _dw_slab(p, x, dzp, dw, sc, xs, s, lo - s * n_cb, hi - s * n_cb, r0, r1, g > 0,
+                     nv, nb)
+        if i1 > n_items:
+            _db_rows(dz, db, r0 * p.o_w, r1 * p.o_w, p.c_out)
 
 
 cdef inline void _db_rows(const floating *dz, floating *db, ptrdiff_t p0, ptrdiff_t p1,
@@ -1089,7 +1168,11 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     pixel in order. The output rows are taken in groups small enough for
     the cache, every tile carrying its running sum from group to group in
     dw itself, so each element's sum runs in an order fixed by the shapes:
-    the result is bitwise identical for any number of threads.
+    the result is bitwise identical for any number of threads. For each
+    group a thread first copies dz into (block, pixel, NB) panels, and the
+    x values of each slab of tiles (wide layers) into a unit-stride panel,
+    so that the tiles stream both instead of reading one cache line per
+    pixel (the per-level thresholds DW_PACK_DZ_BYTES, DW_PACK_X_BYTES).
 
     Parameters
     ----------
@@ -1101,7 +1184,7 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
         As for :func:`conv2d_forward`.
     """
     cdef cyc_conv_params p = _params(x, dz, dw, s_h, s_w, p_t, p_l, d_h, d_w, groups)
-    cdef Py_ssize_t n_rows = p.m * p.o_h, dz_ps, dz_cb, dz_gs, t, co, g
+    cdef Py_ssize_t n_rows = p.m * p.o_h, t, co
     cdef Py_ssize_t c_grp = _group_out(&p)
     cdef int nv = _tile_vectors(sizeof(floating), c_grp)
     cdef Py_ssize_t nb = nv * cyc_lanes(sizeof(floating))
@@ -1110,26 +1193,35 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
     cdef int n_threads = _threads_for(num_threads, <double> dz.size * p.f_h * p.f_w * p.K)
     # Rows per group (shapes only): about DW_GROUP_PIXELS output pixels, so a
     # tile's slice of dz stays in cache while the dw traffic of carrying the
-    # sums from group to group stays small next to the arithmetic.
-    cdef Py_ssize_t group = max(1, min(n_rows, DW_GROUP_PIXELS // p.o_w))
+    # sums from group to group stays small next to the arithmetic. A tile
+    # sums a group's interior columns before its edge columns; where there
+    # are no edge columns the sums run in pixel order whatever the groups,
+    # and the smaller DW_GROUP_PIXELS_NO_EDGES keeps the group's panels in L2.
+    cdef ptrdiff_t ow_a, ow_b
+    cdef Py_ssize_t group_pixels = DW_GROUP_PIXELS
+    cdef Py_ssize_t group
+    _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
+    if ow_a == 0 and ow_b == p.o_w:
+        group_pixels = DW_GROUP_PIXELS_NO_EDGES
+    group = max(1, min(n_rows, group_pixels // p.o_w))
     cdef Py_ssize_t per_thread = _scratch_size(group, 0, 0)
-    cdef const floating *dzb = &dz[0, 0, 0, 0]
-    cdef floating *dzp = NULL
+    # A slab's x values are copied into a panel when they lie far apart in x
+    # (a pixel's values span more than DW_PACK_X_BYTES): per thread, the
+    # interior of a group's rows x P pairs.
+    cdef bint pack = p.s_w * p.x_ps * <Py_ssize_t> sizeof(floating) > DW_PACK_X_BYTES
+    cdef Py_ssize_t xs_size = group * p.o_w * mr if pack else 0
+    # dz is copied per group of rows when its blocks are partial or a pixel's
+    # values span more than DW_PACK_DZ_BYTES, else its blocks are read in place.
+    cdef bint pack_dz = (c_grp % nb != 0
+                         or p.c_out * <Py_ssize_t> sizeof(floating) > DW_PACK_DZ_BYTES)
+    cdef Py_ssize_t dzs_size = group * p.o_w * nb * n_cb if pack_dz else 0
+    cdef floating *xs = NULL
+    cdef floating *dzs = NULL
     cdef ptrdiff_t *taps = NULL
-    if c_grp % nb == 0:      # blocks read in place: block cb at column cb * nb
-        dz_ps, dz_cb, dz_gs = p.c_out, nb, c_grp
-    else:                    # scratch (groups, n_cb, m * o_h * o_w, nb), zero-padded
-        dz_ps, dz_cb = nb, p.m * p.o_h * p.o_w * nb
-        dz_gs = n_cb * dz_cb
     try:
         taps = <ptrdiff_t *> _alloc(n_threads * per_thread * sizeof(ptrdiff_t))
-        if c_grp % nb:
-            dzp = <floating *> _alloc(p.groups * dz_gs * sizeof(floating))
-            with nogil:
-                for g in range(p.groups):
-                    _pack_blocks(&dz[0, 0, 0, 0] + g * c_grp, p.m * p.o_h * p.o_w, c_grp,
-                                 p.c_out, nb, dzp + g * dz_gs)
-            dzb = dzp
+        xs = <floating *> _alloc(n_threads * xs_size * sizeof(floating))
+        dzs = <floating *> _alloc(n_threads * dzs_size * sizeof(floating))
         with nogil:
             for co in range(p.c_out):
                 db[co] = 0
@@ -1138,13 +1230,16 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
             # barrier, and the group's rows of x and dz stay in its cache
             # while it runs its items on them.
             for t in prange(n_threads, num_threads=n_threads, schedule="static", chunksize=1):
-                _dw_items(&p, &x[0, 0, 0, 0], dzb, &dz[0, 0, 0, 0], &dw[0, 0, 0, 0], &db[0],
+                _dw_items(&p, &x[0, 0, 0, 0], &dz[0, 0, 0, 0], &dw[0, 0, 0, 0], &db[0],
                           _scratch(taps + t * per_thread, group, 0, 0),
+                          xs + t * xs_size if pack else NULL,
+                          dzs + t * dzs_size if pack_dz else NULL,
                           t * (n_items + 1) // n_threads, (t + 1) * (n_items + 1) // n_threads,
-                          n_items, group, nv, nb, dz_ps, dz_cb, dz_gs)
+                          n_items, group, nv, nb)
     finally:
         PyMem_Free(taps)
-        PyMem_Free(dzp)
+        PyMem_Free(xs)
+        PyMem_Free(dzs)
 
 
 # --------------------------------------------------------------------------

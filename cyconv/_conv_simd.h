@@ -54,6 +54,8 @@
 /* The tile's switch below has cases for up to CYC_TILE_MAX1 pixels (1 vector)
  * and CYC_TILE_MAX2 (2 vectors): the largest tiles any level's row asks for. */
 enum { CYC_TILE_MAX1 = 12, CYC_TILE_MAX2 = 8 };
+/* Vectors of db summed side by side (cyc_db_rows). */
+enum { CYC_DB_VECS = 8 };
 _Static_assert(CYC_MR1 <= CYC_TILE_MAX1 && CYC_MR2 <= CYC_TILE_MAX2,
                "extend the tile's cases to the table's tiles");
 _Static_assert(CYC_DOT_MP <= 4 && CYC_DOT_MC <= 3, "extend the dot tile's cases");
@@ -112,11 +114,25 @@ CYC_INLINE void cyc_store_##SUF(T *p, cyc_v##SUF v) { memcpy(p, &v, sizeof v); }
                                                                                      \
 /* db[c] += dz[j, c] for the pixels j = p0 .. p1 - 1, in order: each vector   */ \
 /* of db stays in a register over the rows (a running sum in memory is a      */ \
-/* store-to-load chain per row: measured 3x slower for 8 float64 channels).   */ \
+/* store-to-load chain per row: measured 3x slower for 8 float64 channels),   */ \
+/* CYC_DB_VECS vectors side by side so that their chains of adds overlap.     */ \
 static void cyc_db_rows_##SUF(const T *restrict dz, T *restrict db, ptrdiff_t p0,    \
                               ptrdiff_t p1, ptrdiff_t c_out) {                       \
+    enum { NL = CYC_NL_##SUF, NA = CYC_DB_VECS };                                    \
     ptrdiff_t co = 0;                                                                \
-    for (; co + CYC_NL_##SUF <= c_out; co += CYC_NL_##SUF) {                         \
+    for (; co + NA * NL <= c_out; co += NA * NL) {                                   \
+        cyc_v##SUF acc[NA];                                                          \
+        _Pragma("GCC unroll 8")                                                      \
+        for (int a = 0; a < NA; a++) acc[a] = cyc_load_##SUF(db + co + a * NL);      \
+        for (ptrdiff_t j = p0; j < p1; j++) {                                        \
+            _Pragma("GCC unroll 8")                                                  \
+            for (int a = 0; a < NA; a++)                                             \
+                acc[a] += cyc_load_##SUF(dz + j * c_out + co + a * NL);              \
+        }                                                                            \
+        _Pragma("GCC unroll 8")                                                      \
+        for (int a = 0; a < NA; a++) cyc_store_##SUF(db + co + a * NL, acc[a]);      \
+    }                                                                                \
+    for (; co + NL <= c_out; co += NL) {                                             \
         cyc_v##SUF acc = cyc_load_##SUF(db + co);                                    \
         for (ptrdiff_t j = p0; j < p1; j++)                                          \
             acc += cyc_load_##SUF(dz + j * c_out + co);                              \
@@ -277,8 +293,78 @@ CYC_CALLED CYC_DOT_SIGNATURE(T, cyc_dot_##SUF) {                                
                              ntaps, K, out, out_ps);                                 \
         break;
 
+/* dw's packers. A dw tile reads, per output pixel, P consecutive x values
+ * (P (kw, ci) pairs) and NB dz values (a block of output channels); in
+ * NHWC both sit one pixel (c_in or c_out values) apart from the next
+ * pixel's, so a tile would touch a new cache line, and every other a new
+ * page, per pixel. The drivers copy them first into unit-stride panels that
+ * the tile streams: values moved, never changed, so the sums are the same.
+ *
+ * x slab: dst[(t * K + k) * P + p] = x[in_off[t] + k * in_ks + p], t < nt,
+ *         k < K, p < P (the tile's taps and columns, its pairs).
+ * dz blocks: dst[(b * n + j) * nb + c] = dz[j * ld + b * nb + c] for the
+ *         pixels j < n and blocks b < nblk, zero where b * nb + c >= c (the
+ *         channels there are). */
+#define CYCONV_DEFINE_DW_PACK(T, SUF)                                                \
+CYC_INLINE void cyc_pack_slab_##SUF##_body(int P, const T *restrict x,              \
+        const ptrdiff_t *in_off, ptrdiff_t nt, ptrdiff_t K, ptrdiff_t in_ks,         \
+        T *restrict dst) {                                                           \
+    for (ptrdiff_t t = 0; t < nt; t++) {                                             \
+        const T *src = x + in_off[t];                                                \
+        for (ptrdiff_t k = 0; k < K; k++, dst += P, src += in_ks)                    \
+            memcpy(dst, src, (size_t)P * sizeof(T));                                 \
+    }                                                                                \
+}                                                                                    \
+                                                                                     \
+static void cyc_pack_slab_##SUF(int P, const T *x, const ptrdiff_t *in_off,          \
+                                ptrdiff_t nt, ptrdiff_t K, ptrdiff_t in_ks, T *dst) {\
+    switch (P) {   /* a constant P: the copies become a few vector moves */         \
+    case 1: cyc_pack_slab_##SUF##_body(1, x, in_off, nt, K, in_ks, dst); break;      \
+    case 2: cyc_pack_slab_##SUF##_body(2, x, in_off, nt, K, in_ks, dst); break;      \
+    case 3: cyc_pack_slab_##SUF##_body(3, x, in_off, nt, K, in_ks, dst); break;      \
+    case 4: cyc_pack_slab_##SUF##_body(4, x, in_off, nt, K, in_ks, dst); break;      \
+    case 5: cyc_pack_slab_##SUF##_body(5, x, in_off, nt, K, in_ks, dst); break;      \
+    case 6: cyc_pack_slab_##SUF##_body(6, x, in_off, nt, K, in_ks, dst); break;      \
+    case 7: cyc_pack_slab_##SUF##_body(7, x, in_off, nt, K, in_ks, dst); break;      \
+    case 8: cyc_pack_slab_##SUF##_body(8, x, in_off, nt, K, in_ks, dst); break;      \
+    case 9: cyc_pack_slab_##SUF##_body(9, x, in_off, nt, K, in_ks, dst); break;    \
+    case 10: cyc_pack_slab_##SUF##_body(10, x, in_off, nt, K, in_ks, dst); break;    \
+    case 11: cyc_pack_slab_##SUF##_body(11, x, in_off, nt, K, in_ks, dst); break;    \
+    case 12: cyc_pack_slab_##SUF##_body(12, x, in_off, nt, K, in_ks, dst); break;    \
+    default: cyc_pack_slab_##SUF##_body(P, x, in_off, nt, K, in_ks, dst); break;     \
+    }                                                                                \
+}                                                                                    \
+                                                                                     \
+static void cyc_pack_dz_##SUF(const T *restrict dz, ptrdiff_t ld, ptrdiff_t n,        \
+                              ptrdiff_t c, int nb, ptrdiff_t nblk, T *restrict dst) { \
+    /* pixel by pixel: each pixel's row of dz is read once, front to back */        \
+    enum { NL = CYC_NL_##SUF };                                                      \
+    ptrdiff_t full = c / nb < nblk ? c / nb : nblk;                                  \
+    for (ptrdiff_t j = 0; j < n; j++) {                                              \
+        const T *src = dz + j * ld;                                                  \
+        T *out = dst + j * nb;                                                       \
+        ptrdiff_t b = 0;                                                             \
+        if (nb == 2 * NL) {                                                          \
+            for (; b < full; b++) {                                                  \
+                cyc_store_##SUF(out + b * n * nb, cyc_load_##SUF(src + b * nb));     \
+                cyc_store_##SUF(out + b * n * nb + NL, cyc_load_##SUF(src + b * nb + NL)); \
+            }                                                                        \
+        } else if (nb == NL) {                                                       \
+            for (; b < full; b++)                                                    \
+                cyc_store_##SUF(out + b * n * nb, cyc_load_##SUF(src + b * nb));     \
+        }                                                                            \
+        for (; b < nblk; b++) {                                                      \
+            ptrdiff_t nch = c - b * nb < nb ? c - b * nb : nb;                       \
+            memset(out + b * n * nb, 0, (size_t)nb * sizeof(T));                     \
+            if (nch > 0) memcpy(out + b * n * nb, src + b * nb, (size_t)nch * sizeof(T)); \
+        }                                                                            \
+    }                                                                                \
+}
+
 CYCONV_DEFINE_CONV_TILE(float, f32)
 CYCONV_DEFINE_CONV_TILE(double, f64)
+CYCONV_DEFINE_DW_PACK(float, f32)
+CYCONV_DEFINE_DW_PACK(double, f64)
 CYCONV_DEFINE_DOT_TILE(float, f32)   /* the dot form serves float32 only (measured) */
 
 /* This level's row of the table, for the drivers. */

@@ -40,6 +40,19 @@ class Level(NamedTuple):
         pixels x input channels.
     dw_group_pixels : int
         Output pixels per group of rows in the dw reduction (cache blocking).
+    dw_group_pixels_no_edges : int
+        The same for layers without edge columns (every output column's
+        window inside x), whose sums run in pixel order whatever the groups:
+        smaller, so that a group's x and dz panels stay in the L2 cache
+        (measured 1 thread, S7 dw: +4 % at x86-64-v3 and x86-64-v4).
+    dw_pack_x_bytes : int
+        dw copies a tile's x values into a unit-stride panel when one
+        output pixel's x values (stride x channels x itemsize) span more
+        than this many bytes.
+    dw_pack_dz_bytes : int
+        dw copies each row group's dz into (block, pixel, NB) panels when one
+        output pixel's dz values span more than this many bytes (and always
+        when the last block of output channels is partial).
     min_parallel_fmas : int
         Below this many multiply-adds a convolution runs on one thread.
     narrow_bytes : int
@@ -59,6 +72,9 @@ class Level(NamedTuple):
     conv_pixels: tuple[int, int] = (8, 6)
     dot_tile: tuple[int, int] = (4, 3)
     dw_group_pixels: int = 1024
+    dw_group_pixels_no_edges: int = 512
+    dw_pack_x_bytes: int = 256
+    dw_pack_dz_bytes: int = 64
     min_parallel_fmas: int = 131072
     narrow_bytes: int = 0
     pool_block: int = 16
@@ -78,8 +94,11 @@ LEVELS: tuple[Level, ...] = (
     # accumulators; over 16 lanes that costs more than the FMAs of a short
     # reduction save (S5 dx float32, 1 thread: 43 GFLOP/s here, 76 at v3's
     # 8 lanes), so float32 dx of few input channels runs v3's dot tile.
+    # dw reads dz in place when a pixel's dz values span at most 256 bytes:
+    # its tiles' 2 vectors then take half of such a row or more, and the copy
+    # cost more than it saved (S4, S5 float32 dw, 1 thread: -1..-2 %).
     Level("x86-64-v4", "_v4", _V4, 64, conv_pixels=(12, 8), narrow_bytes=32, pool_block=32,
-          dot_dx_dtypes=()),
+          dot_dx_dtypes=(), dw_pack_dz_bytes=256),
 )
 
 NAMES: tuple[str, ...] = tuple(level.name for level in LEVELS)
@@ -114,6 +133,9 @@ def c_header() -> str:
             f"#define CYC_DOT_MP {lv.dot_tile[0]}",
             f"#define CYC_DOT_MC {lv.dot_tile[1]}",
             f"#define CYC_DW_GROUP_PIXELS {lv.dw_group_pixels}",
+            f"#define CYC_DW_GROUP_PIXELS_NO_EDGES {lv.dw_group_pixels_no_edges}",
+            f"#define CYC_DW_PACK_X_BYTES {lv.dw_pack_x_bytes}",
+            f"#define CYC_DW_PACK_DZ_BYTES {lv.dw_pack_dz_bytes}",
             f"#define CYC_MIN_PARALLEL_FMAS {lv.min_parallel_fmas}",
             f"#define CYC_POOL_BLOCK {lv.pool_block}",
             "#endif",

@@ -21,6 +21,9 @@ def test_conv_module_of_each_level_was_compiled_with_its_row_of_the_table(level)
     compiled = _dispatch.module("_conv", level).level_table()
     assert compiled == dict(vbytes=row.vbytes, conv_pixels=row.conv_pixels,
                             dot_tile=row.dot_tile, dw_group_pixels=row.dw_group_pixels,
+                            dw_group_pixels_no_edges=row.dw_group_pixels_no_edges,
+                            dw_pack_x_bytes=row.dw_pack_x_bytes,
+                            dw_pack_dz_bytes=row.dw_pack_dz_bytes,
                             min_parallel_fmas=row.min_parallel_fmas)
 
 

@@ -5,8 +5,9 @@
   not grow, nor the process RSS (/proc/self/statm, Linux: also catches plain
   malloc), nor the reference counts of the inputs.
 - Peak: tracemalloc's peak during one conv2d (and conv2d_backward) beyond the
-  memory before it is the result itself plus the packed filters and a little
-  slack: the kernels never build an im2col matrix (9x the input for 3x3).
+  memory before it is the result itself plus the packed filters (or dw's
+  per-thread panels of one row group) and a little slack: the kernels never
+  build an im2col matrix (9x the input for 3x3).
 """
 import gc
 import os
@@ -131,6 +132,15 @@ def _packed_filters_bound(w):
 SLACK = 256 * 1024      # tap lists, argument handling
 
 
+def _dw_panels_bound(w, threads):
+    # dw copies, per thread, one row group's dz (at most 1024 output pixels
+    # x c_out rounded up to whole blocks) and the x values of one slab of
+    # tiles for those pixels (at most 12 pairs): bounded by the group, not the
+    # batch or the image, and far below an im2col matrix.
+    c_round = -(-w.shape[3] // 64) * 64
+    return threads * 1024 * (c_round + 12) * w.itemsize
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_conv2d_peak_memory_no_im2col(dtype):
     rng = np.random.default_rng(0)
@@ -163,7 +173,8 @@ def test_conv2d_backward_peak_memory(dtype):
     cyconv.conv2d_backward(dz, x, w, padding=1)     # warm-up
     extra, (dx, dw, db) = _peak_extra(lambda: cyconv.conv2d_backward(dz, x, w, padding=1))
     outputs = dx.nbytes + dw.nbytes + db.nbytes
-    bound = outputs + _packed_filters_bound(w) + SLACK
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    bound = outputs + max(_packed_filters_bound(w), _dw_panels_bound(w, threads)) + SLACK
     print(f"\nconv2d_backward {np.dtype(dtype).name}: peak extra {extra} B = "
           f"{extra / outputs:.3f} x outputs ({outputs} B; dx alone {dx.nbytes} B); "
           f"bound {bound} B")
