@@ -1296,6 +1296,14 @@ cdef extern from "_depthwise.h" nogil:
                           ptrdiff_t nh, ptrdiff_t w_step, const ptrdiff_t *in_off,
                           const ptrdiff_t *w_off, ptrdiff_t nt, const double *init,
                           double *out, ptrdiff_t out_ps, ptrdiff_t npix, ptrdiff_t C, int relu)
+    int cyc_dwc_row3_f32(const float *inp, ptrdiff_t in_ps, ptrdiff_t n_w, ptrdiff_t p_l,
+                         const float *w, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
+                         ptrdiff_t nh, ptrdiff_t w_step, const float *init, float *out,
+                         ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu)
+    int cyc_dwc_row3_f64(const double *inp, ptrdiff_t in_ps, ptrdiff_t n_w, ptrdiff_t p_l,
+                         const double *w, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
+                         ptrdiff_t nh, ptrdiff_t w_step, const double *init, double *out,
+                         ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu)
     void cyc_dwc_dw_row3_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
                              ptrdiff_t n, float *acc, ptrdiff_t C)
     void cyc_dwc_dw_row3_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
@@ -1351,6 +1359,21 @@ cdef inline void _dwc_run3(int dir, const floating *inp, ptrdiff_t in_ps, const 
     else:
         cyc_dwc_run3_f64(dir, inp, in_ps, w, v0, h_in, h_w, nh, w_step, in_off, w_off, nt, init,
                          out, out_ps, npix, C, relu)
+
+
+cdef inline int _dwc_row3(const floating *inp, ptrdiff_t in_ps, ptrdiff_t n_w, ptrdiff_t p_l,
+                          const floating *w, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
+                          ptrdiff_t nh, ptrdiff_t w_step, const floating *init, floating *out,
+                          ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu) noexcept nogil:
+    # A whole forward row of 3-tap rows at unit stride and dilation (M == 1),
+    # edges included (inp: the image's column 0); 0 when the row is shorter
+    # than a tile or C not whole vectors, and nothing was done.
+    if floating is float:
+        return cyc_dwc_row3_f32(inp, in_ps, n_w, p_l, w, h_in, h_w, nh, w_step, init, out,
+                                out_ps, o_w, C, relu)
+    else:
+        return cyc_dwc_row3_f64(inp, in_ps, n_w, p_l, w, h_in, h_w, nh, w_step, init, out,
+                                out_ps, o_w, C, relu)
 
 
 cdef inline void _dwc_pixel_dx(const floating *dz, const floating *w, const ptrdiff_t *h_in,
@@ -1477,6 +1500,9 @@ def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_
                     zr = &z[i, oh, 0, 0]
                     nh = _axis_forward(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, p.x_rs,
                                        p.f_w * p.w_ts, h_in, h_w)
+                    if row3 and _dwc_row3(xi, p.x_ps, p.n_w, p.p_l, &w[0, 0, 0, 0], h_in, h_w,
+                                          nh, p.w_ts, &b[0], zr, p.z_ps, p.o_w, p.c_out, relu):
+                        continue
                     if ow_b > ow_a:
                         nt = _taps(h_in, h_w, nh, a_in, a_w, n_kw, t_in, t_w)
                         if row3:

@@ -164,10 +164,15 @@ static void cyc_dwc_run_##SUF(const T *in, ptrdiff_t in_ps, const T *w,         
 /* it: forward (DIR = +1, pixel q reads columns q + k) and dx (DIR = -1, the     */ \
 /* gathered column q - k). Taps sum kernel row by kernel row, kw ascending (+1) */ \
 /* or descending (-1): an order fixed by the shapes, as the pixels each form    */ \
-/* takes are.                                                                   */ \
-/*   out[q * out_ps + c] = init[c] + sum_a sum_{k<3} in[h_in[a] + (q + DIR*k) * in_ps + c] */ \
+/* takes are. Window column j (< P + 2) is input column col0 + j; only the      */ \
+/* columns j_lo <= j < j_hi exist (the others are padding: their taps are       */ \
+/* skipped, not multiplied by zero, so an edge pixel sums the taps it has in    */ \
+/* the order of the others, as cyc_dwc_pixel does).                             */ \
+/*   out[q * out_ps + c] = init[c] + sum_a sum_{k<3} in[h_in[a] + (col0 + j) * in_ps + c] */ \
 /*                                          * w[h_w[a] + k * w_step + c]          */ \
-CYC_INLINE void cyc_dwc_tile3_##SUF(int DIR, int NVC, const T *restrict in,          \
+/* with j = q + k (DIR +1) or q + 2 - k (DIR -1).                                */ \
+CYC_INLINE void cyc_dwc_tile3_##SUF(int DIR, int NVC, int j_lo, int j_hi,           \
+                                    const T *restrict in, ptrdiff_t col0,            \
                                     ptrdiff_t in_ps, const T *restrict w,            \
                                     const ptrdiff_t *h_in, const ptrdiff_t *h_w,     \
                                     ptrdiff_t nh, ptrdiff_t w_step,                  \
@@ -189,8 +194,8 @@ CYC_INLINE void cyc_dwc_tile3_##SUF(int DIR, int NVC, const T *restrict in,     
         }                                                                            \
         _Pragma("GCC unroll 10")                                                     \
         for (int j = 0; j < P + 2; j++) {                                            \
-            /* window column j: input column j (DIR +1) or j - 2 (DIR -1) */         \
-            const T *cp = ip + (DIR > 0 ? j : j - 2) * in_ps;                        \
+            if (j < j_lo || j >= j_hi) continue;                                     \
+            const T *cp = ip + (col0 + j) * in_ps;                                   \
             cyc_v##SUF x0 = cyc_load_##SUF(cp), x1 = {0};                            \
             if (NVC > 1) x1 = cyc_load_##SUF(cp + NL);                               \
             _Pragma("GCC unroll 3")                                                  \
@@ -221,23 +226,23 @@ static void cyc_dwc_run3_##SUF(int dir, const T *in, ptrdiff_t in_ps, const T *w
                                ptrdiff_t nt, const T *init, T *out,                  \
                                ptrdiff_t out_ps, ptrdiff_t npix, ptrdiff_t C,        \
                                int relu) {                                           \
-    enum { NL = CYC_NL_##SUF };                                                      \
+    enum { NL = CYC_NL_##SUF, P = CYC_DWC_P };                                       \
     ptrdiff_t q = 0, cv = C / NL * NL;                                               \
     for (; q + CYC_DWC_P <= npix; q += CYC_DWC_P) {                                  \
         const T *iq = in + q * in_ps, *iv = iq + v0; /* iv: the k = 0 column */     \
         T *oq = out + q * out_ps;                                                    \
         ptrdiff_t c = 0;                                                             \
         for (; c + 2 * NL <= cv; c += 2 * NL) {                                      \
-            if (dir > 0) cyc_dwc_tile3_##SUF(1, 2, iv, in_ps, w, h_in, h_w, nh, w_step, \
-                                             init, oq, out_ps, c, relu);             \
-            else cyc_dwc_tile3_##SUF(-1, 2, iv, in_ps, w, h_in, h_w, nh, w_step,     \
-                                     init, oq, out_ps, c, relu);                     \
+            if (dir > 0) cyc_dwc_tile3_##SUF(1, 2, 0, P + 2, iv, 0, in_ps, w, h_in,  \
+                                             h_w, nh, w_step, init, oq, out_ps, c, relu); \
+            else cyc_dwc_tile3_##SUF(-1, 2, 0, P + 2, iv, -2, in_ps, w, h_in, h_w,   \
+                                     nh, w_step, init, oq, out_ps, c, relu);         \
         }                                                                            \
         for (; c < cv; c += NL) {                                                    \
-            if (dir > 0) cyc_dwc_tile3_##SUF(1, 1, iv, in_ps, w, h_in, h_w, nh, w_step, \
-                                             init, oq, out_ps, c, relu);             \
-            else cyc_dwc_tile3_##SUF(-1, 1, iv, in_ps, w, h_in, h_w, nh, w_step,     \
-                                     init, oq, out_ps, c, relu);                     \
+            if (dir > 0) cyc_dwc_tile3_##SUF(1, 1, 0, P + 2, iv, 0, in_ps, w, h_in,  \
+                                             h_w, nh, w_step, init, oq, out_ps, c, relu); \
+            else cyc_dwc_tile3_##SUF(-1, 1, 0, P + 2, iv, -2, in_ps, w, h_in, h_w,   \
+                                     nh, w_step, init, oq, out_ps, c, relu);         \
         }                                                                            \
         if (cv < C) /* the scalar channels of these pixels */                       \
             for (int p = 0; p < CYC_DWC_P; p++)                                      \
@@ -250,6 +255,47 @@ static void cyc_dwc_run3_##SUF(int dir, const T *in, ptrdiff_t in_ps, const T *w
     }                                                                                \
     cyc_dwc_run_##SUF(in + q * in_ps, in_ps, w, in_off, w_off, nt, init,             \
                       out + q * out_ps, out_ps, npix - q, C, relu);                  \
+}                                                                                    \
+                                                                                     \
+/* A whole forward output row of 3-tap rows at unit stride and dilation        */ \
+/* (M == 1), edges included: tiles of P pixels, the last one ending at the row's */ \
+/* end (it may recompute pixels of the one before: the same sums, the same      */ \
+/* bits), each tile's window cut to the input columns [0, n_w). Output q reads  */ \
+/* input columns q - p_l + k; in: the row's column 0 (h_in offsets added).       */ \
+/* Returns 0, having done nothing, when the row is shorter than a tile or C is  */ \
+/* not whole vectors (the caller then takes the general forms).                 */ \
+static int cyc_dwc_row3_##SUF(const T *in, ptrdiff_t in_ps, ptrdiff_t n_w,          \
+                              ptrdiff_t p_l, const T *w, const ptrdiff_t *h_in,      \
+                              const ptrdiff_t *h_w, ptrdiff_t nh, ptrdiff_t w_step,  \
+                              const T *init, T *out, ptrdiff_t out_ps, ptrdiff_t o_w, \
+                              ptrdiff_t C, int relu) {                               \
+    enum { NL = CYC_NL_##SUF, P = CYC_DWC_P };                                       \
+    if (o_w < P || C % NL) return 0;                                                 \
+    for (ptrdiff_t q0 = 0; q0 < o_w; q0 += P) {                                      \
+        if (q0 > o_w - P) q0 = o_w - P;   /* the last tile ends at the row's end */  \
+        ptrdiff_t col0 = q0 - p_l;                                                   \
+        ptrdiff_t lo = col0 < 0 ? -col0 : 0, hi = n_w - col0;                        \
+        int j_lo = lo > P + 2 ? P + 2 : (int)lo;                                     \
+        int j_hi = hi > P + 2 ? P + 2 : hi < 0 ? 0 : (int)hi;                        \
+        T *oq = out + q0 * out_ps;                                                   \
+        ptrdiff_t c = 0;                                                             \
+        if (j_lo == 0 && j_hi == P + 2) {                                            \
+            for (; c + 2 * NL <= C; c += 2 * NL)                                     \
+                cyc_dwc_tile3_##SUF(1, 2, 0, P + 2, in, col0, in_ps, w, h_in, h_w,   \
+                                    nh, w_step, init, oq, out_ps, c, relu);          \
+            for (; c < C; c += NL)                                                   \
+                cyc_dwc_tile3_##SUF(1, 1, 0, P + 2, in, col0, in_ps, w, h_in, h_w,   \
+                                    nh, w_step, init, oq, out_ps, c, relu);          \
+        } else {                                                                     \
+            for (; c + 2 * NL <= C; c += 2 * NL)                                     \
+                cyc_dwc_tile3_##SUF(1, 2, j_lo, j_hi, in, col0, in_ps, w, h_in, h_w, \
+                                    nh, w_step, init, oq, out_ps, c, relu);          \
+            for (; c < C; c += NL)                                                   \
+                cyc_dwc_tile3_##SUF(1, 1, j_lo, j_hi, in, col0, in_ps, w, h_in, h_w, \
+                                    nh, w_step, init, oq, out_ps, c, relu);          \
+        }                                                                            \
+    }                                                                                \
+    return 1;                                                                        \
 }                                                                                    \
                                                                                      \
 /* The forward pixel with multiplier M: out[co] over co = c * M + j reads in[c]. */  \
