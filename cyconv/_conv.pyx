@@ -1299,11 +1299,13 @@ cdef extern from "_depthwise.h" nogil:
     int cyc_dwc_row3_f32(const float *inp, ptrdiff_t in_ps, ptrdiff_t n_w, ptrdiff_t p_l,
                          const float *w, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
                          ptrdiff_t nh, ptrdiff_t w_step, const float *init, float *out,
-                         ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu)
+                         ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu,
+                         const float *pf_in, float *pf_out)
     int cyc_dwc_row3_f64(const double *inp, ptrdiff_t in_ps, ptrdiff_t n_w, ptrdiff_t p_l,
                          const double *w, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
                          ptrdiff_t nh, ptrdiff_t w_step, const double *init, double *out,
-                         ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu)
+                         ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu,
+                         const double *pf_in, double *pf_out)
     void cyc_dwc_dw_row3_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
                              ptrdiff_t n, float *acc, ptrdiff_t C)
     void cyc_dwc_dw_row3_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
@@ -1364,16 +1366,18 @@ cdef inline void _dwc_run3(int dir, const floating *inp, ptrdiff_t in_ps, const 
 cdef inline int _dwc_row3(const floating *inp, ptrdiff_t in_ps, ptrdiff_t n_w, ptrdiff_t p_l,
                           const floating *w, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
                           ptrdiff_t nh, ptrdiff_t w_step, const floating *init, floating *out,
-                          ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu) noexcept nogil:
+                          ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu,
+                          const floating *pf_in, floating *pf_out) noexcept nogil:
     # A whole forward row of 3-tap rows at unit stride and dilation (M == 1),
     # edges included (inp: the image's column 0); 0 when the row is shorter
-    # than a tile or C not whole vectors, and nothing was done.
+    # than a tile or C not whole vectors, and nothing was done. pf_in, pf_out:
+    # the next row's new input row and its output row (or NULL), prefetched.
     if floating is float:
         return cyc_dwc_row3_f32(inp, in_ps, n_w, p_l, w, h_in, h_w, nh, w_step, init, out,
-                                out_ps, o_w, C, relu)
+                                out_ps, o_w, C, relu, pf_in, pf_out)
     else:
         return cyc_dwc_row3_f64(inp, in_ps, n_w, p_l, w, h_in, h_w, nh, w_step, init, out,
-                                out_ps, o_w, C, relu)
+                                out_ps, o_w, C, relu, pf_in, pf_out)
 
 
 cdef inline void _dwc_pixel_dx(const floating *dz, const floating *w, const ptrdiff_t *h_in,
@@ -1475,7 +1479,10 @@ def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_
     cdef ptrdiff_t *t_in
     cdef ptrdiff_t *t_w
     cdef const floating *xi
+    cdef const floating *pf_in
     cdef floating *zr
+    cdef floating *pf_out
+    cdef ptrdiff_t ih
     # 3-tap rows at unit stride and dilation: the overlapping-window form
     cdef bint row3 = M == 1 and p.f_w == 3 and p.s_w == 1 and p.d_w == 1
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
@@ -1500,9 +1507,15 @@ def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_
                     zr = &z[i, oh, 0, 0]
                     nh = _axis_forward(oh, p.s_h, p.p_t, p.d_h, p.n_h, p.f_h, p.x_rs,
                                        p.f_w * p.w_ts, h_in, h_w)
-                    if row3 and _dwc_row3(xi, p.x_ps, p.n_w, p.p_l, &w[0, 0, 0, 0], h_in, h_w,
-                                          nh, p.w_ts, &b[0], zr, p.z_ps, p.o_w, p.c_out, relu):
-                        continue
+                    if row3:
+                        # the next output row's last kernel row, and that row itself
+                        ih = (oh + 1) * p.s_h - p.p_t + (p.f_h - 1) * p.d_h
+                        pf_in = xi + ih * p.x_rs if oh + 1 < p.o_h and 0 <= ih < p.n_h else NULL
+                        pf_out = zr + p.z_rs if oh + 1 < p.o_h else NULL
+                        if _dwc_row3(xi, p.x_ps, p.n_w, p.p_l, &w[0, 0, 0, 0], h_in, h_w, nh,
+                                     p.w_ts, &b[0], zr, p.z_ps, p.o_w, p.c_out, relu, pf_in,
+                                     pf_out):
+                            continue
                     if ow_b > ow_a:
                         nt = _taps(h_in, h_w, nh, a_in, a_w, n_kw, t_in, t_w)
                         if row3:

@@ -27,6 +27,13 @@
 #else
 #define CYC_DWC_P 4
 #endif
+/* Prefetch the lines of [p, p + bytes): for reading (L2), or for writing.  */
+CYC_INLINE void cyc_dwc_prefetch(const char *p, ptrdiff_t bytes, int write) {
+    for (ptrdiff_t o = 0; o < bytes; o += 64) {
+        if (write) __builtin_prefetch(p + o, 1, 2);
+        else __builtin_prefetch(p + o, 0, 2);
+    }
+}
 #define CYC_DWC_RELU(SUF, v) ((cyc_v##SUF)(~(cyc_bits)((v) <= 0) & (cyc_bits)(v)))
 
 #define CYCONV_DEFINE_DEPTHWISE(T, SUF)                                              \
@@ -268,11 +275,19 @@ static int cyc_dwc_row3_##SUF(const T *in, ptrdiff_t in_ps, ptrdiff_t n_w,      
                               ptrdiff_t p_l, const T *w, const ptrdiff_t *h_in,      \
                               const ptrdiff_t *h_w, ptrdiff_t nh, ptrdiff_t w_step,  \
                               const T *init, T *out, ptrdiff_t out_ps, ptrdiff_t o_w, \
-                              ptrdiff_t C, int relu) {                               \
+                              ptrdiff_t C, int relu, const T *pf_in, T *pf_out) {    \
     enum { NL = CYC_NL_##SUF, P = CYC_DWC_P };                                       \
     if (o_w < P || C % NL) return 0;                                                 \
     for (ptrdiff_t q0 = 0; q0 < o_w; q0 += P) {                                      \
         if (q0 > o_w - P) q0 = o_w - P;   /* the last tile ends at the row's end */  \
+        /* the next row's new input row and its output, P columns at a time, so  */ \
+        /* its loads hit in cache and its stores own their lines                  */ \
+        if (pf_in && q0 < n_w)                                                       \
+            cyc_dwc_prefetch((const char *)(pf_in + q0 * in_ps),                     \
+                             ((q0 + P < n_w ? q0 + P : n_w) - q0) * in_ps * (ptrdiff_t)sizeof(T), 0); \
+        if (pf_out)                                                                  \
+            cyc_dwc_prefetch((const char *)(pf_out + q0 * out_ps),                   \
+                             P * out_ps * (ptrdiff_t)sizeof(T), 1);                  \
         ptrdiff_t col0 = q0 - p_l;                                                   \
         ptrdiff_t lo = col0 < 0 ? -col0 : 0, hi = n_w - col0;                        \
         int j_lo = lo > P + 2 ? P + 2 : (int)lo;                                     \
