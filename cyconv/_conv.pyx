@@ -1296,20 +1296,24 @@ cdef extern from "_depthwise.h" nogil:
                           ptrdiff_t nh, ptrdiff_t w_step, const ptrdiff_t *in_off,
                           const ptrdiff_t *w_off, ptrdiff_t nt, const double *init,
                           double *out, ptrdiff_t out_ps, ptrdiff_t npix, ptrdiff_t C, int relu)
-    int cyc_dwc_row3_f32(const float *inp, ptrdiff_t in_ps, ptrdiff_t n_w, ptrdiff_t p_l,
+    int cyc_dwc_row3_f32(int dir, const float *inp, ptrdiff_t in_ps, ptrdiff_t n_in,
+                         ptrdiff_t p_l,
                          const float *w, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
                          ptrdiff_t nh, ptrdiff_t w_step, const float *init, float *out,
                          ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu,
                          const float *pf_in, float *pf_out)
-    int cyc_dwc_row3_f64(const double *inp, ptrdiff_t in_ps, ptrdiff_t n_w, ptrdiff_t p_l,
+    int cyc_dwc_row3_f64(int dir, const double *inp, ptrdiff_t in_ps, ptrdiff_t n_in,
+                         ptrdiff_t p_l,
                          const double *w, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
                          ptrdiff_t nh, ptrdiff_t w_step, const double *init, double *out,
                          ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu,
                          const double *pf_in, double *pf_out)
     void cyc_dwc_dw_row3_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
-                             ptrdiff_t n, float *acc, ptrdiff_t C)
+                             ptrdiff_t n, float *acc, ptrdiff_t C, const float *pf_x,
+                             const float *pf_z)
     void cyc_dwc_dw_row3_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
-                             ptrdiff_t n, double *acc, ptrdiff_t C)
+                             ptrdiff_t n, double *acc, ptrdiff_t C, const double *pf_x,
+                             const double *pf_z)
     void cyc_dwc_dw_run_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
                             ptrdiff_t n, float *acc, ptrdiff_t C_out, ptrdiff_t M)
     void cyc_dwc_dw_run_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
@@ -1363,21 +1367,22 @@ cdef inline void _dwc_run3(int dir, const floating *inp, ptrdiff_t in_ps, const 
                          out, out_ps, npix, C, relu)
 
 
-cdef inline int _dwc_row3(const floating *inp, ptrdiff_t in_ps, ptrdiff_t n_w, ptrdiff_t p_l,
-                          const floating *w, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
+cdef inline int _dwc_row3(int dir, const floating *inp, ptrdiff_t in_ps, ptrdiff_t n_in,
+                          ptrdiff_t p_l, const floating *w, const ptrdiff_t *h_in, const ptrdiff_t *h_w,
                           ptrdiff_t nh, ptrdiff_t w_step, const floating *init, floating *out,
                           ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu,
                           const floating *pf_in, floating *pf_out) noexcept nogil:
-    # A whole forward row of 3-tap rows at unit stride and dilation (M == 1),
-    # edges included (inp: the image's column 0); 0 when the row is shorter
-    # than a tile or C not whole vectors, and nothing was done. pf_in, pf_out:
-    # the next row's new input row and its output row (or NULL), prefetched.
+    # A whole row of 3-tap rows at unit stride and dilation (M == 1), edges
+    # included (dir +1: forward, -1: dx; inp: the image's column 0, n_in its
+    # columns); 0 when the row is shorter than a tile or C not whole vectors,
+    # and nothing was done. pf_in, pf_out: the next row's new input row and its
+    # output row (or NULL), prefetched.
     if floating is float:
-        return cyc_dwc_row3_f32(inp, in_ps, n_w, p_l, w, h_in, h_w, nh, w_step, init, out,
-                                out_ps, o_w, C, relu, pf_in, pf_out)
+        return cyc_dwc_row3_f32(dir, inp, in_ps, n_in, p_l, w, h_in, h_w, nh, w_step, init,
+                                out, out_ps, o_w, C, relu, pf_in, pf_out)
     else:
-        return cyc_dwc_row3_f64(inp, in_ps, n_w, p_l, w, h_in, h_w, nh, w_step, init, out,
-                                out_ps, o_w, C, relu, pf_in, pf_out)
+        return cyc_dwc_row3_f64(dir, inp, in_ps, n_in, p_l, w, h_in, h_w, nh, w_step, init,
+                                out, out_ps, o_w, C, relu, pf_in, pf_out)
 
 
 cdef inline void _dwc_pixel_dx(const floating *dz, const floating *w, const ptrdiff_t *h_in,
@@ -1403,11 +1408,12 @@ cdef inline void _dwc_dw_run(const floating *x, ptrdiff_t xs, const floating *dz
 
 
 cdef inline void _dwc_dw_row3(const floating *x, ptrdiff_t xs, const floating *dz, ptrdiff_t zs,
-                              ptrdiff_t n, floating *acc, ptrdiff_t c) noexcept nogil:
+                              ptrdiff_t n, floating *acc, ptrdiff_t c, const floating *pf_x,
+                              const floating *pf_z) noexcept nogil:
     if floating is float:
-        cyc_dwc_dw_row3_f32(x, xs, dz, zs, n, acc, c)
+        cyc_dwc_dw_row3_f32(x, xs, dz, zs, n, acc, c, pf_x, pf_z)
     else:
-        cyc_dwc_dw_row3_f64(x, xs, dz, zs, n, acc, c)
+        cyc_dwc_dw_row3_f64(x, xs, dz, zs, n, acc, c, pf_x, pf_z)
 
 
 cdef void _dwc_dw_row(const cyc_conv_params *p, const floating *x, const floating *dz,
@@ -1415,8 +1421,16 @@ cdef void _dwc_dw_row(const cyc_conv_params *p, const floating *x, const floatin
                       ptrdiff_t ow_b, bint row3) noexcept nogil:
     # acc[kh, kw] += one output row's terms of dw (x, dz: the row's image).
     # With row3 (3-tap rows at unit stride and dilation) the interior columns
-    # [ow_a, ow_b) run for the three kw at once, then each kw's edge columns.
+    # [ow_a, ow_b) run for the three kw at once, then each kw's edge columns;
+    # the first of these runs prefetches the next row's new x row and its dz
+    # row (when that row is in the same image).
     cdef ptrdiff_t kh, kw, ih, lo, hi, e, a, z
+    cdef ptrdiff_t ih_next = (oh + 1) * p.s_h - p.p_t + (p.f_h - 1) * p.d_h
+    cdef const floating *pf_x = NULL
+    cdef const floating *pf_z = NULL
+    if row3 and oh + 1 < p.o_h and 0 <= ih_next < p.n_h:
+        pf_x = x + ih_next * p.x_rs + (ow_a - p.p_l) * p.x_ps
+        pf_z = dz + (oh + 1) * p.z_rs + ow_a * p.z_ps
     for kh in range(p.f_h):
         ih = oh * p.s_h - p.p_t + kh * p.d_h
         if ih < 0 or ih >= p.n_h:
@@ -1424,7 +1438,8 @@ cdef void _dwc_dw_row(const cyc_conv_params *p, const floating *x, const floatin
         if row3 and ow_b > ow_a:
             _dwc_dw_row3(x + ih * p.x_rs + (ow_a - p.p_l) * p.x_ps, p.x_ps,
                          dz + oh * p.z_rs + ow_a * p.z_ps, p.z_ps, ow_b - ow_a,
-                         acc + kh * p.f_w * p.c_out, p.c_out)
+                         acc + kh * p.f_w * p.c_out, p.c_out, pf_x, pf_z)
+            pf_x = pf_z = NULL
         for kw in range(p.f_w):
             lo = _first_out(p.p_l, kw * p.d_w, p.s_w)
             hi = _end_out(p.p_l, kw * p.d_w, p.s_w, p.n_w, p.o_w)
@@ -1512,7 +1527,7 @@ def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_
                         ih = (oh + 1) * p.s_h - p.p_t + (p.f_h - 1) * p.d_h
                         pf_in = xi + ih * p.x_rs if oh + 1 < p.o_h and 0 <= ih < p.n_h else NULL
                         pf_out = zr + p.z_rs if oh + 1 < p.o_h else NULL
-                        if _dwc_row3(xi, p.x_ps, p.n_w, p.p_l, &w[0, 0, 0, 0], h_in, h_w, nh,
+                        if _dwc_row3(1, xi, p.x_ps, p.n_w, p.p_l, &w[0, 0, 0, 0], h_in, h_w, nh,
                                      p.w_ts, &b[0], zr, p.z_ps, p.o_w, p.c_out, relu, pf_in,
                                      pf_out):
                             continue
@@ -1575,7 +1590,10 @@ def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w,
     cdef ptrdiff_t *t_in
     cdef ptrdiff_t *t_w
     cdef const floating *dzi
+    cdef const floating *pf_in
     cdef floating *dxr
+    cdef floating *pf_out
+    cdef ptrdiff_t oh
     cdef bint row3 = M == 1 and p.f_w == 3 and p.s_w == 1 and p.d_w == 1
     try:
         with nogil:
@@ -1600,6 +1618,15 @@ def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w,
                     dxr = &dx[i, ih, 0, 0]
                     nh = _axis_gather(ih, p.s_h, p.p_t, p.d_h, p.o_h, p.f_h, p.z_rs,
                                       p.f_w * p.w_ts, h_in, h_w)
+                    if row3:
+                        # the next dx row's new dz row (its k = 0 row), and that row
+                        oh = ih + 1 + p.p_t if p.s_h == 1 and p.d_h == 1 else p.o_h
+                        pf_in = dzi + oh * p.z_rs if ih + 1 < p.n_h and 0 <= oh < p.o_h else NULL
+                        pf_out = dxr + p.x_rs if ih + 1 < p.n_h else NULL
+                        if _dwc_row3(-1, dzi, p.z_ps, p.o_w, p.p_l, &w[0, 0, 0, 0], h_in, h_w,
+                                     nh, p.w_ts, NULL, dxr, p.x_ps, p.n_w, p.c_in, 0, pf_in,
+                                     pf_out):
+                            continue
                     for r in range(n_r):
                         if ph[3 * r + 2] > ph[3 * r + 1]:
                             nt = _taps(h_in, h_w, nh, ph_in + 2 * r * p.f_w,

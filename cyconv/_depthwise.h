@@ -36,6 +36,27 @@ CYC_INLINE void cyc_dwc_prefetch(const char *p, ptrdiff_t bytes, int write) {
 }
 #define CYC_DWC_RELU(SUF, v) ((cyc_v##SUF)(~(cyc_bits)((v) <= 0) & (cyc_bits)(v)))
 
+/* The tiles at q0 of cyc_dwc_row3, all channels: interior tiles with constant */
+/* window bounds (no tests left in the unrolled loop), edge tiles with theirs.  */
+#define CYC_DWC_ROW3_TILES(SUF, DIR) {                                               \
+    ptrdiff_t c = 0;                                                                 \
+    if (j_lo == 0 && j_hi == P + 2) {                                                \
+        for (; c + 2 * NL <= C; c += 2 * NL)                                         \
+            cyc_dwc_tile3_##SUF(DIR, 2, 0, P + 2, in, col0, in_ps, w, h_in, h_w, nh, \
+                                w_step, init, oq, out_ps, c, relu);                  \
+        for (; c < C; c += NL)                                                       \
+            cyc_dwc_tile3_##SUF(DIR, 1, 0, P + 2, in, col0, in_ps, w, h_in, h_w, nh, \
+                                w_step, init, oq, out_ps, c, relu);                  \
+    } else {                                                                         \
+        for (; c + 2 * NL <= C; c += 2 * NL)                                         \
+            cyc_dwc_tile3_##SUF(DIR, 2, j_lo, j_hi, in, col0, in_ps, w, h_in, h_w,   \
+                                nh, w_step, init, oq, out_ps, c, relu);              \
+        for (; c < C; c += NL)                                                       \
+            cyc_dwc_tile3_##SUF(DIR, 1, j_lo, j_hi, in, col0, in_ps, w, h_in, h_w,   \
+                                nh, w_step, init, oq, out_ps, c, relu);              \
+    }                                                                                \
+}
+
 #define CYCONV_DEFINE_DEPTHWISE(T, SUF)                                              \
 /* out[c] = init[c] + sum_{a, b} in[h_in[a] + v_in[b] + c] * w[h_w[a] + v_w[b] + c]  */ \
 /* for c < C (init: bias, or 0 when NULL), then ReLU if asked: one pixel of the   */ \
@@ -169,9 +190,9 @@ static void cyc_dwc_run_##SUF(const T *in, ptrdiff_t in_ps, const T *w,         
 /* pixels' windows overlap, so per kernel row the tile loads each input column  */ \
 /* once (P + 2 of them, not 3 P) and applies it to the up-to-3 pixels reading   */ \
 /* it: forward (DIR = +1, pixel q reads columns q + k) and dx (DIR = -1, the     */ \
-/* gathered column q - k). Taps sum kernel row by kernel row, kw ascending (+1) */ \
-/* or descending (-1): an order fixed by the shapes, as the pixels each form    */ \
-/* takes are. Window column j (< P + 2) is input column col0 + j; only the      */ \
+/* gathered column q - k, the window walked from its last column). Taps sum    */ \
+/* kernel row by kernel row, kw ascending: the order of the tap lists, so the   */ \
+/* pixel forms round alike. Window column j (< P + 2) is input column col0 + j; only the */ \
 /* columns j_lo <= j < j_hi exist (the others are padding: their taps are       */ \
 /* skipped, not multiplied by zero, so an edge pixel sums the taps it has in    */ \
 /* the order of the others, as cyc_dwc_pixel does).                             */ \
@@ -200,7 +221,8 @@ CYC_INLINE void cyc_dwc_tile3_##SUF(int DIR, int NVC, int j_lo, int j_hi,       
             if (NVC > 1) w1[k] = cyc_load_##SUF(wp + k * w_step + NL);               \
         }                                                                            \
         _Pragma("GCC unroll 10")                                                     \
-        for (int j = 0; j < P + 2; j++) {                                            \
+        for (int jj = 0; jj < P + 2; jj++) {                                         \
+            int j = DIR > 0 ? jj : P + 1 - jj;                                       \
             if (j < j_lo || j >= j_hi) continue;                                     \
             const T *cp = ip + (col0 + j) * in_ps;                                   \
             cyc_v##SUF x0 = cyc_load_##SUF(cp), x1 = {0};                            \
@@ -264,14 +286,18 @@ static void cyc_dwc_run3_##SUF(int dir, const T *in, ptrdiff_t in_ps, const T *w
                       out + q * out_ps, out_ps, npix - q, C, relu);                  \
 }                                                                                    \
                                                                                      \
-/* A whole forward output row of 3-tap rows at unit stride and dilation        */ \
-/* (M == 1), edges included: tiles of P pixels, the last one ending at the row's */ \
-/* end (it may recompute pixels of the one before: the same sums, the same      */ \
-/* bits), each tile's window cut to the input columns [0, n_w). Output q reads  */ \
-/* input columns q - p_l + k; in: the row's column 0 (h_in offsets added).       */ \
-/* Returns 0, having done nothing, when the row is shorter than a tile or C is  */ \
-/* not whole vectors (the caller then takes the general forms).                 */ \
-static int cyc_dwc_row3_##SUF(const T *in, ptrdiff_t in_ps, ptrdiff_t n_w,          \
+/* A whole output row of 3-tap rows at unit stride and dilation (M == 1), edges */ \
+/* included: tiles of P pixels, the last one ending at the row's end (it may     */ \
+/* recompute pixels of the one before: the same sums, the same bits), each       */ \
+/* tile's window cut to the input columns [0, n_in). Forward (dir +1): output q  */ \
+/* reads input columns q - p_l + k; dx (dir -1): input (dx) column q gathers dz  */ \
+/* columns q + p_l - k. in: the row's column 0 (h_in offsets added); o_w: the   */ \
+/* outputs. pf_in, pf_out (or NULL): the next row's new input row and its output */ \
+/* row, prefetched P columns a tile, so that row's loads hit in the cache and    */ \
+/* its stores own their lines (the hardware prefetcher does not run ahead of the */ \
+/* tile's first touch of a row). Returns 0, having done nothing, when the row is */ \
+/* shorter than a tile or C is not whole vectors.                               */ \
+static int cyc_dwc_row3_##SUF(int dir, const T *in, ptrdiff_t in_ps, ptrdiff_t n_in, \
                               ptrdiff_t p_l, const T *w, const ptrdiff_t *h_in,      \
                               const ptrdiff_t *h_w, ptrdiff_t nh, ptrdiff_t w_step,  \
                               const T *init, T *out, ptrdiff_t out_ps, ptrdiff_t o_w, \
@@ -280,35 +306,20 @@ static int cyc_dwc_row3_##SUF(const T *in, ptrdiff_t in_ps, ptrdiff_t n_w,      
     if (o_w < P || C % NL) return 0;                                                 \
     for (ptrdiff_t q0 = 0; q0 < o_w; q0 += P) {                                      \
         if (q0 > o_w - P) q0 = o_w - P;   /* the last tile ends at the row's end */  \
-        /* the next row's new input row and its output, P columns at a time, so  */ \
-        /* its loads hit in cache and its stores own their lines                  */ \
-        if (pf_in && q0 < n_w)                                                       \
+        if (pf_in && q0 < n_in)                                                      \
             cyc_dwc_prefetch((const char *)(pf_in + q0 * in_ps),                     \
-                             ((q0 + P < n_w ? q0 + P : n_w) - q0) * in_ps * (ptrdiff_t)sizeof(T), 0); \
+                             ((q0 + P < n_in ? q0 + P : n_in) - q0) * in_ps          \
+                             * (ptrdiff_t)sizeof(T), 0);                             \
         if (pf_out)                                                                  \
             cyc_dwc_prefetch((const char *)(pf_out + q0 * out_ps),                   \
                              P * out_ps * (ptrdiff_t)sizeof(T), 1);                  \
-        ptrdiff_t col0 = q0 - p_l;                                                   \
-        ptrdiff_t lo = col0 < 0 ? -col0 : 0, hi = n_w - col0;                        \
+        ptrdiff_t col0 = dir > 0 ? q0 - p_l : q0 + p_l - 2;                          \
+        ptrdiff_t lo = col0 < 0 ? -col0 : 0, hi = n_in - col0;                       \
         int j_lo = lo > P + 2 ? P + 2 : (int)lo;                                     \
         int j_hi = hi > P + 2 ? P + 2 : hi < 0 ? 0 : (int)hi;                        \
         T *oq = out + q0 * out_ps;                                                   \
-        ptrdiff_t c = 0;                                                             \
-        if (j_lo == 0 && j_hi == P + 2) {                                            \
-            for (; c + 2 * NL <= C; c += 2 * NL)                                     \
-                cyc_dwc_tile3_##SUF(1, 2, 0, P + 2, in, col0, in_ps, w, h_in, h_w,   \
-                                    nh, w_step, init, oq, out_ps, c, relu);          \
-            for (; c < C; c += NL)                                                   \
-                cyc_dwc_tile3_##SUF(1, 1, 0, P + 2, in, col0, in_ps, w, h_in, h_w,   \
-                                    nh, w_step, init, oq, out_ps, c, relu);          \
-        } else {                                                                     \
-            for (; c + 2 * NL <= C; c += 2 * NL)                                     \
-                cyc_dwc_tile3_##SUF(1, 2, j_lo, j_hi, in, col0, in_ps, w, h_in, h_w, \
-                                    nh, w_step, init, oq, out_ps, c, relu);          \
-            for (; c < C; c += NL)                                                   \
-                cyc_dwc_tile3_##SUF(1, 1, j_lo, j_hi, in, col0, in_ps, w, h_in, h_w, \
-                                    nh, w_step, init, oq, out_ps, c, relu);          \
-        }                                                                            \
+        if (dir > 0) CYC_DWC_ROW3_TILES(SUF, 1)                                      \
+        else CYC_DWC_ROW3_TILES(SUF, -1)                                             \
     }                                                                                \
     return 1;                                                                        \
 }                                                                                    \
@@ -406,10 +417,13 @@ static void cyc_dwc_dw_run_##SUF(const T *restrict x, ptrdiff_t xs,             
 /*   acc[k * C + c] += sum_{j < n} x[(j + k) * xs + c] * dz[j * zs + c], k < 3   */
 /* each dz vector loaded once for the three kw, each x column once (it serves   */
 /* three pixels as it slides through the window). Sums over j in order.         */
+/* pf_x, pf_z (or NULL, both): the next row's x and dz at the same columns,     */
+/* prefetched as the run goes.                                                  */
 #define CYCONV_DEFINE_DEPTHWISE_DW3(T, SUF)                                          \
 static void cyc_dwc_dw_row3_##SUF(const T *restrict x, ptrdiff_t xs,                \
                                   const T *restrict dz, ptrdiff_t zs, ptrdiff_t n,   \
-                                  T *restrict acc, ptrdiff_t C) {                    \
+                                  T *restrict acc, ptrdiff_t C, const T *pf_x,       \
+                                  const T *pf_z) {                                   \
     enum { NL = CYC_NL_##SUF };                                                      \
     ptrdiff_t c = 0;                                                                 \
     for (; c + 2 * NL <= C; c += 2 * NL) {                                           \
@@ -418,6 +432,10 @@ static void cyc_dwc_dw_row3_##SUF(const T *restrict x, ptrdiff_t xs,            
         cyc_v##SUF p0 = cyc_load_##SUF(xp), p1 = cyc_load_##SUF(xp + NL);            \
         cyc_v##SUF q0 = cyc_load_##SUF(xp + xs), q1 = cyc_load_##SUF(xp + xs + NL);  \
         for (ptrdiff_t j = 0; j < n; j++) {                                          \
+            if (pf_x) { /* the next row's columns (see cyc_dwc_row3) */              \
+                cyc_dwc_prefetch((const char *)(pf_x + j * xs + c), 2 * NL * sizeof(T), 0); \
+                cyc_dwc_prefetch((const char *)(pf_z + j * zs + c), 2 * NL * sizeof(T), 0); \
+            }                                                                        \
             /* p, q, r: x columns j, j + 1, j + 2 */                                 \
             cyc_v##SUF r0 = cyc_load_##SUF(xp + (j + 2) * xs);                       \
             cyc_v##SUF r1 = cyc_load_##SUF(xp + (j + 2) * xs + NL);                  \
