@@ -1254,6 +1254,7 @@ def conv2d_backward_dw(const floating[:, :, :, ::1] x,      # IN  (m, n_h, n_w, 
 # identical results for any thread count.
 
 cdef extern from "_depthwise.h" nogil:
+    void cyc_dwc_prefetch(const char *p, ptrdiff_t n_bytes, int write)
     void cyc_dwc_pixel_f32(const float *inp, const float *w, const ptrdiff_t *h_in,
                            const ptrdiff_t *h_w, ptrdiff_t nh, const ptrdiff_t *v_in,
                            const ptrdiff_t *v_w, ptrdiff_t nv, const float *init, float *out,
@@ -1318,6 +1319,17 @@ cdef extern from "_depthwise.h" nogil:
                             ptrdiff_t n, float *acc, ptrdiff_t C_out, ptrdiff_t M)
     void cyc_dwc_dw_run_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
                             ptrdiff_t n, double *acc, ptrdiff_t C_out, ptrdiff_t M)
+
+
+cdef inline void _dwc_prefetch_share(const void *pf, ptrdiff_t n_bytes, ptrdiff_t i0, ptrdiff_t i1,
+                                     ptrdiff_t n, int write) noexcept nogil:
+    # Prefetch the share [i0, i1) of n of pf's n_bytes (nothing when pf is NULL):
+    # a row's loop spreads the next row's prefetches over its pixels.
+    cdef ptrdiff_t a, e
+    if pf != NULL and n > 0:
+        a = (i0 * n_bytes // n) & ~(<ptrdiff_t> 63)
+        e = i1 * n_bytes // n
+        cyc_dwc_prefetch(<const char *> pf + a, e - a, write)
 
 
 cdef inline void _dwc_pixel(const floating *inp, const floating *w, const ptrdiff_t *h_in,
@@ -1497,7 +1509,7 @@ def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_
     cdef const floating *pf_in
     cdef floating *zr
     cdef floating *pf_out
-    cdef ptrdiff_t ih
+    cdef ptrdiff_t ih, q, qe, pf_bytes
     # 3-tap rows at unit stride and dilation: the overlapping-window form
     cdef bint row3 = M == 1 and p.f_w == 3 and p.s_w == 1 and p.d_w == 1
     _interior(p.p_l, p.f_w, p.d_w, p.s_w, p.n_w, p.o_w, &ow_a, &ow_b)
@@ -1531,6 +1543,14 @@ def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_
                                      p.w_ts, &b[0], zr, p.z_ps, p.o_w, p.c_out, relu, pf_in,
                                      pf_out):
                             continue
+                    # the input rows the next output row adds, and that row
+                    ih = oh * p.s_h - p.p_t + (p.f_h - 1) * p.d_h + 1
+                    ih = ih if ih > 0 else 0
+                    q = (oh + 1) * p.s_h - p.p_t + (p.f_h - 1) * p.d_h + 1
+                    q = q if q < p.n_h else p.n_h
+                    pf_in = xi + ih * p.x_rs if oh + 1 < p.o_h and q > ih else NULL
+                    pf_bytes = (q - ih) * p.x_rs * sizeof(floating)
+                    pf_out = zr + p.z_rs if oh + 1 < p.o_h else NULL
                     if ow_b > ow_a:
                         nt = _taps(h_in, h_w, nh, a_in, a_w, n_kw, t_in, t_w)
                         if row3:
@@ -1539,14 +1559,22 @@ def depthwise_forward(const floating[:, :, :, ::1] x,     # IN  (m, n_h, n_w, c_
                                       &b[0], zr + ow_a * p.z_ps, p.z_ps, ow_b - ow_a, p.c_out,
                                       relu)
                         else:
-                            _dwc_run(xi + (ow_a * p.s_w - p.p_l) * p.x_ps, p.s_w * p.x_ps,
-                                     &w[0, 0, 0, 0], t_in, t_w, nt, &b[0], zr + ow_a * p.z_ps,
-                                     p.z_ps, ow_b - ow_a, p.c_out, relu)
+                            for q in range(ow_a, ow_b, 8):   # 8 pixels, then their prefetches
+                                qe = q + 8 if q + 8 < ow_b else ow_b
+                                _dwc_run(xi + (q * p.s_w - p.p_l) * p.x_ps, p.s_w * p.x_ps,
+                                         &w[0, 0, 0, 0], t_in, t_w, nt, &b[0], zr + q * p.z_ps,
+                                         p.z_ps, qe - q, p.c_out, relu)
+                                _dwc_prefetch_share(pf_in, pf_bytes, q, qe, p.o_w, 0)
+                                _dwc_prefetch_share(pf_out, p.o_w * p.z_ps * sizeof(floating),
+                                                    q, qe, p.o_w, 1)
                     for ow in range(p.o_w):
                         if ow < ow_a or ow >= ow_b:
                             _dwc_pixel(xi, &w[0, 0, 0, 0], h_in, h_w, nh, v_in + ow * p.f_w,
                                        v_w + ow * p.f_w, cnt[ow], &b[0], zr + ow * p.z_ps,
                                        p.c_in, M, relu)
+                            _dwc_prefetch_share(pf_in, pf_bytes, ow, ow + 1, p.o_w, 0)
+                            _dwc_prefetch_share(pf_out, p.o_w * p.z_ps * sizeof(floating),
+                                                ow, ow + 1, p.o_w, 1)
     finally:
         PyMem_Free(lists)
 
@@ -1593,7 +1621,7 @@ def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w,
     cdef const floating *pf_in
     cdef floating *dxr
     cdef floating *pf_out
-    cdef ptrdiff_t oh
+    cdef ptrdiff_t oh, je
     cdef bint row3 = M == 1 and p.f_w == 3 and p.s_w == 1 and p.d_w == 1
     try:
         with nogil:
@@ -1627,6 +1655,11 @@ def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w,
                                      nh, p.w_ts, NULL, dxr, p.x_ps, p.n_w, p.c_in, 0, pf_in,
                                      pf_out):
                             continue
+                    # the dz row the next dx row adds (if any), and that dx row
+                    oh = (ih + 1 + p.p_t) // p.s_h
+                    pf_in = (dzi + oh * p.z_rs if ih + 1 < p.n_h and oh < p.o_h
+                             and oh > (ih + p.p_t) // p.s_h else NULL)
+                    pf_out = dxr + p.x_rs if ih + 1 < p.n_h else NULL
                     for r in range(n_r):
                         if ph[3 * r + 2] > ph[3 * r + 1]:
                             nt = _taps(h_in, h_w, nh, ph_in + 2 * r * p.f_w,
@@ -1638,10 +1671,16 @@ def depthwise_backward_dx(const floating[:, :, :, ::1] dz,   # IN  (m, o_h, o_w,
                                           dxr + (r + ph[3 * r + 1] * p.s_w) * p.x_ps, p.x_ps,
                                           ph[3 * r + 2] - ph[3 * r + 1], p.c_in, 0)
                             else:
-                                _dwc_run(dzi + ph[3 * r + 1] * p.z_ps, p.z_ps, &w[0, 0, 0, 0],
-                                         t_in, t_w, nt, NULL,
-                                         dxr + (r + ph[3 * r + 1] * p.s_w) * p.x_ps,
-                                         p.s_w * p.x_ps, ph[3 * r + 2] - ph[3 * r + 1], p.c_in, 0)
+                                for j in range(ph[3 * r + 1], ph[3 * r + 2], 8):
+                                    je = j + 8 if j + 8 < ph[3 * r + 2] else ph[3 * r + 2]
+                                    _dwc_run(dzi + j * p.z_ps, p.z_ps, &w[0, 0, 0, 0], t_in, t_w,
+                                             nt, NULL, dxr + (r + j * p.s_w) * p.x_ps,
+                                             p.s_w * p.x_ps, je - j, p.c_in, 0)
+                                    if r == 0:   # phase 0's pixels spread the prefetches
+                                        _dwc_prefetch_share(pf_in, p.z_rs * sizeof(floating),
+                                                            j - ph[1], je - ph[1], ph[2] - ph[1], 0)
+                                        _dwc_prefetch_share(pf_out, p.x_rs * sizeof(floating),
+                                                            j - ph[1], je - ph[1], ph[2] - ph[1], 1)
                         for j in range((p.n_w - r + p.s_w - 1) // p.s_w):
                             if j < ph[3 * r + 1] or j >= ph[3 * r + 2]:
                                 iw = r + j * p.s_w
