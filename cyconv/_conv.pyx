@@ -1310,11 +1310,17 @@ cdef extern from "_depthwise.h" nogil:
                          ptrdiff_t out_ps, ptrdiff_t o_w, ptrdiff_t C, int relu,
                          const double *pf_in, double *pf_out)
     void cyc_dwc_dw_row3_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
-                             ptrdiff_t n, float *acc, ptrdiff_t C, const float *pf_x,
-                             const float *pf_z)
+                             ptrdiff_t n, float *acc, ptrdiff_t C, int lo, int hi,
+                             const float *pf_x, const float *pf_z)
     void cyc_dwc_dw_row3_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
-                             ptrdiff_t n, double *acc, ptrdiff_t C, const double *pf_x,
-                             const double *pf_z)
+                             ptrdiff_t n, double *acc, ptrdiff_t C, int lo, int hi,
+                             const double *pf_x, const double *pf_z)
+    int cyc_dwc_dw_rows3_f32(const float *x, ptrdiff_t xr, ptrdiff_t xs, const float *dz,
+                              ptrdiff_t zs, ptrdiff_t n, float *acc, ptrdiff_t C, int lo, int hi,
+                              const float *pf_x, const float *pf_z)
+    int cyc_dwc_dw_rows3_f64(const double *x, ptrdiff_t xr, ptrdiff_t xs, const double *dz,
+                              ptrdiff_t zs, ptrdiff_t n, double *acc, ptrdiff_t C, int lo, int hi,
+                              const double *pf_x, const double *pf_z)
     void cyc_dwc_dw_run_f32(const float *x, ptrdiff_t xs, const float *dz, ptrdiff_t zs,
                             ptrdiff_t n, float *acc, ptrdiff_t C_out, ptrdiff_t M)
     void cyc_dwc_dw_run_f64(const double *x, ptrdiff_t xs, const double *dz, ptrdiff_t zs,
@@ -1420,12 +1426,22 @@ cdef inline void _dwc_dw_run(const floating *x, ptrdiff_t xs, const floating *dz
 
 
 cdef inline void _dwc_dw_row3(const floating *x, ptrdiff_t xs, const floating *dz, ptrdiff_t zs,
-                              ptrdiff_t n, floating *acc, ptrdiff_t c, const floating *pf_x,
+                              ptrdiff_t n, floating *acc, ptrdiff_t c, int lo, int hi,
+                              const floating *pf_x, const floating *pf_z) noexcept nogil:
+    if floating is float:
+        cyc_dwc_dw_row3_f32(x, xs, dz, zs, n, acc, c, lo, hi, pf_x, pf_z)
+    else:
+        cyc_dwc_dw_row3_f64(x, xs, dz, zs, n, acc, c, lo, hi, pf_x, pf_z)
+
+
+cdef inline int _dwc_dw_rows3(const floating *x, ptrdiff_t xr, ptrdiff_t xs,
+                              const floating *dz, ptrdiff_t zs, ptrdiff_t n, floating *acc,
+                              ptrdiff_t c, int lo, int hi, const floating *pf_x,
                               const floating *pf_z) noexcept nogil:
     if floating is float:
-        cyc_dwc_dw_row3_f32(x, xs, dz, zs, n, acc, c, pf_x, pf_z)
+        return cyc_dwc_dw_rows3_f32(x, xr, xs, dz, zs, n, acc, c, lo, hi, pf_x, pf_z)
     else:
-        cyc_dwc_dw_row3_f64(x, xs, dz, zs, n, acc, c, pf_x, pf_z)
+        return cyc_dwc_dw_rows3_f64(x, xr, xs, dz, zs, n, acc, c, lo, hi, pf_x, pf_z)
 
 
 cdef void _dwc_dw_row(const cyc_conv_params *p, const floating *x, const floating *dz,
@@ -1435,23 +1451,38 @@ cdef void _dwc_dw_row(const cyc_conv_params *p, const floating *x, const floatin
     # With row3 (3-tap rows at unit stride and dilation) the interior columns
     # [ow_a, ow_b) run for the three kw at once, then each kw's edge columns;
     # the first of these runs prefetches the next row's new x row and its dz
-    # row (when that row is in the same image).
+    # row (when that row is in the same image). With one column of padding on
+    # each side and o_w == n_w (3x3 "same") the run takes the edge columns too:
+    # the whole row in one run per kh.
     cdef ptrdiff_t kh, kw, ih, lo, hi, e, a, z
+    cdef bint whole = row3 and p.p_l == 1 and p.o_w == p.n_w and ow_a == 1 and ow_b == p.o_w - 1
     cdef ptrdiff_t ih_next = (oh + 1) * p.s_h - p.p_t + (p.f_h - 1) * p.d_h
     cdef const floating *pf_x = NULL
     cdef const floating *pf_z = NULL
+    cdef int done3 = 0
     if row3 and oh + 1 < p.o_h and 0 <= ih_next < p.n_h:
         pf_x = x + ih_next * p.x_rs + (ow_a - p.p_l) * p.x_ps
         pf_z = dz + (oh + 1) * p.z_rs + ow_a * p.z_ps
+    ih = oh * p.s_h - p.p_t
+    if row3 and ow_b > ow_a and p.f_h == 3 and p.d_h == 1 and ih >= 0 and ih + 2 < p.n_h:
+        # the three kernel rows in one pass (AVX-512 only; 0: not done)
+        done3 = _dwc_dw_rows3(x + ih * p.x_rs + (ow_a - p.p_l) * p.x_ps, p.x_rs, p.x_ps,
+                              dz + oh * p.z_rs + ow_a * p.z_ps, p.z_ps, ow_b - ow_a, acc,
+                              p.c_out, whole, whole, pf_x, pf_z)
+        if done3 and whole:
+            return
     for kh in range(p.f_h):
         ih = oh * p.s_h - p.p_t + kh * p.d_h
         if ih < 0 or ih >= p.n_h:
             continue
         if row3 and ow_b > ow_a:
-            _dwc_dw_row3(x + ih * p.x_rs + (ow_a - p.p_l) * p.x_ps, p.x_ps,
-                         dz + oh * p.z_rs + ow_a * p.z_ps, p.z_ps, ow_b - ow_a,
-                         acc + kh * p.f_w * p.c_out, p.c_out, pf_x, pf_z)
-            pf_x = pf_z = NULL
+            if not done3:
+                _dwc_dw_row3(x + ih * p.x_rs + (ow_a - p.p_l) * p.x_ps, p.x_ps,
+                             dz + oh * p.z_rs + ow_a * p.z_ps, p.z_ps, ow_b - ow_a,
+                             acc + kh * p.f_w * p.c_out, p.c_out, whole, whole, pf_x, pf_z)
+                pf_x = pf_z = NULL
+            if whole:
+                continue
         for kw in range(p.f_w):
             lo = _first_out(p.p_l, kw * p.d_w, p.s_w)
             hi = _end_out(p.p_l, kw * p.d_w, p.s_w, p.n_w, p.o_w)
