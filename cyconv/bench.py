@@ -825,7 +825,36 @@ def _parse(argv):
 
 
 def main(argv=None):
-    """Run the comparison benchmark; print Markdown; return the exit status."""
+    """Run the comparison benchmark; print Markdown; return the exit status.
+
+    The function behind ``python -m cyconv.bench`` (its options:
+    ``python -m cyconv.bench --help``; ``--train`` hands over to
+    :func:`cyconv.bench_train.main`).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        0 on success.
+
+    Raises
+    ------
+    SystemExit
+        An unknown option or value (argparse's usage message, status 2).
+
+    Examples
+    --------
+    >>> from cyconv.bench import main
+    >>> main(["--quick", "--shapes", "S1", "--ops", "fwd", "--dtype", "float32",
+    ...       "--threads", "1", "--no-torch", "--no-reference"])  # doctest: +ELLIPSIS
+    # cyconv benchmark
+    ...| S1 | fwd | float32 | 1 | ...
+    0
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--train" in argv:
         from cyconv.bench_train import main as train_main

@@ -422,7 +422,35 @@ def _parser():
 
 
 def main(argv=None):
-    """Run the training-step benchmark; print Markdown; return the exit status."""
+    """Run the training-step benchmark; print Markdown; return the exit status.
+
+    The function behind ``python -m cyconv.bench --train`` (its options:
+    ``python -m cyconv.bench --train --help``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments without ``--train``; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        0 on success.
+
+    Raises
+    ------
+    SystemExit
+        An unknown option, model or value (argparse's usage message, status 2).
+
+    Examples
+    --------
+    >>> from cyconv.bench_train import main
+    >>> main(["--no-torch", "--models", "lenet5", "--batches", "8", "--dtype", "float32",
+    ...       "--threads", "1", "--quick"])  # doctest: +ELLIPSIS
+    # cyconv training-step benchmark
+    ...| lenet5 | 8 | float32 | 1 | ...
+    0
+    """
     from cyconv.bench import _load, _ms, _split, all_cores, import_torch, machine_info
 
     parser = _parser()

@@ -465,7 +465,33 @@ def _parser():
 
 
 def main(argv=None):
-    """Command-line entry point; returns the exit status (2: missing optional packages)."""
+    """Command-line entry point of ``python -m cyconv.demo``; returns the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (``python -m cyconv.demo --help``); default
+        ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        0 on success; 2 when scikit-learn or tqdm (the ``demo`` extra) is
+        missing, or matplotlib for ``--plot``.
+
+    Raises
+    ------
+    SystemExit
+        An unknown option or value (argparse's usage message, status 2).
+
+    Examples
+    --------
+    >>> from cyconv.demo import main
+    >>> main(["--epochs", "1", "--limit", "200", "--no-progress", "--no-compare"])  # doctest: +ELLIPSIS
+    digits: 160 training and 40 test images, 8x8 scans upscaled to 32x32
+    ...test accuracy: ...
+    0
+    """
     args = _parser().parse_args(argv)
     try:
         import sklearn  # noqa: F401
