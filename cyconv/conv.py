@@ -618,16 +618,43 @@ def _conv2d_nchw(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike | None,
     dtype = result_dtype(x=x, w=w) if b_arr is None else result_dtype(x=x, w=w, b=b_arr)
     if b_arr is not None and b_arr.shape == (1, w.shape[0], 1, 1):
         b_arr = b_arr.reshape(w.shape[0])
+    return _run_nchw(conv2d, "z", x, w, b_arr, dtype, out, _nchw_error, kwargs)
+
+
+def _run_nchw(fn: Any, name: str, x: npt.NDArray[Any], w: npt.NDArray[Any],
+              b_arr: npt.NDArray[Any] | None, dtype: np.dtype[Any], out: FloatArray | None,
+              error: Any, kwargs: dict[str, Any]) -> FloatArray:
+    # fn (conv2d or conv_transpose2d) on the NHWC transposes of x and of the
+    # OIHW-ordered w; its result transposed back to NCHW (into out if given).
     n_threads = resolve_num_threads(kwargs["num_threads"])
     try:
-        z = conv2d(to_nhwc(x, "x", dtype, num_threads=n_threads), oihw_to_hwio(w, "w", dtype),
-                   b_arr, **kwargs)
+        z = fn(to_nhwc(x, "x", dtype, num_threads=n_threads), oihw_to_hwio(w, "w", dtype),
+               b_arr, **kwargs)
     except ValueError as e:
-        raise _nchw_error(e) from None
+        raise error(e) from None
     if out is not None:
         m, o_h, o_w, c_out = z.shape
         _check_out(out, (m, c_out, o_h, o_w), z.dtype, x=x, w=w, b=b_arr)
-    return to_nchw(z, "z", out=out, num_threads=n_threads)
+    return to_nchw(z, name, out=out, num_threads=n_threads)
+
+
+def _run_nchw_backward(fn: Any, dz: npt.NDArray[Any], x: npt.NDArray[Any],
+                       w: npt.NDArray[Any], dtype: np.dtype[Any], wanted: set[str],
+                       n_threads: int, error: Any, kwargs: dict[str, Any],
+                       **extra: Any) -> _Gradients:
+    # fn (conv2d_backward or conv_transpose2d_backward) on the NHWC
+    # transposes; dx back to NCHW, dw back to OIHW order.
+    if "dw" in wanted:
+        x_t = to_nhwc(x, "x", dtype, num_threads=n_threads)
+    else:   # only x's shape is read: no transpose
+        x_t = np.broadcast_to(np.zeros((), dtype=dtype), (x.shape[0], *x.shape[2:], x.shape[1]))
+    try:
+        dx, dw, db = fn(to_nhwc(dz, "dz", dtype, num_threads=n_threads), x_t,
+                        oihw_to_hwio(w, "w", dtype), grads=tuple(wanted), **extra, **kwargs)
+    except ValueError as e:
+        raise error(e) from None
+    return (None if dx is None else to_nchw(dx, "dx", num_threads=n_threads),
+            None if dw is None else hwio_to_oihw(dw, "dw"), db)
 
 
 def _conv2d_backward_nchw(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
@@ -645,19 +672,9 @@ def _conv2d_backward_nchw(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
     dtype = result_dtype(dz=dz, x=x, w=w)
     wanted = _parse_grads(grads)
     n_threads = resolve_num_threads(kwargs["num_threads"])
-    if "dw" in wanted:
-        x_t = to_nhwc(x, "x", dtype, num_threads=n_threads)
-    else:   # only x's shape is read: no transpose
-        x_t = np.broadcast_to(np.zeros((), dtype=dtype), (x.shape[0], *x.shape[2:], x.shape[1]))
     a_t = None if a is None else to_nhwc(a, "a", dtype, num_threads=n_threads)
-    try:
-        dx, dw, db = conv2d_backward(to_nhwc(dz, "dz", dtype, num_threads=n_threads), x_t,
-                                     oihw_to_hwio(w, "w", dtype), a=a_t, grads=tuple(wanted),
-                                     **kwargs)
-    except ValueError as e:
-        raise _nchw_error(e) from None
-    return (None if dx is None else to_nchw(dx, "dx", num_threads=n_threads),
-            None if dw is None else hwio_to_oihw(dw, "dw"), db)
+    return _run_nchw_backward(conv2d_backward, dz, x, w, dtype, wanted, n_threads,
+                              _nchw_error, kwargs, a=a_t)
 
 
 def _relu_masked(dz: FloatArray, a: FloatArray, n_threads: int) -> FloatArray:

@@ -37,7 +37,7 @@ from cyconv._args import (
     resolve_num_threads,
     result_dtype,
 )
-from cyconv._layout import hwio_to_oihw, oihw_to_hwio, parse_layout, to_nchw, to_nhwc
+from cyconv._layout import parse_layout
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
 
@@ -349,16 +349,7 @@ def _conv_transpose2d_nchw(x: npt.ArrayLike, w: npt.ArrayLike, b: npt.ArrayLike 
     if (b_arr is not None and b_arr.ndim == 4
             and b_arr.shape[0] == b_arr.shape[2] == b_arr.shape[3] == 1):   # (1, C_out, 1, 1)
         b_arr = b_arr.reshape(b_arr.shape[1])
-    n_threads = resolve_num_threads(kwargs["num_threads"])
-    try:
-        y = conv_transpose2d(to_nhwc(x, "x", dtype, num_threads=n_threads),
-                             oihw_to_hwio(w, "w", dtype), b_arr, **kwargs)
-    except ValueError as e:
-        raise _nchw_error(e) from None
-    if out is not None:
-        m, o_h, o_w, c_out = y.shape
-        _conv._check_out(out, (m, c_out, o_h, o_w), y.dtype, x=x, w=w, b=b_arr)
-    return to_nchw(y, "y", out=out, num_threads=n_threads)
+    return _conv._run_nchw(conv_transpose2d, "y", x, w, b_arr, dtype, out, _nchw_error, kwargs)
 
 
 def _conv_transpose2d_backward_nchw(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.ArrayLike,
@@ -372,15 +363,5 @@ def _conv_transpose2d_backward_nchw(dz: npt.ArrayLike, x: npt.ArrayLike, w: npt.
     dtype = result_dtype(dz=dz, x=x, w=w)
     wanted = _conv._parse_grads(grads)
     n_threads = resolve_num_threads(kwargs["num_threads"])
-    if "dw" in wanted:
-        x_t = to_nhwc(x, "x", dtype, num_threads=n_threads)
-    else:   # only x's shape is read: no transpose
-        x_t = np.broadcast_to(np.zeros((), dtype=dtype), (x.shape[0], *x.shape[2:], x.shape[1]))
-    try:
-        dx, dw, db = conv_transpose2d_backward(to_nhwc(dz, "dz", dtype, num_threads=n_threads),
-                                               x_t, oihw_to_hwio(w, "w", dtype),
-                                               grads=tuple(wanted), **kwargs)
-    except ValueError as e:
-        raise _nchw_error(e) from None
-    return (None if dx is None else to_nchw(dx, "dx", num_threads=n_threads),
-            None if dw is None else hwio_to_oihw(dw, "dw"), db)
+    return _conv._run_nchw_backward(conv_transpose2d_backward, dz, x, w, dtype, wanted,
+                                    n_threads, _nchw_error, kwargs)
