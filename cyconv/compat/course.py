@@ -79,24 +79,30 @@ PoolCache = tuple[npt.ArrayLike, HParameters]
 """``(A_prev, hparameters)`` as passed to :func:`pool_forward`."""
 
 
-def _hparams(hparameters: object, keys: tuple[str, ...], op: str) -> list[int]:
-    # The course's dicts: each key present, each value a plain integer.
-    if not isinstance(hparameters, Mapping):
-        raise TypeError(f"{op}: hparameters must be a dict with keys {list(keys)}, "
-                        f"got {type(hparameters).__name__}")
+def _int_params(param: object, name: str, keys: tuple[str, ...], op: str) -> list[int]:
+    # The courses' parameter dicts (this course's hparameters, CS231n's
+    # conv_param and pool_param): each key present, each value a plain
+    # integer, "pad" >= 0 and the others >= 1.
+    if not isinstance(param, Mapping):
+        raise TypeError(f"{op}: {name} must be a dict with keys {list(keys)}, "
+                        f"got {type(param).__name__}")
     values = []
     for key in keys:
-        if key not in hparameters:
-            raise KeyError(f"{op}: hparameters has no {key!r}; it needs the keys "
-                           f"{list(keys)}, got {sorted(map(str, hparameters))}")
-        value = hparameters[key]
+        if key not in param:
+            raise KeyError(f"{op}: {name} has no {key!r}; it needs the keys {list(keys)}, "
+                           f"got {sorted(map(str, param))}")
+        value = param[key]
         if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{op}: hparameters[{key!r}] must be an int, got {value!r}")
+            raise TypeError(f"{op}: {name}[{key!r}] must be an int, got {value!r}")
         minimum = 0 if key == "pad" else 1
         if value < minimum:
-            raise ValueError(f"{op}: hparameters[{key!r}] must be >= {minimum}, got {value!r}")
+            raise ValueError(f"{op}: {name}[{key!r}] must be >= {minimum}, got {value!r}")
         values.append(int(value))
     return values
+
+
+def _hparams(hparameters: object, keys: tuple[str, ...], op: str) -> list[int]:
+    return _int_params(hparameters, "hparameters", keys, op)
 
 
 def _check_mode(mode: object, op: str) -> None:

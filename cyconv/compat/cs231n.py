@@ -72,7 +72,6 @@ Examples
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional, Union
 
@@ -81,6 +80,7 @@ import numpy.typing as npt
 
 from cyconv._args import FloatArray, Int, result_dtype
 from cyconv._layout import hwio_to_oihw, oihw_to_hwio, to_nchw, to_nhwc
+from cyconv.compat.course import _int_params
 from cyconv.conv import conv2d, conv2d_backward
 from cyconv.pool import IndexArray, _max_pool2d_backward, max_pool2d, max_pool2d_backward
 
@@ -123,24 +123,7 @@ _CONV_KEYS = ("stride", "pad")
 _POOL_KEYS = ("pool_height", "pool_width", "stride")
 
 
-def _params(param: object, name: str, keys: tuple[str, ...], op: str) -> list[int]:
-    # The assignment's dicts: each key present, each value a plain integer.
-    if not isinstance(param, Mapping):
-        raise TypeError(f"{op}: {name} must be a dict with keys {list(keys)}, "
-                        f"got {type(param).__name__}")
-    values = []
-    for key in keys:
-        if key not in param:
-            raise KeyError(f"{op}: {name} has no {key!r}; it needs the keys {list(keys)}, "
-                           f"got {sorted(map(str, param))}")
-        value = param[key]
-        if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{op}: {name}[{key!r}] must be an int, got {value!r}")
-        minimum = 0 if key == "pad" else 1
-        if value < minimum:
-            raise ValueError(f"{op}: {name}[{key!r}] must be >= {minimum}, got {value!r}")
-        values.append(int(value))
-    return values
+_params = _int_params   # the assignment's dicts follow the same rules as the course's
 
 
 def _unpack(cache: object, names: tuple[str, ...], op: str,
